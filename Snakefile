@@ -1,0 +1,34 @@
+# solargen: the comparative study of generative models on SDO/AIA 193 Å images, end to end.
+#   acquire → calibrate → normalise → dataset → train → sample → evaluate → report
+# Scale is configuration: config/demo.yaml (laptop), config/ci.yaml (tests), config/config.yaml (paper).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The embedded default; --configfile (or a profile's configfile) replaces it rather than merging
+# into it, so a smaller study never inherits the demo's runs.
+if not config:
+
+    configfile: "config/demo.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{OUT}/results.csv",
+        f"{OUT}/not_run.csv",
+        f"{OUT}/figures/samples.png",
+        f"{OUT}/figures/spectrum.png",

@@ -1,0 +1,148 @@
+"""Metrics of one run against the real set: FID and KID per feature network, power spectra.
+
+Results are rows in the study's ``results.csv`` schema (``metric, value, real, fake, net``).
+FID is clean-fid's Fréchet distance and KID its kernel distance, both on features from
+`solargen.evaluate.features`; real features are computed once per network (their own rule).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..io import InputError, atomic_path, write_json
+from .features import NETS, FeatureNetUnavailable, folder_features
+from .spectrum import radial_power_spectrum, spectral_distance
+
+log = logging.getLogger(__name__)
+
+#: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
+HIGH_BAND = (0.5, 1.0)
+
+
+def image_files(folder: str | Path) -> list[str]:
+    """Sorted PNG files of an image folder; an empty or missing folder is an `InputError`."""
+    files = sorted(str(p) for p in Path(folder).glob("*.png"))
+    if not files:
+        raise InputError(f"{folder}: no PNG images")
+    return files
+
+
+def load_images(folder: str | Path) -> np.ndarray:
+    """An image folder as (N, H, W) float64 in [0, 1] (grey)."""
+    from PIL import Image
+
+    out = []
+    for f in image_files(folder):
+        try:
+            out.append(np.asarray(Image.open(f).convert("L"), dtype=np.float64) / 255)
+        except OSError as e:
+            raise InputError(f"{f}: cannot read image ({e})") from None
+    return np.stack(out)
+
+
+def save_features(folder: str | Path, net: str, out: str | Path) -> None:
+    """Features of a folder through ``net`` → ``out`` (.npz); if unavailable, record why."""
+    try:
+        feats = folder_features(image_files(folder), net)
+        status = "ok"
+    except FeatureNetUnavailable as e:
+        log.warning("%s", e)
+        feats, status = np.zeros((0, 0), np.float32), f"not run: {e}"
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, feats=feats.astype(np.float32), net=net, status=status)
+
+
+def load_features(path: str | Path) -> tuple[np.ndarray, str]:
+    try:
+        with np.load(path) as z:
+            return z["feats"].astype(np.float64), str(z["status"])
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{path}: not a readable feature file ({e})") from None
+
+
+def save_spectrum(folder: str | Path, out: str | Path) -> None:
+    """Radial power spectra of every image in a folder → ``out`` (.npz: k, power (N, K))."""
+    k, p = radial_power_spectrum(load_images(folder))
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, k=k, power=p)
+
+
+def frechet_distance(real: np.ndarray, fake: np.ndarray) -> tuple[float, str]:
+    """Fréchet distance between Gaussian fits of two feature sets, and which method computed it.
+
+    With more samples than feature dimensions this is clean-fid's ``frechet_distance`` (the
+    study's FID). With fewer (toy scales: tens of images vs 2048 Inception dimensions) the
+    covariances are singular and ``scipy.linalg.sqrtm`` of their product is unstable and slow,
+    so the same quantity is computed from the symmetric form
+    tr √(Σ₁Σ₂) = tr √(Σ₁^½ Σ₂ Σ₁^½), whose eigenvalues are real and ≥ 0.
+    """
+    from cleanfid import fid
+
+    mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
+    mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
+    if min(len(real), len(fake)) > real.shape[1]:
+        return float(fid.frechet_distance(mu1, s1, mu2, s2)), "clean-fid"
+    return frechet_distance_symmetric(mu1, s1, mu2, s2), "symmetric-eigh (n <= dim)"
+
+
+def frechet_distance_symmetric(mu1, s1, mu2, s2) -> float:
+    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁^½ Σ₂ Σ₁^½), stable for singular covariances."""
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
+    d = mu1 - mu2
+    return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def kernel_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """KID: clean-fid's kernel distance (its ``compute_kid`` takes no custom feature extractor)."""
+    from cleanfid import fid
+
+    return float(fid.kernel_distance(real, fake))
+
+
+def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
+    return frechet_distance(real, fake)[0], kernel_distance(real, fake)
+
+
+def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
+                 out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str) -> dict:
+    """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``."""
+    rows, not_run, methods = [], [], {}
+    fake_files = image_files(samples)
+    for net, path in real_features.items():
+        real, status = load_features(path)
+        if status != "ok":
+            not_run.append({"net": net, "reason": status})
+            continue
+        try:
+            fake = folder_features(fake_files, net)
+        except FeatureNetUnavailable as e:
+            not_run.append({"net": net, "reason": f"not run: {e}"})
+            continue
+        f, methods[net] = frechet_distance(real, fake)
+        k = kernel_distance(real, fake)
+        rows += [{"metric": "fid", "value": f, "net": net}, {"metric": "kid", "value": k, "net": net}]
+    with np.load(real_spectrum) as z:
+        k_real, p_real = z["k"], z["power"]
+    k_fake, p_fake = radial_power_spectrum(load_images(samples))
+    if len(k_fake) != len(k_real):
+        raise InputError(f"{samples}: images of another size than the real set")
+    pr, pf = p_real.mean(0), p_fake.mean(0)
+    rows += [{"metric": "spectral_distance", "value": spectral_distance(pr, pf), "net": "power_spectrum"},
+             {"metric": "spectral_distance_high", "value": spectral_distance(pr, pf, HIGH_BAND),
+              "net": "power_spectrum"}]
+    for r in rows:
+        r.update(real=real_name, fake=fake_name)
+        if not np.isfinite(r["value"]):
+            raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
+    with atomic_path(out_spectrum, suffix=".npz") as tmp:
+        np.savez(tmp, k=k_fake, power=p_fake)
+    result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
+              "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run,
+              "nets": {n: NETS[n][1] for n in real_features}, "fid_method": methods}
+    write_json(out_json, result)
+    return result

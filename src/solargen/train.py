@@ -1,0 +1,210 @@
+"""The training loop every model family shares: data order, checkpoints, resume, EMA, logs.
+
+A family hands `fit` a *trainable*: an object with
+
+- ``modules``: dict name → ``nn.Module`` (everything whose weights are saved),
+- ``optimizers``: dict name → ``torch.optim.Optimizer``,
+- ``ema``: dict name → `EMA` (the weights samples are drawn from),
+- ``training_step(batch, generator) -> dict[str, float]`` (one optimisation step, returns losses).
+
+Checkpoints (``step{K:07d}.pt``) are written atomically and hold weights, optimiser and EMA
+state and the RNG state, so a resumed run continues exactly; the data order is a pure
+function of (seed, step), so it needs no state. A corrupt newest checkpoint falls back to the
+previous one. SIGTERM/SIGUSR1 (SLURM's warning before the time limit) save and stop.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from .io import atomic_path
+
+log = logging.getLogger(__name__)
+
+
+class EMA:
+    """Exponential moving average of a module's parameters (buffers are copied)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int | None = None):
+        # Warm-up (as in ADM/StyleGAN practice): early on, follow the weights closely.
+        d = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1 - d)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
+
+    def state_dict(self):
+        return self.model.state_dict()
+
+    def load_state_dict(self, sd):
+        self.model.load_state_dict(sd)
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
+    """Dataset indices of the batch at ``step``: a fresh seeded permutation each epoch.
+
+    A pure function of its arguments, so a resumed run sees exactly the batches it would have.
+    """
+    g = torch.arange(step * batch_size, (step + 1) * batch_size)
+    epochs, pos = g // n, g % n
+    out = torch.empty(batch_size, dtype=torch.long)
+    for e in epochs.unique().tolist():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + e))
+        m = epochs == e
+        out[m] = perm[pos[m]]
+    return out
+
+
+def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:
+    return Path(ckpt_dir) / f"step{step:07d}.pt"
+
+
+def save_checkpoint(path: str | Path, trainable, step: int, generator: torch.Generator, extra: dict | None = None):
+    state = {
+        "step": step,
+        "modules": {k: m.state_dict() for k, m in trainable.modules.items()},
+        "optimizers": {k: o.state_dict() for k, o in trainable.optimizers.items()},
+        "ema": {k: e.state_dict() for k, e in trainable.ema.items()},
+        "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint safely (``weights_only=True``); raise if it is corrupt."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def latest_checkpoint(ckpt_dir: str | Path, max_step: int | None = None) -> tuple[Path, dict] | None:
+    """The newest readable checkpoint with step ≤ ``max_step``; corrupt ones are skipped with a warning."""
+    paths = sorted(Path(ckpt_dir).glob("step*.pt"), reverse=True)
+    for p in paths:
+        step = int(p.stem[4:])
+        if max_step is not None and step > max_step:
+            continue
+        try:
+            return p, load_checkpoint(p)
+        except Exception as e:  # truncated zip, bad pickle: fall back to the previous one
+            log.warning("checkpoint %s is unreadable (%s); falling back to an earlier one", p, e)
+    return None
+
+
+def restore(trainable, state: dict, generator: torch.Generator) -> int:
+    for k, m in trainable.modules.items():
+        m.load_state_dict(state["modules"][k])
+    for k, o in trainable.optimizers.items():
+        o.load_state_dict(state["optimizers"][k])
+    for k, e in trainable.ema.items():
+        e.load_state_dict(state["ema"][k])
+    torch.set_rng_state(state["rng"]["torch"])
+    generator.set_state(state["rng"]["generator"])
+    return int(state["step"])
+
+
+class _StopRequest:
+    """Turns SIGTERM/SIGUSR1 into a flag the loop checks between steps."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGTERM, signal.SIGUSR1):
+            self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *a):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+class Interrupted(RuntimeError):
+    """Raised after the checkpoint is saved when a stop signal arrived (the job should be re-run)."""
+
+
+def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str | Path,
+        save_every: int, seed: int = 0, log_csv: str | Path | None = None,
+        log_every: int = 10, extra: dict | None = None) -> Path:
+    """Train until ``total_steps``, resuming from the newest valid checkpoint in ``ckpt_dir``.
+
+    Returns the path of the checkpoint at ``total_steps``.
+    """
+    from tqdm import tqdm
+
+    ckpt_dir = Path(ckpt_dir)
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    step = 0
+    found = latest_checkpoint(ckpt_dir, max_step=total_steps)
+    if found:
+        step = restore(trainable, found[1], generator)
+        log.info("resumed from %s (step %d)", found[0], step)
+    final = checkpoint_path(ckpt_dir, total_steps)
+    if step == total_steps:
+        return final
+    logger = _CsvLog(log_csv, resume_step=step) if log_csv else None
+    n = len(dataset)
+    t0, seen = time.perf_counter(), 0
+    with _StopRequest() as stop, tqdm(total=total_steps, initial=step, desc="train", unit="step") as bar:
+        while step < total_steps:
+            idx = batch_indices(step, batch_size, n, seed)
+            batch = torch.stack([dataset[i] for i in idx.tolist()])
+            losses = trainable.training_step(batch, generator)
+            step += 1
+            seen += batch_size
+            bar.update(1)
+            if logger and (step % log_every == 0 or step == total_steps):
+                dt = time.perf_counter() - t0
+                logger.write({"step": step, **losses, "images_per_s": seen / dt if dt else 0.0})
+                bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+            if step % save_every == 0 or step == total_steps or stop.signum:
+                save_checkpoint(checkpoint_path(ckpt_dir, step), trainable, step, generator, extra)
+            if stop.signum and step < total_steps:
+                raise Interrupted(f"stopped by signal {stop.signum} at step {step}; checkpoint saved")
+    return final
+
+
+class _CsvLog:
+    """Append-only CSV training log; rows past the resumed step (from a lost run) are dropped."""
+
+    def __init__(self, path, resume_step: int):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rows = []
+        if self.path.exists():
+            with open(self.path) as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        self.fields = list(rows[0].keys()) if rows else None
+        with atomic_path(self.path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                if rows:
+                    w = csv.DictWriter(f, self.fields)
+                    w.writeheader()
+                    w.writerows(rows)
+
+    def write(self, row: dict):
+        new = self.fields is None
+        if new:
+            self.fields = list(row)
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})

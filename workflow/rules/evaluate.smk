@@ -1,0 +1,54 @@
+# Real-set features and spectra once per network; then every run against them.
+
+REAL = f"{DATA}/{config['data']['name']}"
+NETS = config["evaluation"]["nets"]
+
+
+rule real_features:
+    input:
+        REAL,
+    output:
+        f"{OUT}/real/features_{{net}}.npz",
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{OUT}/logs/real_features_{{net}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen features --images {input} --net {wildcards.net} --out {output}"
+        " --threads {threads} 2> {log}"
+
+
+rule real_spectrum:
+    input:
+        REAL,
+    output:
+        f"{OUT}/real/spectrum.npz",
+    log:
+        f"{OUT}/logs/real_spectrum.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen spectrum --images {input} --out {output} 2> {log}"
+
+
+rule evaluate:
+    input:
+        samples=f"{OUT}/runs/{{family}}/{{run}}/samples",
+        features=expand(f"{OUT}/real/features_{{net}}.npz", net=NETS),
+        spectrum=f"{OUT}/real/spectrum.npz",
+    output:
+        metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
+        spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",
+    params:
+        features=lambda w, input: " ".join(f"{n}={p}" for n, p in zip(NETS, input.features)),
+        real_name=config["data"]["name"],
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
+        " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
+        " --out {output.metrics} --out-spectrum {output.spectrum} --threads {threads} 2> {log}"

@@ -1,0 +1,47 @@
+# results.csv in the study's schema, and the figures of the Snakemake report.
+
+
+rule results_csv:
+    input:
+        all_metrics(),
+    output:
+        csv=report(f"{OUT}/results.csv", caption="../report/results.rst", category="Results"),
+        not_run=report(f"{OUT}/not_run.csv", caption="../report/not_run.rst", category="Results"),
+    log:
+        f"{OUT}/logs/results_csv.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen collect --metrics {input} --out {output.csv} --not-run {output.not_run} 2> {log}"
+
+
+rule figure_samples:
+    input:
+        real=REAL,
+        runs=[f"{run_dir(r)}/samples" for r in RUNS],
+    output:
+        report(f"{OUT}/figures/samples.png", caption="../report/samples.rst", category="Figures"),
+    params:
+        runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip(RUNS, input.runs)),
+    log:
+        f"{OUT}/logs/figure_samples.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen figure samples --real {input.real} --runs {params.runs} --out {output} 2> {log}"
+
+
+rule figure_spectrum:
+    input:
+        real=f"{OUT}/real/spectrum.npz",
+        runs=[f"{run_dir(r)}/spectrum.npz" for r in RUNS],
+    output:
+        report(f"{OUT}/figures/spectrum.png", caption="../report/spectrum.rst", category="Figures"),
+    params:
+        runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip(RUNS, input.runs)),
+    log:
+        f"{OUT}/logs/figure_spectrum.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen figure spectrum --real {input.real} --runs {params.runs} --out {output} 2> {log}"

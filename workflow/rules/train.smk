@@ -1,0 +1,34 @@
+# One job per (model, checkpoint step). A later step of the same model resumes from the
+# earlier one's checkpoint, so e.g. the 100K run continues the 58K training instead of redoing it.
+
+
+def previous_checkpoint(w):
+    earlier = [s for s in train_steps_of(w.model) if s < int(w.step)]
+    return [checkpoint(w.model, max(earlier))] if earlier else []
+
+
+rule train:
+    input:
+        data=f"{DATA}/dataset.h5",
+        resume=previous_checkpoint,
+    output:
+        f"{OUT}/models/{{family}}/{{model}}/checkpoints/step{{step}}.pt",
+    params:
+        model=lambda w: model_json(w.model),
+        image_size=lambda w: MODELS[w.model]["image_size"],
+        ckpt_dir=lambda w: f"{OUT}/models/{w.family}/{w.model}/checkpoints",
+        log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
+        seed=config["seed"],
+        in_memory="--in-memory" if config["data"]["n_frames"] <= 5000 else "",
+    threads: config["threads"]["train"]
+    resources:
+        runtime=config["runtime_min"]["train"],
+    log:
+        f"{OUT}/logs/train/{{family}}/{{model}}_step{{step}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
+        " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
+        " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --seed {params.seed}"
+        " --threads {threads} {params.in_memory} 2> {log}"
