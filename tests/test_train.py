@@ -15,7 +15,9 @@ class _Toy:
         self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
         self.ema = {"net": EMA(self.net, 0.9)}
 
-    def training_step(self, batch, generator):
+    device = torch.device("cpu")
+
+    def training_step(self, batch, step, generator):
         noise = torch.randn(batch.shape[0], 1, generator=generator)
         loss = ((self.net(batch.flatten(1)) - noise) ** 2).mean()
         self.optimizers["adam"].zero_grad()

@@ -65,10 +65,11 @@ def test_a_single_run_is_a_target():
     target = "results/paper/runs/diffusion/diffusion_1000steps_train_50_steps_inference_58Ktraining/metrics.json"
     r = smk("-n", "--profile", "profiles/juwels", target, env=JUWELS_ENV)
     assert "sample " in r.stdout and "evaluate " in r.stdout
-    # Only that run is sampled: one sample job, one training.
-    stats = r.stdout.split("Job stats:")[1]
-    assert any(line.split() == ["sample", "1"] for line in stats.splitlines())
-    assert any(line.split() == ["train", "1"] for line in stats.splitlines())
+    # Only that run is sampled (in its configured number of chunks), from one training.
+    stats = {tuple(line.split()[:1]): line.split()[1:] for line in r.stdout.split("Job stats:")[1].splitlines()}
+    chunks = yaml.safe_load((ROOT / "config/config.yaml").read_text())["evaluation"]["sample_chunks"]
+    assert stats[("sample",)] == [str(chunks)] and stats[("gather_samples",)] == ["1"]
+    assert stats[("train",)] == ["1"] and stats[("evaluate",)] == ["1"]
 
 
 @pytest.mark.slow

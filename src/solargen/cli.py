@@ -63,6 +63,13 @@ def _dataset(a):
     logging.info("dataset: %d frames", n)
 
 
+def _device(name: str):
+    """``auto``: the GPU where there is one (the cluster), else the CPU."""
+    import torch
+
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
 def _train(a):
     import torch
 
@@ -74,14 +81,13 @@ def _train(a):
     cfg = json.loads(a.model_json)
     trainer_cls, _ = family(a.family)
     data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory)
-    trainer = trainer_cls(cfg, a.image_size)
+    trainer = trainer_cls(cfg, a.image_size, device=_device(a.device))
     fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
         save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
         extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size})
 
 
 def _sample(a):
-    import numpy as np
     import torch
     from PIL import Image
 
@@ -97,13 +103,13 @@ def _sample(a):
         state = load_checkpoint(a.checkpoint)
     except Exception as e:
         raise SystemExit(f"error: {a.checkpoint}: unreadable checkpoint ({e})") from None
-    x = sample(state, cfg, a.image_size, a.n, steps=a.steps, sampler=a.sampler, seed=a.seed,
-               batch_size=a.batch_size)
+    # Each chunk of a run (its own job: a CPU core set or a GPU) has its own noise stream.
+    x = sample(state, cfg, a.image_size, a.n, steps=a.steps, sampler=a.sampler,
+               seed=a.seed * 1_000_003 + a.first_index, batch_size=a.batch_size, device=_device(a.device))
     y = ((x[:, 0] + 1) / 2).numpy()
     with atomic_dir(a.out) as tmp:
         for i, im in enumerate(y):
-            Image.fromarray(to_uint8(im)).save(tmp / f"out_{i}.png")
-        np.save(tmp / "samples.npy", y.astype(np.float32))
+            Image.fromarray(to_uint8(im)).save(tmp / f"out_{a.first_index + i}.png")
 
 
 def _features(a):
@@ -200,6 +206,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--in-memory", action="store_true")
+    s.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG folder")
@@ -208,11 +215,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--image-size", type=int, required=True)
     s.add_argument("--n", type=int, required=True)
+    s.add_argument("--first-index", type=int, default=0, help="index of the first image (chunked sampling)")
     s.add_argument("--steps", type=int, default=250)
     s.add_argument("--sampler", default="ddpm")
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_sample)
 

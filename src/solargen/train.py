@@ -5,7 +5,8 @@ A family hands `fit` a *trainable*: an object with
 - ``modules``: dict name → ``nn.Module`` (everything whose weights are saved),
 - ``optimizers``: dict name → ``torch.optim.Optimizer``,
 - ``ema``: dict name → `EMA` (the weights samples are drawn from),
-- ``training_step(batch, generator) -> dict[str, float]`` (one optimisation step, returns losses).
+- ``training_step(batch, step, generator) -> dict[str, float]`` (one optimisation step at the
+  0-based ``step``, returns losses); ``device`` (where batches go).
 
 Checkpoints (``step{K:07d}.pt``) are written atomically and hold weights, optimiser and EMA
 state and the RNG state, so a resumed run continues exactly; the data order is a pure
@@ -38,7 +39,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int | None = None):
-        # Warm-up (as in ADM/StyleGAN practice): early on, follow the weights closely.
+        # Warm-up: early on follow the weights closely, else the average of a short (demo-scale)
+        # run is still dominated by the random initial weights.
         d = self.decay if step is None else min(self.decay, (1 + step) / (10 + step))
         for e, p in zip(self.model.parameters(), model.parameters()):
             e.lerp_(p.detach(), 1 - d)
@@ -166,7 +168,7 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
         while step < total_steps:
             idx = batch_indices(step, batch_size, n, seed)
             batch = torch.stack([dataset[i] for i in idx.tolist()])
-            losses = trainable.training_step(batch, generator)
+            losses = trainable.training_step(batch.to(trainable.device), step, generator)
             step += 1
             seen += batch_size
             bar.update(1)

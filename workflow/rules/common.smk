@@ -17,6 +17,11 @@ def _check_config(cfg):
                 f"config: runs.{run}.model = {r['model']!r} is not a key of models "
                 f"(allowed: {', '.join(cfg['models'])})"
             )
+    ev = cfg["evaluation"]
+    if ev.get("sample_chunks", 1) > ev["n_samples"]:
+        raise ValueError(
+            f"config: evaluation.sample_chunks = {ev['sample_chunks']} exceeds evaluation.n_samples = {ev['n_samples']}"
+        )
     d = cfg["data"]
     for name, m in cfg["models"].items():
         if d["resolution"] % m["image_size"]:
@@ -38,11 +43,14 @@ RUNS = config["runs"]
 MODELS = config["models"]
 N_SHARDS = -(-config["data"]["n_frames"] // config["data"]["frames_per_shard"])
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
+N_SAMPLES = config["evaluation"]["n_samples"]
+CHUNKS = [f"{i:03d}" for i in range(config["evaluation"].get("sample_chunks", 1))]
 
 
 wildcard_constraints:
     shard=r"\d{4}",
     step=r"\d{7}",
+    chunk=r"\d{3}",
     run="|".join(map(lambda s: s.replace("+", r"\+").replace(".", r"\."), RUNS)) or "NONE",
     model="|".join(map(lambda s: s.replace(".", r"\."), MODELS)) or "NONE",
     family="|".join(sorted({m["family"] for m in MODELS.values()})) or "NONE",
@@ -68,6 +76,19 @@ def checkpoint(model, step):
 def train_steps_of(model):
     """Every checkpoint step some run of ``model`` asks for, ascending."""
     return sorted({r["train_steps"] for r in RUNS.values() if r["model"] == model})
+
+
+def previous_checkpoint(wildcards):
+    """The checkpoint a training job resumes from: the model's next-lower requested step, if any."""
+    earlier = [s for s in train_steps_of(wildcards.model) if s < int(wildcards.step)]
+    return [checkpoint(wildcards.model, max(earlier))] if earlier else []
+
+
+def chunk_range(chunk):
+    """(first image index, number of images) of one sampling chunk."""
+    per = -(-N_SAMPLES // len(CHUNKS))
+    first = int(chunk) * per
+    return first, max(0, min(per, N_SAMPLES - first))
 
 
 def model_json(model):

@@ -1,28 +1,44 @@
-# Sampling is its own job, so a sampling-steps sweep re-uses one trained checkpoint.
+# Sampling is its own job, so a sampling-steps sweep re-uses one trained checkpoint. The N
+# images of a run are split into `evaluation.sample_chunks` jobs (one GPU each on the cluster)
+# with their own noise streams; `gather_samples` joins them into the run's image folder.
 
 
 rule sample:
     input:
         lambda w: checkpoint(model_of(w.run), RUNS[w.run]["train_steps"]),
     output:
-        directory(f"{OUT}/runs/{{family}}/{{run}}/samples"),
+        directory(f"{OUT}/runs/{{family}}/{{run}}/sample_chunks/{{chunk}}"),
     params:
         model=lambda w: model_json(model_of(w.run)),
         image_size=lambda w: MODELS[model_of(w.run)]["image_size"],
         steps=lambda w: RUNS[w.run]["sampling_steps"],
         sampler=lambda w: RUNS[w.run].get("sampler", "ddpm"),
-        n=config["evaluation"]["n_samples"],
+        n=lambda w: chunk_range(w.chunk)[1],
+        first=lambda w: chunk_range(w.chunk)[0],
         batch=config["evaluation"]["sample_batch_size"],
         seed=config["seed"],
     threads: config["threads"]["sample"]
     resources:
         runtime=config["runtime_min"]["sample"],
     log:
-        f"{OUT}/logs/sample/{{family}}/{{run}}.log",
+        f"{OUT}/logs/sample/{{family}}/{{run}}_{{chunk}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen sample --family {wildcards.family} --model-json {params.model:q}"
-        " --checkpoint {input} --image-size {params.image_size} --n {params.n} --steps {params.steps}"
-        " --sampler {params.sampler} --batch-size {params.batch} --seed {params.seed}"
+        " --checkpoint {input} --image-size {params.image_size} --n {params.n} --first-index {params.first}"
+        " --steps {params.steps} --sampler {params.sampler} --batch-size {params.batch} --seed {params.seed}"
         " --threads {threads} --out {output} 2> {log}"
+
+
+rule gather_samples:
+    input:
+        expand(f"{OUT}/runs/{{{{family}}}}/{{{{run}}}}/sample_chunks/{{chunk}}", chunk=CHUNKS),
+    output:
+        directory(f"{OUT}/runs/{{family}}/{{run}}/samples"),
+    log:
+        f"{OUT}/logs/sample/{{family}}/{{run}}_gather.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "(mkdir -p {output} && for d in {input}; do cp -p $d/*.png {output}/; done) 2> {log}"

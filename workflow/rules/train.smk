@@ -2,11 +2,6 @@
 # earlier one's checkpoint, so e.g. the 100K run continues the 58K training instead of redoing it.
 
 
-def previous_checkpoint(w):
-    earlier = [s for s in train_steps_of(w.model) if s < int(w.step)]
-    return [checkpoint(w.model, max(earlier))] if earlier else []
-
-
 rule train:
     input:
         data=f"{DATA}/dataset.h5",

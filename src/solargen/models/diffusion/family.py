@@ -33,9 +33,10 @@ def build_diffusion(cfg: dict) -> GaussianDiffusion:
 class DiffusionTrainer:
     """A trainable for `solargen.train.fit` (see there for the protocol)."""
 
-    def __init__(self, cfg: dict, image_size: int):
+    def __init__(self, cfg: dict, image_size: int, device: str | torch.device = "cpu"):
         self.cfg = cfg
-        self.unet = build_unet(cfg, image_size)
+        self.device = torch.device(device)
+        self.unet = build_unet(cfg, image_size).to(self.device)
         self.diffusion = build_diffusion(cfg)
         self.opt = torch.optim.Adam(self.unet.parameters(), lr=float(cfg["lr"]),
                                     weight_decay=float(cfg.get("weight_decay", 0.0)))
@@ -43,26 +44,30 @@ class DiffusionTrainer:
         self.optimizers = {"adam": self.opt}
         self.ema = {"unet": EMA(self.unet, float(cfg.get("ema_rate", 0.9999)))}
 
-    def training_step(self, x0: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
-        """One Adam step on a batch ``x0`` (B, 1, H, W) in [-1, 1]."""
+    def training_step(self, x0: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
+        """One Adam step on a batch ``x0`` (B, 1, H, W) in [-1, 1] at 0-based ``step``.
+
+        Random draws come from the CPU ``generator`` (then move to the device), so a run is
+        reproducible and resumable whatever the device.
+        """
         self.unet.train()
         b = x0.shape[0]
         if self.cfg.get("random_flip", True):
-            flip = torch.rand(b, generator=generator) < 0.5
+            flip = (torch.rand(b, generator=generator) < 0.5).to(self.device)
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        t = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=generator)
-        noise = torch.randn(x0.shape, generator=generator)
+        t = torch.randint(0, self.diffusion.num_timesteps, (b,), generator=generator).to(self.device)
+        noise = torch.randn(x0.shape, generator=generator).to(self.device)
         losses = self.diffusion.training_loss(self.unet, x0, t=t, noise=noise)
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.opt.step()
-        self.ema["unet"].update(self.unet)
+        self.ema["unet"].update(self.unet, step)
         return {k: float(v.detach()) for k, v in losses.items()}
 
 
 @torch.no_grad()
 def sample(state: dict, cfg: dict, image_size: int, n: int, *, steps: int, sampler: str = "ddpm",
-           seed: int = 0, batch_size: int = 16) -> torch.Tensor:
+           seed: int = 0, batch_size: int = 16, device: str | torch.device = "cpu") -> torch.Tensor:
     """Draw ``n`` images (n, 1, H, W) in [-1, 1] from a checkpoint's EMA weights.
 
     ``steps`` respaces the trained T-step chain to S evenly spaced steps (the study's
@@ -72,7 +77,7 @@ def sample(state: dict, cfg: dict, image_size: int, n: int, *, steps: int, sampl
 
     unet = build_unet(cfg, image_size)
     unet.load_state_dict(state["ema"]["unet"])
-    unet.eval()
+    unet.to(device).eval()
     betas = beta_schedule(cfg.get("noise_schedule", "linear"), cfg["diffusion_steps"])
     diffusion = respaced(betas, space_timesteps(cfg["diffusion_steps"], steps),
                          learn_sigma=cfg.get("learn_sigma", False))
@@ -86,4 +91,4 @@ def sample(state: dict, cfg: dict, image_size: int, n: int, *, steps: int, sampl
             out.append(diffusion.p_sample_loop(unet, shape, generator=g))
         else:
             raise ValueError(f"unknown sampler {sampler!r} (allowed: ddpm, ddim)")
-    return torch.cat(out).clamp(-1, 1)
+    return torch.cat(out).clamp(-1, 1).cpu()
