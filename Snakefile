@@ -32,3 +32,4 @@ rule all:
         f"{OUT}/not_run.csv",
         f"{OUT}/figures/samples.png",
         f"{OUT}/figures/spectrum.png",
+        [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],

@@ -34,9 +34,11 @@ def _ci_config(tmp_path, edit):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c["data"].update(reslution=c["data"].pop("resolution")), "'reslution' was unexpected"),
     (lambda c: c["data"].update(resolution=-32), "-32 is less than the minimum of 8"),
-    (lambda c: next(iter(c["models"].values())).update(family="gan"), "'gan' is not one of ['diffusion']"),
+    (lambda c: next(iter(c["models"].values())).update(family="gan"), "'gan' is not one of ['diffusion', 'msdgan', 'bicubic']"),
     (lambda c: next(iter(c["runs"].values())).update(model="nosuch"), "'nosuch' is not a key of models"),
     (lambda c: next(iter(c["models"].values())).update(image_size=24), "must divide data.resolution"),
+    (lambda c: c["runs"]["msdgan"].pop("train_steps"), "runs.msdgan.train_steps is required"),
+    (lambda c: c["models"]["msdgan"].update(lambda_l1=-1), "-1 is less than the minimum of 0"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, message):
     r = smk("-n", "--configfile", str(_ci_config(tmp_path, edit)), check=False)
@@ -51,10 +53,13 @@ JUWELS_ENV = {"JUWELS_ACCOUNT": "testproject", "JUWELS_PARTITION": "booster"}
 def test_paper_dag_dry_runs_with_the_juwels_profile():
     r = smk("-n", "--profile", "profiles/juwels", env=JUWELS_ENV)
     out = r.stdout
-    runs = yaml.safe_load((ROOT / "config/config.yaml").read_text())["runs"]
-    assert len(runs) == 23
-    for run in runs:
-        assert f"results/paper/runs/diffusion/{run}/metrics.json" in out
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    runs = cfg["runs"]
+    families = {r: cfg["models"][v["model"]]["family"] for r, v in runs.items()}
+    assert sum(f == "diffusion" for f in families.values()) == 23
+    assert sum(f == "msdgan" for f in families.values()) == 8 and families["bicubic"] == "bicubic"
+    for run, fam in families.items():
+        assert f"results/paper/runs/{fam}/{run}/metrics.json" in out
     assert "gres=gpu:4" in out and "slurm_partition=booster" in out
     # The 100K run continues the 58K training rather than starting over.
     assert ("input: results/paper/data/dataset.h5, results/paper/models/diffusion/"
@@ -85,7 +90,12 @@ def test_end_to_end_ci_study():
     for net in ("random_inception_v3", "efficientnet_lite0"):
         assert set(df[(df.metric == "fid") & (df.net == net)].fake) == set(runs)
     assert df.value.notna().all()
+    # The conditional runs are also scored pixel by pixel and in the band they had to generate.
+    for run in ("msdgan", "bicubic"):
+        assert set(df[(df.fake == run) & (df.net == "pixel")].metric) == {"l1", "psnr", "ssim"}
+        assert len(df[(df.fake == run) & (df.metric == "spectral_distance_above_x4_nyquist")]) == 1
     assert (out / "figures/samples.png").stat().st_size > 0
+    assert (out / "figures/dft.png").stat().st_size > 0
     # The QUALITY-flagged synthetic frame was rejected, not silently used.
     assert "rejected" in (out / "logs/calibrate/shard_0000.log").read_text()
     # Training resumed: the longer run continued from the shorter run's checkpoint.

@@ -78,10 +78,14 @@ def _train(a):
     from .train import fit
 
     torch.set_num_threads(a.threads)
+    from .dataset import open_dataset, split_indices
+
     cfg = json.loads(a.model_json)
-    trainer_cls, _ = family(a.family)
-    data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory)
-    trainer = trainer_cls(cfg, a.image_size, device=_device(a.device))
+    fam = family(a.family)
+    with open_dataset(a.dataset) as f:
+        indices = split_indices(len(f["images"]), a.test_fraction)[a.split]
+    data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices)
+    trainer = fam.trainer(cfg, a.image_size, device=_device(a.device))
     fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
         save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
         extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size})
@@ -98,18 +102,44 @@ def _sample(a):
 
     torch.set_num_threads(a.threads)
     cfg = json.loads(a.model_json)
-    _, sample = family(a.family)
-    try:
-        state = load_checkpoint(a.checkpoint)
-    except Exception as e:
-        raise SystemExit(f"error: {a.checkpoint}: unreadable checkpoint ({e})") from None
+    fam = family(a.family)
+    state = None
+    if fam.trainer is not None:
+        if not a.checkpoint:
+            raise SystemExit(f"error: family {a.family} needs --checkpoint")
+        try:
+            state = load_checkpoint(a.checkpoint)
+        except Exception as e:
+            raise SystemExit(f"error: {a.checkpoint}: unreadable checkpoint ({e})") from None
+    extra = {}
+    if fam.conditional:
+        # Condition on held-out frames, image i on test frame i (cycling if N exceeds the split).
+        extra["targets"] = held_out_targets(a.dataset, a.test_fraction, a.image_size,
+                                            range(a.first_index, a.first_index + a.n))
     # Each chunk of a run (its own job: a CPU core set or a GPU) has its own noise stream.
-    x = sample(state, cfg, a.image_size, a.n, steps=a.steps, sampler=a.sampler,
-               seed=a.seed * 1_000_003 + a.first_index, batch_size=a.batch_size, device=_device(a.device))
+    x = fam.sample(state, cfg, a.image_size, a.n, steps=a.steps, sampler=a.sampler,
+                   seed=a.seed * 1_000_003 + a.first_index, batch_size=a.batch_size,
+                   device=_device(a.device), **extra)
     y = ((x[:, 0] + 1) / 2).numpy()
     with atomic_dir(a.out) as tmp:
         for i, im in enumerate(y):
             Image.fromarray(to_uint8(im)).save(tmp / f"out_{a.first_index + i}.png")
+
+
+def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
+    """Test-split frames (len(image_indices), 1, size, size) in [-1, 1] for conditional runs."""
+    import torch
+
+    from .dataset import H5Images, open_dataset, split_indices
+
+    if not dataset:
+        raise SystemExit("error: conditional families need --dataset")
+    with open_dataset(dataset) as f:
+        test = split_indices(len(f["images"]), test_fraction)["test"]
+    if len(test) == 0:
+        raise SystemExit("error: data.test_fraction is 0: a conditional family has no held-out frames")
+    data = H5Images(dataset, size=size, indices=test)
+    return torch.stack([data[i % len(test)] for i in image_indices])
 
 
 def _features(a):
@@ -134,8 +164,24 @@ def _evaluate(a):
 
     torch.set_num_threads(a.threads)
     real = dict(kv.split("=", 1) for kv in a.real_features)
+    targets = None
+    if a.dataset:
+        from .dataset import to_uint8
+
+        n = len(list(Path(a.samples).glob("*.png")))
+        size = _png_size(a.samples)
+        t = held_out_targets(a.dataset, a.test_fraction, size, range(n))
+        # Quantised like the samples, so 8-bit rounding is not counted as an error.
+        targets = to_uint8(((t[:, 0] + 1) / 2).numpy()) / 255.0
     evaluate_run(a.samples, real, a.real_spectrum, a.out, a.out_spectrum, real_name=a.real_name,
-                 fake_name=a.fake_name)
+                 fake_name=a.fake_name, targets=targets, factor=a.factor)
+
+
+def _png_size(folder) -> int:
+    from PIL import Image
+
+    with Image.open(sorted(Path(folder).glob("*.png"))[0]) as im:
+        return im.size[0]
 
 
 def _collect(a):
@@ -150,8 +196,14 @@ def _figure(a):
     runs = dict(kv.split("=", 1) for kv in a.runs)
     if a.kind == "samples":
         figures.sample_grid(a.real, runs, a.out)
-    else:
+    elif a.kind == "spectrum":
         figures.spectrum_figure(a.real, runs, a.out)
+    else:
+        from .dataset import open_dataset, split_indices
+
+        with open_dataset(a.real) as f:
+            real = f["images"][split_indices(len(f["images"]), a.test_fraction)["test"]]
+        figures.dft_figure(real, runs, a.out)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -206,13 +258,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--in-memory", action="store_true")
+    s.add_argument("--split", choices=["all", "train"], default="all",
+                   help="frames to train on: all (the study: no split) or the training split")
+    s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG folder")
     s.add_argument("--family", required=True)
     s.add_argument("--model-json", required=True)
-    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--checkpoint", help="trained families")
+    s.add_argument("--dataset", help="conditional families: the dataset whose test split conditions them")
+    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--factor", type=int, default=4, help="(conditional) degradation factor; read from the model config")
     s.add_argument("--image-size", type=int, required=True)
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--first-index", type=int, default=0, help="index of the first image (chunked sampling)")
@@ -245,6 +303,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fake-name", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--out-spectrum", required=True)
+    s.add_argument("--dataset", help="conditional runs: score pixel metrics against the test split")
+    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_evaluate)
 
@@ -255,7 +316,8 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_collect)
 
     s = sub.add_parser("figure", help="report figures")
-    s.add_argument("kind", choices=["samples", "spectrum"])
+    s.add_argument("kind", choices=["samples", "spectrum", "dft"])
+    s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--real", required=True)
     s.add_argument("--runs", nargs="+", required=True, metavar="NAME=PATH")
     s.add_argument("--out", required=True)

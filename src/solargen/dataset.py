@@ -114,6 +114,15 @@ def open_dataset(path: str | Path) -> h5py.File:
     return f
 
 
+def split_indices(n: int, test_fraction: float) -> dict[str, np.ndarray]:
+    """Chronological split: the last ``test_fraction`` of the frames (frames are stored in time
+    order) are the test split, so neighbouring frames never straddle train and test."""
+    n_test = int(np.ceil(n * test_fraction)) if test_fraction > 0 else 0
+    if n_test >= n:
+        raise ValueError(f"test_fraction {test_fraction} leaves no training frames out of {n}")
+    return {"all": np.arange(n), "train": np.arange(n - n_test), "test": np.arange(n - n_test, n)}
+
+
 class H5Images(torch.utils.data.Dataset):
     """Frames of ``dataset.h5`` as (1, size, size) tensors in [-1, 1] (the models' range).
 
@@ -121,10 +130,13 @@ class H5Images(torch.utils.data.Dataset):
     runs at several resolutions. Frames are read lazily (one handle per worker process).
     """
 
-    def __init__(self, path: str | Path, size: int | None = None, in_memory: bool = False):
+    def __init__(self, path: str | Path, size: int | None = None, in_memory: bool = False,
+                 indices: np.ndarray | None = None):
         self.path = str(path)
         with open_dataset(path) as f:
-            self.n, h, _ = f["images"].shape
+            n, h, _ = f["images"].shape
+            self.indices = np.arange(n) if indices is None else np.asarray(indices)
+            self.n = len(self.indices)
             self.data = f["images"][()] if in_memory else None
         self.size = size or h
         if h % self.size:
@@ -135,6 +147,7 @@ class H5Images(torch.utils.data.Dataset):
         return self.n
 
     def __getitem__(self, i):
+        i = int(self.indices[i])
         if self.data is not None:
             img = self.data[i]
         else:

@@ -9,6 +9,11 @@ from snakemake.utils import validate
 validate(config, "../schemas/config.schema.yaml")
 
 
+#: Families with weights to train, and families that sample conditioned on held-out frames.
+TRAINED = {"diffusion", "msdgan"}
+CONDITIONAL = {"msdgan", "bicubic"}
+
+
 def _check_config(cfg):
     """Cross-key checks a JSON schema cannot express; fail before any job runs."""
     for run, r in cfg["runs"].items():
@@ -17,6 +22,11 @@ def _check_config(cfg):
                 f"config: runs.{run}.model = {r['model']!r} is not a key of models "
                 f"(allowed: {', '.join(cfg['models'])})"
             )
+        fam = cfg["models"][r["model"]]["family"]
+        if fam in TRAINED and "train_steps" not in r:
+            raise ValueError(f"config: runs.{run}.train_steps is required for family {fam}")
+        if fam == "diffusion" and "sampling_steps" not in r:
+            raise ValueError(f"config: runs.{run}.sampling_steps is required for family diffusion")
     ev = cfg["evaluation"]
     if ev.get("sample_chunks", 1) > ev["n_samples"]:
         raise ValueError(
@@ -73,9 +83,35 @@ def checkpoint(model, step):
     return f"{OUT}/models/{family_of_model(model)}/{model}/checkpoints/step{int(step):07d}.pt"
 
 
+def is_conditional(run):
+    return family_of_model(model_of(run)) in CONDITIONAL
+
+
+def sample_inputs(wildcards):
+    """What a run's sampling needs: its checkpoint (trained families), held-out frames (conditional)."""
+    run = wildcards.run
+    out = {}
+    if family_of_model(model_of(run)) in TRAINED:
+        out["checkpoint"] = checkpoint(model_of(run), RUNS[run]["train_steps"])
+    if is_conditional(run):
+        out["dataset"] = f"{DATA}/dataset.h5"
+    return out
+
+
+def conditional_args(run, dataset=None):
+    """CLI arguments that point a conditional run at the held-out split."""
+    if not is_conditional(run):
+        return ""
+    m = MODELS[model_of(run)]
+    return (
+        f"--dataset {dataset or DATA + '/dataset.h5'} --test-fraction {config['data'].get('test_fraction', 0.1)}"
+        f" --factor {m.get('factor', 4)}"
+    )
+
+
 def train_steps_of(model):
     """Every checkpoint step some run of ``model`` asks for, ascending."""
-    return sorted({r["train_steps"] for r in RUNS.values() if r["model"] == model})
+    return sorted({r["train_steps"] for r in RUNS.values() if r["model"] == model and "train_steps" in r})
 
 
 def previous_checkpoint(wildcards):

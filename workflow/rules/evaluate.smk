@@ -37,12 +37,14 @@ rule evaluate:
         samples=f"{OUT}/runs/{{family}}/{{run}}/samples",
         features=expand(f"{OUT}/real/features_{{net}}.npz", net=NETS),
         spectrum=f"{OUT}/real/spectrum.npz",
+        dataset=lambda w: [f"{DATA}/dataset.h5"] if is_conditional(w.run) else [],
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
         spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",
     params:
         features=lambda w, input: " ".join(f"{n}={p}" for n, p in zip(NETS, input.features)),
         real_name=config["data"]["name"],
+        conditional=lambda w: conditional_args(w.run),
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
@@ -51,4 +53,4 @@ rule evaluate:
     shell:
         "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
         " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
-        " --out {output.metrics} --out-spectrum {output.spectrum} --threads {threads} 2> {log}"
+        " --out {output.metrics} --out-spectrum {output.spectrum} {params.conditional} --threads {threads} 2> {log}"

@@ -45,3 +45,22 @@ rule figure_spectrum:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen figure spectrum --real {input.real} --runs {params.runs} --out {output} 2> {log}"
+
+
+rule figure_dft:
+    """The seed's check: mean 2-D DFT log-magnitudes of held-out real frames and of each conditional run."""
+    input:
+        dataset=f"{DATA}/dataset.h5",
+        runs=[f"{run_dir(r)}/samples" for r in RUNS if is_conditional(r)],
+    output:
+        report(f"{OUT}/figures/dft.png", caption="../report/dft.rst", category="Figures"),
+    params:
+        runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip([r for r in RUNS if is_conditional(r)], input.runs)),
+        test_fraction=config["data"].get("test_fraction", 0.1),
+    log:
+        f"{OUT}/logs/figure_dft.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen figure dft --real {input.dataset} --test-fraction {params.test_fraction}"
+        " --runs {params.runs} --out {output} 2> {log}"

@@ -5,13 +5,15 @@
 
 rule sample:
     input:
-        lambda w: checkpoint(model_of(w.run), RUNS[w.run]["train_steps"]),
+        unpack(sample_inputs),
     output:
         directory(f"{OUT}/runs/{{family}}/{{run}}/sample_chunks/{{chunk}}"),
     params:
         model=lambda w: model_json(model_of(w.run)),
         image_size=lambda w: MODELS[model_of(w.run)]["image_size"],
-        steps=lambda w: RUNS[w.run]["sampling_steps"],
+        checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if "checkpoint" in input.keys() else "",
+        conditional=lambda w, input: conditional_args(w.run, input.get("dataset")),
+        steps=lambda w: RUNS[w.run].get("sampling_steps", 1),
         sampler=lambda w: RUNS[w.run].get("sampler", "ddpm"),
         n=lambda w: chunk_range(w.chunk)[1],
         first=lambda w: chunk_range(w.chunk)[0],
@@ -26,7 +28,8 @@ rule sample:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen sample --family {wildcards.family} --model-json {params.model:q}"
-        " --checkpoint {input} --image-size {params.image_size} --n {params.n} --first-index {params.first}"
+        " {params.checkpoint} {params.conditional} --image-size {params.image_size} --n {params.n}"
+        " --first-index {params.first}"
         " --steps {params.steps} --sampler {params.sampler} --batch-size {params.batch} --seed {params.seed}"
         " --threads {threads} --out {output} 2> {log}"
 

@@ -15,6 +15,12 @@ rule train:
         log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
         seed=config["seed"],
         in_memory="--in-memory" if config["data"]["n_frames"] <= 5000 else "",
+        # Conditional families are scored on held-out frames, so they train on the rest.
+        split=lambda w: (
+            f"--split train --test-fraction {config['data'].get('test_fraction', 0.1)}"
+            if w.family in CONDITIONAL
+            else "--split all"
+        ),
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
@@ -26,4 +32,4 @@ rule train:
         "python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
         " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --seed {params.seed}"
-        " --threads {threads} {params.in_memory} 2> {log}"
+        " --threads {threads} {params.in_memory} {params.split} 2> {log}"

@@ -30,12 +30,18 @@ def image_files(folder: str | Path) -> list[str]:
     return files
 
 
-def load_images(folder: str | Path) -> np.ndarray:
-    """An image folder as (N, H, W) float64 in [0, 1] (grey)."""
+def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
+    """An image folder as (N, H, W) float64 in [0, 1] (grey).
+
+    ``by_index`` orders ``out_{i}.png`` by i (not by name), as pairing with targets needs.
+    """
     from PIL import Image
 
+    files = image_files(folder)
+    if by_index:
+        files = sorted(files, key=lambda f: int(Path(f).stem.rsplit("_", 1)[1]))
     out = []
-    for f in image_files(folder):
+    for f in files:
         try:
             out.append(np.asarray(Image.open(f).convert("L"), dtype=np.float64) / 255)
         except OSError as e:
@@ -109,8 +115,14 @@ def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
-                 out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str) -> dict:
-    """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``."""
+                 out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
+                 targets: np.ndarray | None = None, factor: int | None = None) -> dict:
+    """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
+
+    Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
+    conditioned on, and the degradation ``factor``: then per-pixel L1/PSNR/SSIM and the spectral
+    distance above the input's Nyquist frequency (the band that had to be generated) are added.
+    """
     rows, not_run, methods = [], [], {}
     fake_files = image_files(samples)
     for net, path in real_features.items():
@@ -135,6 +147,16 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     rows += [{"metric": "spectral_distance", "value": spectral_distance(pr, pf), "net": "power_spectrum"},
              {"metric": "spectral_distance_high", "value": spectral_distance(pr, pf, HIGH_BAND),
               "net": "power_spectrum"}]
+    if targets is not None:
+        from ..models.msdgan.metrics import pixel_metrics
+
+        fakes = load_images(samples, by_index=True)
+        rows += [{"metric": k, "value": v, "net": "pixel"} for k, v in pixel_metrics(fakes, targets).items()
+                 if np.isfinite(v)]
+        _, p_t = radial_power_spectrum(targets)
+        band = (1 / factor, 1.0)
+        rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
+                     "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
     for r in rows:
         r.update(real=real_name, fake=fake_name)
         if not np.isfinite(r["value"]):

@@ -1,19 +1,38 @@
-"""Model families. Each family module offers a trainer for `solargen.train.fit` and a sampler.
+"""Model families. Each family offers a trainer for `solargen.train.fit` and a sampler.
 
-``FAMILIES`` maps a config ``family`` name to ``(make_trainer(cfg, image_size), sample(state,
-cfg, image_size, n, **run))``. Families whose issue is not done are simply absent.
+`family` returns a `Family`: the trainer class (None for a non-learned baseline), the
+``sample(state, cfg, image_size, n, **run)`` function, and whether sampling is conditioned on
+held-out frames (``targets``). Families whose issue is not done are simply absent.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
 
-def family(name: str):
-    """Return ``(make_trainer, sample)`` for a family name."""
+FAMILIES = ("diffusion", "msdgan", "bicubic")
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    trainer: type | None
+    sample: Callable
+    conditional: bool
+
+
+def family(name: str) -> Family:
+    """The named family (imported lazily: each pulls in only its own modules)."""
     if name == "diffusion":
         from .diffusion.family import DiffusionTrainer, sample
 
-        return DiffusionTrainer, sample
+        return Family(name, DiffusionTrainer, sample, conditional=False)
+    if name == "msdgan":
+        from .msdgan.family import MSDGANTrainer, sample
+
+        return Family(name, MSDGANTrainer, sample, conditional=True)
+    if name == "bicubic":
+        from .msdgan.family import sample_bicubic
+
+        return Family(name, None, sample_bicubic, conditional=True)
     raise ValueError(f"unknown model family {name!r} (allowed: {', '.join(FAMILIES)})")
-
-
-FAMILIES = ("diffusion",)

@@ -63,6 +63,23 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
     _save(fig, out)
 
 
+def dft_figure(real: np.ndarray, run_dirs: dict[str, str | Path], out: str | Path) -> None:
+    """The seed's DFT comparison: mean log10 |DFT| of held-out real frames beside each run's."""
+    from ..evaluate.metrics import load_images
+    from ..models.msdgan.metrics import dft_magnitude
+
+    panels = {"real (held out)": dft_magnitude(real)}
+    panels |= {_short(name, 30): dft_magnitude(load_images(d)) for name, d in run_dirs.items()}
+    vmin, vmax = np.percentile(panels["real (held out)"], [1, 99.9])
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9), squeeze=False)
+    for ax, (name, mag) in zip(axes[0], panels.items()):
+        im = ax.imshow(mag, cmap="magma", vmin=vmin, vmax=vmax)
+        ax.set_title(name, fontsize=7)
+        ax.set_axis_off()
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="mean log10 |DFT|")
+    _save(fig, out)
+
+
 def _band(ax, k, p, label, color):
     lo, hi = np.percentile(p, [16, 84], axis=0)
     (line,) = ax.plot(k, p.mean(0), label=label, color=color, lw=1.5 if color else 1.0)
