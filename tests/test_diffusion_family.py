@@ -2,7 +2,6 @@
 
 import csv
 
-import pytest
 import torch
 
 from solargen.models.diffusion.family import DiffusionTrainer, sample
@@ -11,14 +10,6 @@ from solargen.train import EMA, fit, load_checkpoint
 TINY = {"num_channels": 8, "num_res_blocks": 1, "channel_mult": [1, 2], "attention_resolutions": [],
         "num_heads": 1, "diffusion_steps": 100, "noise_schedule": "linear", "lr": 3e-3,
         "batch_size": 8, "ema_rate": 0.9, "random_flip": False, "save_every": 1000}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _target():

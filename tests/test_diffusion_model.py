@@ -11,15 +11,6 @@ from solargen.models.diffusion.unet import Attention, UNet, default_channel_mult
 T = 1000
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Everything here is tiny and overhead-bound: a second thread only adds sync cost.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_unet(image_size=16, **kw):
     kw = {"model_channels": 16, "num_res_blocks": 1, "attention_resolutions": (8,), **kw}
     return UNet(image_size, **kw)

@@ -17,14 +17,6 @@ TINY = {"factor": 4, "noise": True, "base_channels": 8, "lr": 2e-3, "lambda_l1":
         "ema_rate": 0.9, "batch_size": 8, "save_every": 1000}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _fields(n=8, size=32, seed=0):
     """(n, 1, size, size) smooth random fields in [-0.9, 0.9], structure at all scales down to ~4 px."""
     z = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
