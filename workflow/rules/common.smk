@@ -49,6 +49,7 @@ _check_config(config)
 
 OUT = f"results/{config['name']}"
 DATA = f"{OUT}/data"
+DATASET = f"{DATA}/dataset.h5"
 RUNS = config["runs"]
 MODELS = config["models"]
 N_SHARDS = -(-config["data"]["n_frames"] // config["data"]["frames_per_shard"])
@@ -94,7 +95,7 @@ def sample_inputs(wildcards):
     if family_of_model(model_of(run)) in TRAINED:
         out["checkpoint"] = checkpoint(model_of(run), RUNS[run]["train_steps"])
     if is_conditional(run):
-        out["dataset"] = f"{DATA}/dataset.h5"
+        out["dataset"] = DATASET
     return out
 
 
@@ -104,7 +105,7 @@ def conditional_args(run, dataset=None):
         return ""
     m = MODELS[model_of(run)]
     return (
-        f"--dataset {dataset or DATA + '/dataset.h5'} --test-fraction {config['data'].get('test_fraction', 0.1)}"
+        f"--dataset {dataset or DATASET} --test-fraction {config['data'].get('test_fraction', 0.1)}"
         f" --factor {m.get('factor', 4)}"
     )
 

@@ -75,7 +75,7 @@ rule dataset:
         shards=expand(f"{DATA}/calibrated/shard_{{shard}}.h5", shard=SHARDS),
         constants=f"{DATA}/constants.json",
     output:
-        h5=f"{DATA}/dataset.h5",
+        h5=DATASET,
         png=directory(f"{DATA}/{config['data']['name']}"),
     params:
         source=config["data"]["source"],

@@ -37,7 +37,7 @@ rule evaluate:
         samples=f"{OUT}/runs/{{family}}/{{run}}/samples",
         features=expand(f"{OUT}/real/features_{{net}}.npz", net=NETS),
         spectrum=f"{OUT}/real/spectrum.npz",
-        dataset=lambda w: [f"{DATA}/dataset.h5"] if is_conditional(w.run) else [],
+        dataset=lambda w: [DATASET] if is_conditional(w.run) else [],
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
         spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",

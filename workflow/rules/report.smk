@@ -50,7 +50,7 @@ rule figure_spectrum:
 rule figure_dft:
     """The seed's check: mean 2-D DFT log-magnitudes of held-out real frames and of each conditional run."""
     input:
-        dataset=f"{DATA}/dataset.h5",
+        dataset=DATASET,
         runs=[f"{run_dir(r)}/samples" for r in RUNS if is_conditional(r)],
     output:
         report(f"{OUT}/figures/dft.png", caption="../report/dft.rst", category="Figures"),

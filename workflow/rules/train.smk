@@ -4,7 +4,7 @@
 
 rule train:
     input:
-        data=f"{DATA}/dataset.h5",
+        data=DATASET,
         resume=previous_checkpoint,
     output:
         f"{OUT}/models/{{family}}/{{model}}/checkpoints/step{{step}}.pt",
