@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .io import InputError, atomic_path
+from .io import InputError, atomic_path, write_table
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,8 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
     stack = np.stack(images) if images else np.zeros((0, size, size), np.float32)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("images", data=stack, chunks=(1, size, size) if len(stack) else None)
-        g = f.create_group("frames")
-        for i, name in enumerate(["file", "date_obs", "exptime", "quality", "status", "reason"]):
-            col = [r[i] for r in rows]
-            g.create_dataset(name, data=np.array(col, dtype=h5py.string_dtype()) if isinstance(col[0] if col else "", str) else np.array(col))
+        names = ["file", "date_obs", "exptime", "quality", "status", "reason"]
+        write_table(f.create_group("frames"), {k: [r[i] for r in rows] for i, k in enumerate(names)})
         f.attrs.update(level="1.5", units="DN/s" if exposure else "DN", size=size, wavelength=wavelength,
                        register="aiapy.calibrate.register" if register else "off",
                        pointing="level-1 header", exposure_normalised=exposure,

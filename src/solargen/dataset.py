@@ -12,6 +12,7 @@ metrics read as the real set.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from .calibrate import read_shard
-from .io import InputError, atomic_dir, atomic_path
+from .io import InputError, atomic_dir, atomic_path, write_table
 from .normalise import normalise
 
 
@@ -43,13 +44,12 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
     from tqdm import tqdm
 
     shard_paths = [Path(p) for p in shard_paths]
-    attrs = {}
     with h5py.File(shard_paths[0], "r") as f:
         size = int(f.attrs["size"])
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
     n_total = 0
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f, \
-            (atomic_dir(png_dir) if png_dir else _null()) as pngs:
+            (atomic_dir(png_dir) if png_dir else contextlib.nullcontext()) as pngs:
         dset = f.create_dataset("images", shape=(0, size, size), maxshape=(None, size, size),
                                 dtype="f4", chunks=(1, size, size))
         columns: dict[str, list] = {}
@@ -69,23 +69,13 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
             n_total += len(y)
         if n_total == 0:
             raise InputError("no frames passed calibration; the dataset would be empty")
-        g = f.create_group("frames")
-        for k, col in columns.items():
-            g.create_dataset(k, data=np.array(col, dtype=h5py.string_dtype()) if isinstance(col[0], str) else np.array(col))
+        write_table(f.create_group("frames"), columns)
         f.attrs.update({f"calibration_{k}": v for k, v in attrs.items()})
         f.attrs["constants"] = json.dumps(constants)
         f.attrs["versions"] = json.dumps(versions())
         f.attrs["source"] = source
         f.attrs["range"] = "[0, 1], log-normalised"
     return n_total
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False
 
 
 def to_uint8(y: np.ndarray) -> np.ndarray:

@@ -69,6 +69,16 @@ def read_json(path: str | os.PathLike):
         raise InputError(f"{path}: not valid JSON ({e})") from None
 
 
+def write_table(group, columns: dict[str, list]) -> None:
+    """Write a table into an HDF5 group, one dataset per column (strings as variable-length UTF-8)."""
+    import h5py
+    import numpy as np
+
+    for k, col in columns.items():
+        is_str = bool(col) and isinstance(col[0], str)
+        group.create_dataset(k, data=np.array(col, dtype=h5py.string_dtype() if is_str else None))
+
+
 def _json_default(o):
     import numpy as np
 
