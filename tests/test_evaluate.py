@@ -69,6 +69,21 @@ def test_small_sample_fid_equals_clean_fid_where_both_apply():
     assert abs(frechet_distance(a[:8], a[:8])[0]) < 1e-3 * few
 
 
+def test_precision_recall_on_constructed_manifolds():
+    from solargen.evaluate.metrics import precision_recall
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(400, 4))
+    assert precision_recall(a, a) == (1.0, 1.0)
+    assert precision_recall(a, a + 100.0) == (0.0, 0.0)
+    # Fakes covering only one half-space of the real distribution: precise, but half the recall.
+    half = a[a[:, 0] > 0]
+    p, r = precision_recall(a, half)
+    assert p == 1.0 and 0.4 < r < 0.8  # balls of the fakes reach a little past the boundary
+    with pytest.raises(ValueError, match="more than 3"):
+        precision_recall(a[:3], a[:3])
+
+
 def _folder(path, imgs):
     path.mkdir()
     for i, im in enumerate(imgs):
@@ -89,6 +104,7 @@ def test_evaluate_run_writes_rows_in_the_study_schema(tmp_path):
     assert out == read_json(tmp_path / "m.json")
     metrics = {(r["metric"], r["net"]): r["value"] for r in out["rows"]}
     assert set(metrics) == {("fid", "efficientnet_lite0"), ("kid", "efficientnet_lite0"),
+                            ("precision", "efficientnet_lite0"), ("recall", "efficientnet_lite0"),
                             ("spectral_distance", "power_spectrum"),
                             ("spectral_distance_high", "power_spectrum")}
     assert all(r["real"] == "R" and r["fake"] == "F" for r in out["rows"])

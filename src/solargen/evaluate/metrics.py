@@ -110,6 +110,31 @@ def kernel_distance(real: np.ndarray, fake: np.ndarray) -> float:
     return float(fid.kernel_distance(real, fake))
 
 
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) between feature sets.
+
+    Each sample of a set gets a ball reaching its ``k``-th nearest neighbour within that set;
+    precision is the fraction of ``fake`` inside the union of the real balls, recall the
+    fraction of ``real`` inside the union of the fake balls. O(N·M·D) in chunks of ``chunk`` rows.
+    """
+    import torch
+
+    a, b = torch.from_numpy(real).double(), torch.from_numpy(fake).double()
+
+    def radii(x):
+        # k-th neighbour excluding the point itself (index 0 of the sorted distances).
+        return torch.cat([torch.cdist(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values
+                          for i in range(0, len(x), chunk)])
+
+    def covered(queries, centres, r):
+        return torch.cat([(torch.cdist(queries[i:i + chunk], centres) <= r[None]).any(1)
+                          for i in range(0, len(queries), chunk)])
+
+    if min(len(a), len(b)) <= k:
+        raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
+    return float(covered(b, a, radii(a)).double().mean()), float(covered(a, b, radii(b)).double().mean())
+
+
 def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
     return frechet_distance(real, fake)[0], kernel_distance(real, fake)
 
@@ -137,7 +162,9 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
             continue
         f, methods[net] = frechet_distance(real, fake)
         k = kernel_distance(real, fake)
-        rows += [{"metric": "fid", "value": f, "net": net}, {"metric": "kid", "value": k, "net": net}]
+        p, r = precision_recall(real, fake)
+        rows += [{"metric": "fid", "value": f, "net": net}, {"metric": "kid", "value": k, "net": net},
+                 {"metric": "precision", "value": p, "net": net}, {"metric": "recall", "value": r, "net": net}]
     with np.load(real_spectrum) as z:
         k_real, p_real = z["k"], z["power"]
     k_fake, p_fake = radial_power_spectrum(load_images(samples))
