@@ -32,4 +32,5 @@ rule all:
         f"{OUT}/not_run.csv",
         f"{OUT}/figures/samples.png",
         f"{OUT}/figures/spectrum.png",
+        [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],
         [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],

@@ -34,11 +34,16 @@ def _ci_config(tmp_path, edit):
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c["data"].update(reslution=c["data"].pop("resolution")), "'reslution' was unexpected"),
     (lambda c: c["data"].update(resolution=-32), "-32 is less than the minimum of 8"),
-    (lambda c: next(iter(c["models"].values())).update(family="gan"), "'gan' is not one of ['diffusion', 'msdgan', 'bicubic']"),
+    (lambda c: next(iter(c["models"].values())).update(family="gan"), "'gan' is not one of ['diffusion', 'projectedgan', 'stylegan2', 'msdgan', 'bicubic']"),
     (lambda c: next(iter(c["runs"].values())).update(model="nosuch"), "'nosuch' is not a key of models"),
     (lambda c: next(iter(c["models"].values())).update(image_size=24), "must divide data.resolution"),
     (lambda c: c["runs"]["msdgan"].pop("train_steps"), "runs.msdgan.train_steps is required"),
     (lambda c: c["models"]["msdgan"].update(lambda_l1=-1), "-1 is less than the minimum of 0"),
+    (lambda c: c["models"]["full_projectedgan"].update(ablation="no_such_ablation"),
+     "models.full_projectedgan: unknown ProjectedGAN ablation 'no_such_ablation'"),
+    (lambda c: c["models"]["full_projectedgan"].update(ablation="discriminator_1", num_discs=3),
+     "ablation 'discriminator_1' sets num_discs = 1, but the model entry sets num_discs = 3"),
+    (lambda c: c["models"]["full_projectedgan"].update(diffaug="colour"), "'colour' does not match"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, message):
     r = smk("-n", "--configfile", str(_ci_config(tmp_path, edit)), check=False)
@@ -58,16 +63,27 @@ def test_paper_dag_dry_runs_with_the_juwels_profile():
     families = {r: cfg["models"][v["model"]]["family"] for r, v in runs.items()}
     assert sum(f == "diffusion" for f in families.values()) == 23
     assert sum(f == "msdgan" for f in families.values()) == 8 and families["bicubic"] == "bicubic"
+    # The baseline at two budgets, the study's 14 ablations and the StyleGAN2-D arm; two StyleGAN2 runs.
+    assert sum(f == "projectedgan" for f in families.values()) == 17
+    assert sum(f == "stylegan2" for f in families.values()) == 2
+    # Lite3's weights ship in no wheel: without the configured file its run is left out, saying why.
+    assert "model efficientnet-lite3 is not run" in out + r.stderr
     for run, fam in families.items():
-        assert f"results/paper/runs/{fam}/{run}/metrics.json" in out
+        assert (f"results/paper/runs/{fam}/{run}/metrics.json" in out) == (run != "efficientnet-lite3")
     assert "gres=gpu:4" in out and "slurm_partition=booster" in out
     # The 100K run continues the 58K training rather than starting over.
     assert ("input: results/paper/data/dataset.h5, results/paper/models/diffusion/"
             "diffusion_125t_lr0.0001_128ch_2bpr_horiz_flip/checkpoints/step0058000.pt") in out
 
 
-def test_a_single_run_is_a_target():
-    target = "results/paper/runs/diffusion/diffusion_1000steps_train_50_steps_inference_58Ktraining/metrics.json"
+@pytest.mark.parametrize("run", [
+    "diffusion/diffusion_1000steps_train_50_steps_inference_58Ktraining",
+    # Names with "," and "+" are targets as they stand.
+    "projectedgan/discriminator_1,2",
+    "projectedgan/unfreeze_feature_network+trainable_projections",
+])
+def test_a_single_run_is_a_target(run):
+    target = f"results/paper/runs/{run}/metrics.json"
     r = smk("-n", "--profile", "profiles/juwels", target, env=JUWELS_ENV)
     assert "sample " in r.stdout and "evaluate " in r.stdout
     # Only that run is sampled (in its configured number of chunks), from one training.
@@ -86,6 +102,10 @@ def test_end_to_end_ci_study():
     df = pd.read_csv(out / "results.csv")
     assert list(df.columns) == ["metric", "value", "real", "fake", "net"]
     runs = yaml.safe_load((ROOT / "config/ci.yaml").read_text())["runs"]
+    # Lite3 has no weights here: not run, and said so in not_run.csv.
+    not_run = pd.read_csv(out / "not_run.csv")
+    assert "efficientnet-lite3" in set(not_run.fake)
+    runs.pop("efficientnet-lite3")
     assert set(df.fake) == set(runs)
     for net in ("random_inception_v3", "efficientnet_lite0"):
         assert set(df[(df.metric == "fid") & (df.net == net)].fake) == set(runs)

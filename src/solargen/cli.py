@@ -188,7 +188,7 @@ def _png_size(folder) -> int:
 def _collect(a):
     from .report.results import collect
 
-    collect(a.metrics, a.out, a.not_run)
+    collect(a.metrics, a.out, a.not_run, skipped=json.loads(a.skipped_json))
 
 
 def _figure(a):
@@ -197,6 +197,8 @@ def _figure(a):
     runs = dict(kv.split("=", 1) for kv in a.runs)
     if a.kind == "samples":
         figures.sample_grid(a.real, runs, a.out)
+    elif a.kind == "zoom":
+        figures.zoom_grid(a.real, runs, a.out)
     elif a.kind == "spectrum":
         figures.spectrum_figure(a.real, runs, a.out)
     else:
@@ -314,10 +316,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--not-run")
+    s.add_argument("--skipped-json", default="{}", help='{"run": "reason"} for runs the workflow left out')
     s.set_defaults(func=_collect)
 
     s = sub.add_parser("figure", help="report figures")
-    s.add_argument("kind", choices=["samples", "spectrum", "dft"])
+    s.add_argument("kind", choices=["samples", "zoom", "spectrum", "dft"])
     s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--real", required=True)
     s.add_argument("--runs", nargs="+", required=True, metavar="NAME=PATH")

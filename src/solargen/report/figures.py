@@ -41,8 +41,41 @@ def sample_grid(real_dir: str | Path, run_dirs: dict[str, str | Path], out: str 
     _save(fig, out)
 
 
+def zoom_grid(real_dir: str | Path, run_dirs: dict[str, str | Path], out: str | Path, n: int = 3,
+              crop: float = 0.25) -> None:
+    """Fine scale by eye: per row (real, then each run) ``n`` whole images, then a native-resolution
+    crop (side ``crop`` × S, nearest-neighbour, on the disk off-centre) of each, in the AIA 193 map.
+
+    The study's StyleGAN2 failure is at these scales, where a whole-image view hides it.
+    """
+    from PIL import Image
+
+    rows = {"real": real_dir, **run_dirs}
+    cmap = _aia_cmap()
+    fig, axes = plt.subplots(len(rows), 2 * n, figsize=(2 * n * 1.2, len(rows) * 1.3), squeeze=False)
+    for r, (name, folder) in enumerate(rows.items()):
+        for c, f in enumerate(image_files(folder)[:n]):
+            img = np.asarray(Image.open(f).convert("L"))
+            s = img.shape[0]
+            w, y0, x0 = max(4, int(crop * s)), int(0.30 * s), int(0.52 * s)
+            axes[r, c].imshow(img, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+            axes[r, c].add_patch(matplotlib.patches.Rectangle((x0 - 0.5, y0 - 0.5), w, w, fill=False,
+                                                              edgecolor="w", lw=0.8))
+            axes[r, n + c].imshow(img[y0:y0 + w, x0:x0 + w], cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+        for ax in axes[r]:
+            ax.set_axis_off()
+        axes[r, 0].text(-0.1, 0.5, _short(name), transform=axes[r, 0].transAxes, ha="right", va="center",
+                        fontsize=7)
+    fig.subplots_adjust(left=0.2, right=0.99, top=0.97, bottom=0.02, wspace=0.04, hspace=0.06)
+    _save(fig, out)
+
+
 def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: str | Path) -> None:
-    """Mean radial power spectrum of real images and of each run (log-log), with 16–84 % bands."""
+    """Mean radial power spectrum of real images and of each run (log-log), with 16–84 % bands;
+    each run's legend entry gives its spectral distance to the real spectrum in the upper half of k."""
+    from ..evaluate.metrics import HIGH_BAND
+    from ..evaluate.spectrum import spectral_distance
+
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     with np.load(real_npz) as z:
         k, pr = z["k"], z["power"]
@@ -51,7 +84,8 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
     for name, path in run_npz.items():
         with np.load(path) as z:
             p = z["power"]
-        line = _band(ax, k, p, _short(name), None)
+        d = spectral_distance(ref, p.mean(0), HIGH_BAND)
+        line = _band(ax, k, p, f"{_short(name)}  (d_high {d:.2f})", None)
         axr.plot(k, p.mean(0) / ref, color=line.get_color())
     ax.set(xscale="log", yscale="log", ylabel="power")
     ax.legend(fontsize=7)

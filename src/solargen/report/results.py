@@ -11,9 +11,11 @@ from ..io import atomic_path, read_json
 COLUMNS = ["metric", "value", "real", "fake", "net"]
 
 
-def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: str | Path | None = None) -> pd.DataFrame:
-    """Concatenate the rows of all runs into ``out_csv``; metrics that could not run go to ``out_not_run``."""
-    rows, not_run = [], []
+def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: str | Path | None = None,
+            skipped: dict[str, str] | None = None) -> pd.DataFrame:
+    """Concatenate the rows of all runs into ``out_csv``; metrics that could not run go to ``out_not_run``,
+    as do whole runs the workflow ``skipped`` (run → reason; ``net`` is empty: no metric ran)."""
+    rows, not_run = [], [{"fake": run, "net": "", "reason": f"run not made: {why}"} for run, why in (skipped or {}).items()]
     for path in metrics_files:
         m = read_json(path)
         rows += m["rows"]

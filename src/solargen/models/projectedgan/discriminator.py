@@ -1,0 +1,106 @@
+"""ProjectedGAN's discriminator: one small patch D per feature level of the frozen network F.
+
+Each mini-D halves its input down to 8×8 and ends in a 4×4 valid conv to one logit channel, so
+it is a PatchGAN on F's features. The number of down blocks comes from a *nominal* 256-px input
+(upstream fixes this: "works best"), not from the actual map size: at 224 px every mini-D gives
+4×4 logits, at 256 px 5×5, at 1024 px 29×29.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .diffaug import diff_augment
+from .projector import FeatureNetwork
+
+CHANNELS = {4: 512, 8: 512, 16: 256, 32: 128, 64: 64, 128: 64, 256: 32, 512: 16, 1024: 8}  # by map side
+NOMINAL_SIZE = 256  # upstream's fixed image size for sizing the mini-Ds
+
+
+def sn_conv(*args, **kwargs) -> nn.Module:
+    return spectral_norm(nn.Conv2d(*args, **kwargs))
+
+
+class DownBlock(nn.Module):
+    """(B, c_in, h, w) → (B, c_out, h/2, w/2). Separable (stylegan2 cfg): depthwise 3×3 + pointwise
+    1×1, BN, LeakyReLU, avg-pool 2; else (fastgan cfg) 4×4 stride-2 conv, BN, LeakyReLU."""
+
+    def __init__(self, c_in: int, c_out: int, separable: bool = True):
+        super().__init__()
+        if separable:
+            self.main = nn.Sequential(sn_conv(c_in, c_in, 3, padding=1, groups=c_in, bias=False),
+                                      sn_conv(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
+                                      nn.LeakyReLU(0.2), nn.AvgPool2d(2))
+        else:
+            self.main = nn.Sequential(sn_conv(c_in, c_out, 4, 2, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2))
+
+    def forward(self, x):
+        return self.main(x)
+
+
+class MiniDiscriminator(nn.Module):
+    """(B, in_channels, h, w) → (B, 1, h/2^n − 3, w/2^n − 3) patch logits, n = log2(start_size/8).
+
+    ``start_size`` is the nominal side (a power of two ≥ 8) that fixes n and the channel plan
+    CHANNELS[side] (×``width``, for small CPU configs); the input channels replace CHANNELS[start_size].
+    """
+
+    def __init__(self, in_channels: int, start_size: int, separable: bool = True, width: float = 1.0):
+        super().__init__()
+        if start_size < 8 or start_size & (start_size - 1):
+            raise ValueError(f"start_size must be a power of two ≥ 8, got {start_size}")
+        ch = lambda s: max(1, round(CHANNELS[s] * width))  # noqa: E731
+        layers, c, s = [], in_channels, start_size
+        while s > 8:
+            layers.append(DownBlock(c, ch(s // 2), separable))
+            c, s = ch(s // 2), s // 2
+        layers.append(sn_conv(c, 1, 4, 1, 0, bias=False))
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.main(x)
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """A mini-D on each of the first ``num_discs`` feature levels (finest first).
+    list of (B, C_i, H_i, W_i) → (B, N) all patch logits, flattened and concatenated."""
+
+    def __init__(self, feature_channels: list[int], proj_type: int, num_discs: int = 4, separable: bool = True,
+                 width: float = 1.0):
+        super().__init__()
+        if not 1 <= num_discs <= len(feature_channels):
+            raise ValueError(f"num_discs must be in 1..{len(feature_channels)}, got {num_discs}")
+        # nominal sides of F's levels at 256 px: strides 4…32, ×2 after CSM
+        sizes = [NOMINAL_SIZE // 2 ** k * (2 if proj_type == 2 else 1) for k in (2, 3, 4, 5)]
+        self.mini_discs = nn.ModuleList(MiniDiscriminator(c, s, separable, width)
+                                        for c, s in zip(feature_channels[:num_discs], sizes))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([d(f).flatten(1) for d, f in zip(self.mini_discs, features)], dim=1)
+
+
+class ProjectedDiscriminator(nn.Module):
+    """D(x) = multi-scale D(F(DiffAugment(x))): (B, 1 or 3, H, W) in [-1, 1] → (B, N) logits.
+
+    F stays in eval mode whatever ``train(mode)`` is asked; the mini-Ds follow ``mode``.
+    """
+
+    def __init__(self, feature_network: FeatureNetwork, num_discs: int = 4, separable: bool = True,
+                 width: float = 1.0, diffaug_policy: str = "color,translation,cutout"):
+        super().__init__()
+        self.diffaug_policy = diffaug_policy
+        self.feature_network = feature_network
+        self.discriminator = MultiScaleDiscriminator(feature_network.channels, feature_network.proj_type,
+                                                     num_discs, separable, width)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.feature_network.train(False)  # FeatureNetwork already refuses; explicit, as upstream
+        return self
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.diffaug_policy:
+            x = diff_augment(x, self.diffaug_policy, generator)
+        return self.discriminator(self.feature_network(x))

@@ -1,0 +1,168 @@
+"""ProjectedGAN (Sauer et al. 2021) as the study ran it, on the shared training loop.
+
+A StyleGAN2 generator (or FastGAN's) against four small patch discriminators that look at
+frozen, ImageNet-pretrained EfficientNet-Lite features mixed by fixed random projections, with
+DiffAugment on real and fake and the hinge loss. Per ``training_step`` (upstream's phase order):
+
+    G: −mean D(aug(G(z)))                                   (D frozen, gradients flow through it)
+    D: mean relu(1 − D(aug(x))) + mean relu(1 + D(aug(G(z))))
+
+The ablations are switches resolved by `ablations.resolve`. Config keys (``models.<name>``):
+
+- ``ablation`` (``full_projectedgan``): a key of `ablations.ABLATIONS`; its switches
+  (``backbone``, ``pretrained``, ``weights_path``, ``freeze_backbone``, ``freeze_projections``,
+  ``proj_type``, ``num_discs``, ``diffaug``, ``discriminator``) may also be set directly.
+- ``generator`` (``stylegan2``): ``stylegan2`` (the study's ``--cfg=stylegan2``) or ``fastgan``.
+  StyleGAN2: ``z_dim`` (64), ``w_dim`` (128), ``mapping_layers`` (2), ``channel_base`` (32768),
+  ``channel_max`` (512). FastGAN: ``z_dim`` (256), ``ngf`` (128), ``lite`` (true).
+- ``interp_size`` (224): D inputs smaller than this are bilinearly resized to it before the
+  feature network (upstream's ``interp224``); ``null`` never resizes.
+- ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
+  cfg) and a multiplier on their channel widths (small CPU configs).
+- ``lr`` (0.002), ``betas`` ([0, 0.99]), ``batch_size``: Adam for G and D. D's lr and betas get
+  upstream's lazy-regularisation factor 16/17 although D has no regulariser (a quirk of the
+  original code, kept so the recipe is the study's).
+- ``ema_kimg`` (batch·10/32), ``ema_rampup`` (0.05): G EMA half-life in thousands of images,
+  capped at ``ema_rampup`` × images seen (upstream's schedule).
+- ``truncation_psi`` (1.0): at sampling.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...train import EMA, half_life_decay
+from .ablations import resolve
+
+#: upstream keeps D_reg_interval = 16 although PG's D has no regulariser: lr·c and betas**c, c = 16/17
+_D_REG_RATIO = 16 / 17
+
+
+def build_generator(cfg: dict, image_size: int) -> torch.nn.Module:
+    """The generator (1 output channel) of a resolved config."""
+    if cfg.get("generator", "stylegan2") == "fastgan":
+        from .fastgan import FastGANGenerator
+
+        return FastGANGenerator(image_size, z_dim=int(cfg.get("z_dim", 256)), ngf=int(cfg.get("ngf", 128)),
+                                lite=bool(cfg.get("lite", True)))
+    from ..stylegan2.networks import Generator
+
+    return Generator(image_size, z_dim=int(cfg.get("z_dim", 64)), w_dim=int(cfg.get("w_dim", 128)),
+                     mapping_layers=int(cfg.get("mapping_layers", 2)),
+                     channel_base=int(cfg.get("channel_base", 32768)), channel_max=int(cfg.get("channel_max", 512)))
+
+
+def build_discriminator(cfg: dict, image_size: int) -> torch.nn.Module:
+    """The projected D of a resolved config, or StyleGAN2's own D for the ``stylegan2_discriminator`` arm.
+
+    Both take (B, 1, H, W) and return logits (B, N); DiffAugment happens inside.
+    """
+    from .diffaug import diff_augment
+
+    if cfg["discriminator"] == "stylegan2":
+        from ..stylegan2.networks import Discriminator
+
+        return _AugmentedD(Discriminator(image_size, channel_base=int(cfg.get("channel_base", 32768)),
+                                         channel_max=int(cfg.get("channel_max", 512))), cfg["diffaug"], diff_augment)
+    from .discriminator import ProjectedDiscriminator
+    from .projector import FeatureNetwork
+
+    fn = FeatureNetwork(cfg["backbone"], pretrained=cfg["pretrained"], weights_path=cfg.get("weights_path"),
+                        proj_type=int(cfg["proj_type"]), interp_size=cfg.get("interp_size", 224))
+    return ProjectedDiscriminator(fn, num_discs=int(cfg["num_discs"]), separable=bool(cfg.get("separable", True)),
+                                  width=float(cfg.get("disc_width", 1.0)), diffaug_policy=cfg["diffaug"])
+
+
+class _AugmentedD(torch.nn.Module):
+    """StyleGAN2's D behind the same DiffAugment, returning (B, 1) logits like the projected D."""
+
+    def __init__(self, d, policy, augment):
+        super().__init__()
+        self.d, self.policy, self.augment = d, policy, augment
+
+    def forward(self, x, generator=None):
+        return self.d(self.augment(x, self.policy, generator))[:, None]
+
+
+class ProjectedGANTrainer:
+    """A trainable for `solargen.train.fit`: one G step then one D step per batch."""
+
+    def __init__(self, cfg: dict, image_size: int, device: str | torch.device = "cpu"):
+        self.cfg = cfg = resolve(cfg)
+        self.device = torch.device(device)
+        self.G = build_generator(cfg, image_size).to(self.device)
+        self.D = build_discriminator(cfg, image_size).to(self.device)
+        if cfg["discriminator"] == "projected":
+            fn = self.D.feature_network
+            fn.backbone.requires_grad_(not cfg["freeze_backbone"])
+            if fn.projections is not None:
+                fn.projections.requires_grad_(not cfg["freeze_projections"])
+        # What D's optimiser owns: its own layers plus whichever feature-network parts an ablation unfroze.
+        self.d_params = [p for p in self.D.parameters() if p.requires_grad]
+        lr, betas = float(cfg.get("lr", 0.002)), tuple(float(b) for b in cfg.get("betas", (0.0, 0.99)))
+        self.batch_size = int(cfg.get("batch_size", 64))
+        self.modules = {"G": self.G, "D": self.D}
+        self.optimizers = {
+            "G": torch.optim.Adam(self.G.parameters(), lr=lr, betas=betas, eps=1e-8),
+            "D": torch.optim.Adam(self.d_params, lr=lr * _D_REG_RATIO,
+                                  betas=tuple(b ** _D_REG_RATIO for b in betas), eps=1e-8),
+        }
+        self.ema = {"G": EMA(self.G, 0.0)}
+        self.ema_kimg = float(cfg.get("ema_kimg", self.batch_size * 10 / 32))
+        self.ema_rampup = cfg.get("ema_rampup", 0.05)
+
+    def _z(self, b: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn((b, self.G.z_dim), generator=generator).to(self.device)
+
+    def training_step(self, x: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
+        """One G then one D Adam step on reals ``x`` (B, 1, H, W) in [-1, 1] at 0-based ``step``.
+
+        All randomness (z, noise inputs, DiffAugment) is drawn from the CPU ``generator``.
+        """
+        self.G.train()
+        self.D.train()
+        b = x.shape[0]
+        # G phase: D's weights frozen, gradients flow through D (and the feature network) into G.
+        for p in self.d_params:
+            p.requires_grad_(False)
+        loss_G = -self.D(self.G(self._z(b, generator), generator=generator), generator).mean()
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss_G.backward()
+        self.optimizers["G"].step()
+        # D phase.
+        for p in self.d_params:
+            p.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.G(self._z(b, generator), generator=generator)
+        real_logits, fake_logits = self.D(x, generator), self.D(fake, generator)
+        loss_D_real = torch.relu(1 - real_logits).mean()
+        loss_D_fake = torch.relu(1 + fake_logits).mean()
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        (loss_D_real + loss_D_fake).backward()
+        self.optimizers["D"].step()
+        self.ema["G"].decay = half_life_decay(step, self.batch_size, self.ema_kimg, self.ema_rampup)
+        self.ema["G"].update(self.G)
+        return {"loss_G": float(loss_G.detach()), "loss_D_real": float(loss_D_real.detach()),
+                "loss_D_fake": float(loss_D_fake.detach()),
+                "logits_real": float(real_logits.detach().mean()), "logits_fake": float(fake_logits.detach().mean())}
+
+
+@torch.no_grad()
+def sample(state: dict, cfg: dict, image_size: int, n: int, *, seed: int = 0, batch_size: int = 16,
+           device: str | torch.device = "cpu", **_) -> torch.Tensor:
+    """``n`` images (n, 1, H, W) in [-1, 1] from the checkpoint's EMA generator.
+
+    z and the noise inputs come from ``torch.Generator().manual_seed(seed)``; other kwargs
+    (steps, sampler) are ignored so every family can be called alike.
+    """
+    cfg = resolve(cfg)
+    G = build_generator(cfg, image_size)
+    G.load_state_dict(state["ema"]["G"])
+    G.to(device).eval()
+    psi = float(cfg.get("truncation_psi", 1.0))
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch_size):
+        z = torch.randn((min(batch_size, n - i), G.z_dim), generator=g).to(device)
+        out.append(G(z, truncation_psi=psi, noise_mode="random", generator=g))
+    return torch.cat(out).clamp(-1, 1).cpu()

@@ -1,0 +1,131 @@
+"""StyleGAN2 (Karras et al. 2020) with its own discriminator: the study's starting point.
+
+Its fine-scale failure on high-resolution solar images (and not on faces) is what the study
+sets out to explain, so the recipe is the faithful one (stylegan2-ada's ``stylegan2`` cfg,
+without ADA), scaled by config. Per ``training_step`` (phases as in stylegan2-ada):
+
+    G main:  softplus(−D(G(z)))                      z with style mixing (p = ``style_mixing``)
+    G reg:   every ``pl_interval`` steps, pl_weight · pl_interval · path-length penalty
+             on batch / ``pl_batch_shrink`` images
+    D main:  softplus(D(G(z))) + softplus(−D(x))
+    D reg:   every ``r1_interval`` steps, (γ/2) · r1_interval · E‖∇ₓD(x)‖²
+
+Lazy regularisation is compensated as in the paper: each net's Adam lr is multiplied by
+c = interval/(interval+1) and its betas raised to the power c.
+
+Config keys (``models.<name>``; defaults = stylegan2-ada's cfg ``stylegan2``):
+``z_dim`` (512), ``w_dim`` (512), ``mapping_layers`` (8), ``channel_base`` (32768),
+``channel_max`` (512), ``mbstd_group_size`` (4), ``lr`` (0.002), ``betas`` ([0, 0.99]),
+``batch_size``, ``r1_gamma`` (10), ``r1_interval`` (16), ``pl_weight`` (2), ``pl_interval`` (4),
+``pl_batch_shrink`` (2), ``style_mixing`` (0.9), ``ema_kimg`` (10), ``ema_rampup`` (null),
+``truncation_psi`` (1, at sampling), ``save_every``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ...train import EMA, half_life_decay
+from .losses import PathLengthPenalty, r1_penalty
+from .networks import Discriminator, Generator
+
+
+def build_generator(cfg: dict, image_size: int) -> Generator:
+    return Generator(image_size, z_dim=int(cfg.get("z_dim", 512)), w_dim=int(cfg.get("w_dim", 512)),
+                     mapping_layers=int(cfg.get("mapping_layers", 8)),
+                     channel_base=int(cfg.get("channel_base", 32768)), channel_max=int(cfg.get("channel_max", 512)))
+
+
+def build_discriminator(cfg: dict, image_size: int) -> Discriminator:
+    return Discriminator(image_size, channel_base=int(cfg.get("channel_base", 32768)),
+                         channel_max=int(cfg.get("channel_max", 512)),
+                         mbstd_group_size=int(cfg.get("mbstd_group_size", 4)))
+
+
+def _adam(params, lr, betas, interval):
+    c = interval / (interval + 1) if interval else 1.0  # lazy-regularisation compensation
+    return torch.optim.Adam(params, lr=lr * c, betas=tuple(b ** c for b in betas), eps=1e-8)
+
+
+class StyleGAN2Trainer:
+    """A trainable for `solargen.train.fit`: G main/reg, then D main/reg phases per batch."""
+
+    def __init__(self, cfg: dict, image_size: int, device: str | torch.device = "cpu"):
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.G = build_generator(cfg, image_size).to(self.device)
+        self.D = build_discriminator(cfg, image_size).to(self.device)
+        self.pl = PathLengthPenalty().to(self.device)
+        lr, betas = float(cfg.get("lr", 0.002)), tuple(float(b) for b in cfg.get("betas", (0.0, 0.99)))
+        self.r1_gamma = float(cfg.get("r1_gamma", 10.0))
+        self.r1_interval, self.pl_interval = int(cfg.get("r1_interval", 16)), int(cfg.get("pl_interval", 4))
+        self.pl_weight, self.pl_shrink = float(cfg.get("pl_weight", 2.0)), int(cfg.get("pl_batch_shrink", 2))
+        self.mixing = float(cfg.get("style_mixing", 0.9))
+        self.batch_size = int(cfg.get("batch_size", 32))
+        self.ema_kimg, self.ema_rampup = float(cfg.get("ema_kimg", 10.0)), cfg.get("ema_rampup")
+        # pl holds the path-length running mean: checkpointed so a resumed run continues exactly.
+        self.modules = {"G": self.G, "D": self.D, "pl": self.pl}
+        self.optimizers = {"G": _adam(self.G.parameters(), lr, betas, self.pl_interval if self.pl_weight else 0),
+                           "D": _adam(self.D.parameters(), lr, betas, self.r1_interval if self.r1_gamma else 0)}
+        self.ema = {"G": EMA(self.G, 0.0)}
+
+    def _ws(self, b: int, generator: torch.Generator) -> torch.Tensor:
+        """W+ latents (b, num_ws, w_dim) with style mixing (a second z from the crossover layer on)."""
+        z = torch.randn((b, self.G.z_dim), generator=generator).to(self.device)
+        return self.G.mixed_mapping(z, self.mixing, generator)
+
+    def training_step(self, x: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
+        """One step on reals ``x`` (B, 1, H, W) in [-1, 1] at 0-based ``step`` (randomness from ``generator``)."""
+        self.G.train()
+        self.D.train()
+        b = x.shape[0]
+        out = {}
+        # G main.
+        self.D.requires_grad_(False)
+        fake = self.G.synthesis(self._ws(b, generator), generator=generator)
+        loss_G = F.softplus(-self.D(fake)).mean()
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        loss_G.backward()
+        out["loss_G"] = float(loss_G.detach())
+        if self.pl_weight > 0 and step % self.pl_interval == 0:
+            ws = self._ws(max(1, b // self.pl_shrink), generator)
+            pl = self.pl(self.G, ws, generator)
+            (pl * self.pl_weight * self.pl_interval).backward()
+            out["pl_penalty"] = float(pl.detach())
+        self.optimizers["G"].step()
+        # D main.
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            fake = self.G.synthesis(self._ws(b, generator), generator=generator)
+        loss_D = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(x)).mean()
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        loss_D.backward()
+        out["loss_D"] = float(loss_D.detach())
+        if self.r1_gamma > 0 and step % self.r1_interval == 0:
+            r1, _ = r1_penalty(self.D, x)
+            (r1 * (self.r1_gamma / 2) * self.r1_interval).backward()
+            out["r1_penalty"] = float(r1.detach())
+        self.optimizers["D"].step()
+        self.ema["G"].decay = half_life_decay(step, self.batch_size, self.ema_kimg, self.ema_rampup)
+        self.ema["G"].update(self.G)
+        return out
+
+
+@torch.no_grad()
+def sample(state: dict, cfg: dict, image_size: int, n: int, *, seed: int = 0, batch_size: int = 16,
+           device: str | torch.device = "cpu", **_) -> torch.Tensor:
+    """``n`` images (n, 1, H, W) in [-1, 1] from the EMA generator at truncation ψ = ``truncation_psi``.
+
+    z and noise come from ``torch.Generator().manual_seed(seed)``; other kwargs are ignored.
+    """
+    G = build_generator(cfg, image_size)
+    G.load_state_dict(state["ema"]["G"])
+    G.to(device).eval()
+    psi = float(cfg.get("truncation_psi", 1.0))
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch_size):
+        z = torch.randn((min(batch_size, n - i), G.z_dim), generator=g).to(device)
+        out.append(G(z, truncation_psi=psi, noise_mode="random", generator=g))
+    return torch.cat(out).clamp(-1, 1).cpu()
