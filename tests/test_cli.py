@@ -48,3 +48,21 @@ def test_corrupt_dataset_and_checkpoint_fail_naming_the_file(tmp_path):
     r = cli("sample", "--family", "diffusion", "--model-json", json.dumps(MODEL), "--checkpoint", ckpt,
             "--image-size", 16, "--n", 1, "--out", tmp_path / "s", check=False)
     assert r.returncode != 0 and "step0000001.pt" in r.stderr and not (tmp_path / "s").exists()
+
+
+def test_samples_record_their_seed_and_can_be_drawn_again(tmp_path):
+    data = _dataset(tmp_path / "d.h5", size=32)
+    model = {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64, "channel_max": 8,
+             "r1_interval": 2, "pl_interval": 2, "lr": 2e-3, "batch_size": 2, "save_every": 100}
+    cli("train", "--family", "stylegan2", "--model-json", json.dumps(model), "--dataset", data,
+        "--image-size", 32, "--steps", 2, "--ckpt-dir", tmp_path / "ck", "--device", "cpu")
+    args = ("sample", "--family", "stylegan2", "--model-json", json.dumps(model), "--checkpoint",
+            tmp_path / "ck/step0000002.pt", "--image-size", 32, "--n", 3, "--first-index", 3, "--seed", 2,
+            "--device", "cpu")
+    cli(*args, "--out", tmp_path / "s1")
+    meta = json.loads((tmp_path / "s1/sampling.json").read_text())
+    assert meta["seed"] == 2 * 1_000_003 + 3 and meta["first_index"] == 3 and meta["n"] == 3
+    assert sorted(p.name for p in (tmp_path / "s1").glob("*.png")) == ["out_3.png", "out_4.png", "out_5.png"]
+    cli(*args, "--out", tmp_path / "s2")
+    for i in (3, 4, 5):
+        assert (tmp_path / f"s1/out_{i}.png").read_bytes() == (tmp_path / f"s2/out_{i}.png").read_bytes()

@@ -32,7 +32,10 @@ def test_efficientnet_lite0_weights_are_the_imagenet_ones():
 
 
 def test_random_inception_is_seeded():
-    a, b = build_extractor("random_inception_v3"), build_extractor("random_inception_v3")
+    from solargen.evaluate.features import _RandomInceptionV3
+
+    a, b = _RandomInceptionV3(), _RandomInceptionV3()  # two builds, not the cached one
+    assert build_extractor("random_inception_v3") is build_extractor("random_inception_v3")
     x = torch.rand(2, 3, 299, 299) * 255
     with torch.no_grad():
         assert torch.equal(a(x), b(x)) and a(x).shape == (2, 2048)

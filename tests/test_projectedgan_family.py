@@ -139,3 +139,19 @@ def test_stylegan2_discriminator_arm_uses_the_same_generator():
     assert not hasattr(arm.D, "feature_network")
     losses = arm.training_step(torch.rand(2, 1, 32, 32) * 2 - 1, 0, torch.Generator().manual_seed(0))
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+
+
+def test_fastgan_generator_shapes_and_size():
+    from solargen.models.projectedgan.fastgan import FastGANGenerator
+
+    g = FastGANGenerator(128, ngf=16)
+    # Upstream's fastgan_lite at ngf=16, 128 px: 3.1 M parameters (models_metrics.md §1.1).
+    assert 2.9e6 < sum(p.numel() for p in g.parameters()) < 3.3e6
+    assert g(torch.randn(2, 256)).shape == (2, 1, 128, 128)
+    small = FastGANGenerator(32, z_dim=16, ngf=8, lite=False).eval()  # "big" blocks with noise inputs
+    z = torch.randn(2, 16)
+    a = small(z, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (2, 1, 32, 32)
+    assert torch.equal(a, small(z, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="power-of-two"):
+        FastGANGenerator(48)

@@ -106,10 +106,14 @@ def test_end_to_end_ci_study():
     not_run = pd.read_csv(out / "not_run.csv")
     assert "efficientnet-lite3" in set(not_run.fake)
     runs.pop("efficientnet-lite3")
-    assert set(df.fake) == set(runs)
+    assert set(df.fake.str.removesuffix("-CROPPED8")) == set(runs)
     for net in ("random_inception_v3", "efficientnet_lite0"):
         assert set(df[(df.metric == "fid") & (df.net == net)].fake) == set(runs)
     assert df.value.notna().all()
+    # Crop FIDs in the study's naming: the suffix on both the real and the fake name.
+    crop = df[df.fake.str.endswith("-CROPPED8")]
+    assert set(crop.fake) == {f"{r}-CROPPED8" for r in runs} and set(crop.metric) == {"fid"}
+    assert crop.real.str.endswith("-CROPPED8").all()
     # The conditional runs are also scored pixel by pixel and in the band they had to generate.
     for run in ("msdgan", "bicubic"):
         assert set(df[(df.fake == run) & (df.net == "pixel")].metric) == {"l1", "psnr", "ssim"}

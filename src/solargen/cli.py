@@ -97,7 +97,7 @@ def _sample(a):
     from PIL import Image
 
     from .dataset import to_uint8
-    from .io import atomic_dir
+    from .io import atomic_dir, write_json
     from .models import family
     from .train import load_checkpoint
 
@@ -118,13 +118,17 @@ def _sample(a):
         extra["targets"] = held_out_targets(a.dataset, a.test_fraction, a.image_size,
                                             range(a.first_index, a.first_index + a.n))
     # Each chunk of a run (its own job: a CPU core set or a GPU) has its own noise stream.
+    seed = a.seed * 1_000_003 + a.first_index
     x = fam.sample(state, cfg, a.image_size, a.n, steps=a.steps, sampler=a.sampler,
-                   seed=a.seed * 1_000_003 + a.first_index, batch_size=a.batch_size,
-                   device=_device(a.device), **extra)
+                   seed=seed, batch_size=a.batch_size, device=_device(a.device), **extra)
     y = ((x[:, 0] + 1) / 2).numpy()
     with atomic_dir(a.out) as tmp:
         for i, im in enumerate(y):
             Image.fromarray(to_uint8(im)).save(tmp / f"out_{a.first_index + i}.png")
+        # What drew these images, so any of them can be drawn again.
+        write_json(tmp / "sampling.json", {"family": a.family, "checkpoint": a.checkpoint, "seed": seed,
+                                           "first_index": a.first_index, "n": a.n, "steps": a.steps,
+                                           "sampler": a.sampler, "batch_size": a.batch_size, "model": cfg})
 
 
 def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
@@ -146,10 +150,14 @@ def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
 def _features(a):
     import torch
 
+    from .evaluate.crops import CropMode
     from .evaluate.metrics import save_features
 
     torch.set_num_threads(a.threads)
-    save_features(a.images, a.net, a.out)
+    crop = None
+    if a.crop:
+        crop = CropMode.parse(a.crop, per_image=a.crops_per_image, seed=a.crop_seed, reference=a.crop_reference)
+    save_features(a.images, a.net, a.out, crop=crop)
 
 
 def _spectrum(a):
@@ -290,6 +298,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--images", required=True)
     s.add_argument("--net", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--crop", help="crop mode, the study's suffix: CROPPED64 or CROPPED299CS_0.1,1_CR_1,1")
+    s.add_argument("--crops-per-image", type=int, default=1)
+    s.add_argument("--crop-seed", type=int, default=0)
+    s.add_argument("--crop-reference", type=int, help="resolution the crop size is given at (the dataset's)")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_features)
 

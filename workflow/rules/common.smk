@@ -36,6 +36,10 @@ def _check_config(cfg):
             f"config: evaluation.sample_chunks = {ev['sample_chunks']} exceeds evaluation.n_samples = {ev['n_samples']}"
         )
     d = cfg["data"]
+    for c in ev.get("crops", []):
+        m = re.match(r"CROPPED(\d+)", c)
+        if "CS_" not in c and int(m[1]) > d["resolution"]:
+            raise ValueError(f"config: evaluation.crops: {c} is larger than data.resolution = {d['resolution']}")
     for name, m in cfg["models"].items():
         if d["resolution"] % m["image_size"]:
             raise ValueError(
@@ -84,6 +88,13 @@ N_SHARDS = -(-config["data"]["n_frames"] // config["data"]["frames_per_shard"])
 SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
 N_SAMPLES = config["evaluation"]["n_samples"]
 CHUNKS = [f"{i:03d}" for i in range(config["evaluation"].get("sample_chunks", 1))]
+NETS = config["evaluation"]["nets"]
+CROPS = config["evaluation"].get("crops", [])
+#: Real-set feature files, keyed "<net>" (whole images) or "<net>-<crop mode>".
+REAL_FEATURES = {
+    **{n: f"{OUT}/real/features_{n}.npz" for n in NETS},
+    **{f"{n}-{c}": f"{OUT}/real/features_{n}-{c}.npz" for n in NETS for c in CROPS},
+}
 
 
 wildcard_constraints:
@@ -94,6 +105,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)) or "NONE",
     family="|".join(sorted({m["family"] for m in MODELS.values()})) or "NONE",
     net="|".join(config["evaluation"]["nets"]),
+    crop="|".join(map(re.escape, CROPS)) or "NONE",
 
 
 def model_of(run):

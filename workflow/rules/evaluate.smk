@@ -1,7 +1,6 @@
 # Real-set features and spectra once per network; then every run against them.
 
 REAL = f"{DATA}/{config['data']['name']}"
-NETS = config["evaluation"]["nets"]
 
 
 rule real_features:
@@ -17,6 +16,28 @@ rule real_features:
     shell:
         "python -m solargen features --images {input} --net {wildcards.net} --out {output}"
         " --threads {threads} 2> {log}"
+
+
+rule real_crop_features:
+    """Features of random crops of the real frames (the study's crop FIDs); generated images are
+    cropped at the same positions, image by image, from the protocol stored with these."""
+    input:
+        REAL,
+    output:
+        f"{OUT}/real/features_{{net}}-{{crop}}.npz",
+    params:
+        per_image=config["evaluation"].get("crops_per_image", 1),
+        seed=config["seed"],
+        reference=config["data"]["resolution"],
+    threads: config["threads"]["evaluate"]
+    log:
+        f"{OUT}/logs/real_features_{{net}}-{{crop}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen features --images {input} --net {wildcards.net} --crop {wildcards.crop:q}"
+        " --crops-per-image {params.per_image} --crop-seed {params.seed} --crop-reference {params.reference}"
+        " --out {output:q} --threads {threads} 2> {log:q}"
 
 
 rule real_spectrum:
@@ -35,14 +56,14 @@ rule real_spectrum:
 rule evaluate:
     input:
         samples=f"{OUT}/runs/{{family}}/{{run}}/samples",
-        features=expand(f"{OUT}/real/features_{{net}}.npz", net=NETS),
+        features=list(REAL_FEATURES.values()),
         spectrum=f"{OUT}/real/spectrum.npz",
         dataset=lambda w: [DATASET] if is_conditional(w.run) else [],
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
         spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",
     params:
-        features=lambda w, input: " ".join(f"{n}={p}" for n, p in zip(NETS, input.features)),
+        features=" ".join(f"{k}={p}" for k, p in REAL_FEATURES.items()),
         real_name=config["data"]["name"],
         conditional=lambda w: conditional_args(w.run),
     threads: config["threads"]["evaluate"]

@@ -44,4 +44,6 @@ rule gather_samples:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "(mkdir -p {output} && for d in {input}; do cp -p $d/*.png {output}/; done) 2> {log}"
+        "(mkdir -p {output} && for d in {input}; do cp -p $d/*.png {output}/;"
+        " if [ -e $d/sampling.json ]; then cp -p $d/sampling.json {output}/sampling_$(basename $d).json; fi;"
+        " done) 2> {log}"

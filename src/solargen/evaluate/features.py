@@ -13,6 +13,8 @@ to the network's ``input_size`` — and returns (B, D) features.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 #: name → (input size, where the weights come from)
@@ -63,8 +65,10 @@ class _EfficientNetLite0(torch.nn.Module):
         return self.net((x / 255 - 0.5) / 0.5)  # tf_ EfficientNet-Lite uses mean = std = 0.5
 
 
+@functools.lru_cache(maxsize=None)
 def build_extractor(name: str) -> torch.nn.Module:
-    """Build the named feature network (raises `FeatureNetUnavailable` if its weights are absent)."""
+    """The named feature network, built once per process (it is frozen, so whole-image and crop
+    features share it); raises `FeatureNetUnavailable` if its weights are absent."""
     if name == "random_inception_v3":
         return _RandomInceptionV3()
     if name == "efficientnet_lite0":
@@ -72,14 +76,50 @@ def build_extractor(name: str) -> torch.nn.Module:
     raise ValueError(f"unknown feature network {name!r} (allowed: {', '.join(NETS)})")
 
 
-def folder_features(files: list[str], name: str, batch_size: int = 32):
-    """Features (N, D) of image files through network ``name``, via clean-fid's clean resizing."""
+def folder_features(files: list[str], name: str, batch_size: int = 32, crop=None):
+    """Features (N, D) of image files through network ``name``, via clean-fid's clean resizing.
+
+    With a `solargen.evaluate.crops.CropMode`, the features of its crops of every image instead
+    ((N · per_image, D), image by image), through the same clean-fid loader and resizer.
+    """
     from cleanfid import fid
     from cleanfid.resize import make_resizer
 
     size = NETS[name][0]
     model = build_extractor(name)
-    return fid.get_files_features(sorted(files), model=model, num_workers=0, batch_size=batch_size,
-                                  device=torch.device("cpu"), mode="clean",
-                                  custom_fn_resize=make_resizer("PIL", False, "bicubic", (size, size)),
-                                  description=f"features {name}", verbose=False)
+    resize = make_resizer("PIL", False, "bicubic", (size, size))
+    files = sorted(files)
+    if crop is None:
+        return fid.get_files_features(files, model=model, num_workers=0, batch_size=batch_size,
+                                      device=torch.device("cpu"), mode="clean", custom_fn_resize=resize,
+                                      description=f"features {name}", verbose=False)
+    import numpy as np
+
+    loader = torch.utils.data.DataLoader(_CroppedFiles(files, crop, resize), batch_size=batch_size)
+    return np.concatenate([fid.get_batch_features(b, model, torch.device("cpu")) for b in loader])
+
+
+class _CroppedFiles(torch.utils.data.Dataset):
+    """Every crop of every image file, read lazily and resized like clean-fid's ``ResizeDataset``."""
+
+    def __init__(self, files, crop, resize):
+        from PIL import Image
+
+        self.items = []
+        for i, f in enumerate(files):
+            with Image.open(f) as im:  # the header only: the size decides the crop boxes
+                w, h = im.size
+            self.items += [(f, box) for box in crop.boxes(i, h, w)]
+        self.resize = resize
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        import numpy as np
+        from PIL import Image
+
+        f, (top, left, side) = self.items[i]
+        with Image.open(f) as im:
+            rgb = np.asarray(im.convert("RGB"))[top:top + side, left:left + side]
+        return torch.from_numpy(np.ascontiguousarray(self.resize(rgb).transpose(2, 0, 1)))

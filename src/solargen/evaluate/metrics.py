@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import InputError, atomic_path, write_json
+from .crops import CropMode
 from .features import NETS, FeatureNetUnavailable, folder_features
 from .spectrum import radial_power_spectrum, spectral_distance
 
@@ -49,22 +50,30 @@ def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
     return np.stack(out)
 
 
-def save_features(folder: str | Path, net: str, out: str | Path) -> None:
-    """Features of a folder through ``net`` → ``out`` (.npz); if unavailable, record why."""
+def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode | None = None) -> None:
+    """Features of a folder (or of its ``crop``s) through ``net`` → ``out`` (.npz); if unavailable,
+    record why. The crop protocol is stored with them, so generated sets are cropped alike."""
     try:
-        feats = folder_features(image_files(folder), net)
+        feats = folder_features(image_files(folder), net, crop=crop)
         status = "ok"
     except FeatureNetUnavailable as e:
         log.warning("%s", e)
         feats, status = np.zeros((0, 0), np.float32), f"not run: {e}"
+    c = crop or CropMode(0)
     with atomic_path(out, suffix=".npz") as tmp:
-        np.savez(tmp, feats=feats.astype(np.float32), net=net, status=status)
+        np.savez(tmp, feats=feats.astype(np.float32), net=net, status=status, crop=c.suffix if crop else "",
+                 crop_per_image=c.per_image, crop_seed=c.seed, crop_reference=c.reference or 0)
 
 
-def load_features(path: str | Path) -> tuple[np.ndarray, str]:
+def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
+    """Features, status and crop protocol (None: whole images) of a feature file."""
     try:
         with np.load(path) as z:
-            return z["feats"].astype(np.float64), str(z["status"])
+            crop = None
+            if "crop" in z and str(z["crop"]):
+                crop = CropMode.parse(str(z["crop"]), per_image=int(z["crop_per_image"]), seed=int(z["crop_seed"]),
+                                      reference=int(z["crop_reference"]) or None)
+            return z["feats"].astype(np.float64), str(z["status"]), crop
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path}: not a readable feature file ({e})") from None
 
@@ -150,21 +159,27 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     """
     rows, not_run, methods = [], [], {}
     fake_files = image_files(samples)
-    for net, path in real_features.items():
-        real, status = load_features(path)
+    for key, path in real_features.items():
+        real, status, crop = load_features(path)
+        net = key.partition("-")[0]  # "<net>" or "<net>-CROPPED…"
+        suffix = crop.suffix if crop else ""
         if status != "ok":
-            not_run.append({"net": net, "reason": status})
+            not_run.append({"net": net + suffix, "reason": status})
             continue
         try:
-            fake = folder_features(fake_files, net)
+            fake = folder_features(fake_files, net, crop=crop)
         except FeatureNetUnavailable as e:
-            not_run.append({"net": net, "reason": f"not run: {e}"})
+            not_run.append({"net": net + suffix, "reason": f"not run: {e}"})
             continue
-        f, methods[net] = frechet_distance(real, fake)
-        k = kernel_distance(real, fake)
-        p, r = precision_recall(real, fake)
-        rows += [{"metric": "fid", "value": f, "net": net}, {"metric": "kid", "value": k, "net": net},
-                 {"metric": "precision", "value": p, "net": net}, {"metric": "recall", "value": r, "net": net}]
+        names = {"real": real_name + suffix, "fake": fake_name + suffix}
+        f, methods[net + suffix] = frechet_distance(real, fake)
+        rows.append({"metric": "fid", "value": f, "net": net, **names})
+        if crop is None:  # as in the study, crops are scored by FID only
+            k = kernel_distance(real, fake)
+            p, r = precision_recall(real, fake)
+            rows += [{"metric": "kid", "value": k, "net": net, **names},
+                     {"metric": "precision", "value": p, "net": net, **names},
+                     {"metric": "recall", "value": r, "net": net, **names}]
     with np.load(real_spectrum) as z:
         k_real, p_real = z["k"], z["power"]
     k_fake, p_fake = radial_power_spectrum(load_images(samples))
@@ -185,13 +200,14 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
                      "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
     for r in rows:
-        r.update(real=real_name, fake=fake_name)
+        r.setdefault("real", real_name)
+        r.setdefault("fake", fake_name)
         if not np.isfinite(r["value"]):
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake)
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run,
-              "nets": {n: NETS[n][1] for n in real_features}, "fid_method": methods}
+              "nets": {n: NETS[n][1] for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
     return result
