@@ -30,6 +30,8 @@ rule all:
     input:
         f"{OUT}/results.csv",
         f"{OUT}/not_run.csv",
+        f"{OUT}/results_meta.csv",
+        f"{OUT}/tables/spearman.csv",
         f"{OUT}/figures/samples.png",
         f"{OUT}/figures/spectrum.png",
         [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],

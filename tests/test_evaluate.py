@@ -109,10 +109,46 @@ def test_evaluate_run_writes_rows_in_the_study_schema(tmp_path):
     assert set(metrics) == {("fid", "efficientnet_lite0"), ("kid", "efficientnet_lite0"),
                             ("precision", "efficientnet_lite0"), ("recall", "efficientnet_lite0"),
                             ("spectral_distance", "power_spectrum"),
-                            ("spectral_distance_high", "power_spectrum")}
+                            ("spectral_distance_high", "power_spectrum"),
+                            ("spectral_distance_high_ci95_low", "power_spectrum"),
+                            ("spectral_distance_high_ci95_high", "power_spectrum")}
     assert all(r["real"] == "R" and r["fake"] == "F" for r in out["rows"])
     # The noisy fake set has too much fine-scale power: a clear high-band distance.
     assert metrics[("spectral_distance_high", "power_spectrum")] > 0.5
     with pytest.raises(InputError, match="no PNG"):
         evaluate_run(tmp_path / "empty", {}, tmp_path / "s.npz", tmp_path / "x.json", tmp_path / "x.npz",
                      real_name="R", fake_name="F")
+
+
+def test_bootstrap_interval_brackets_the_distance_and_shrinks_with_more_images():
+    from solargen.evaluate.metrics import bootstrap_interval
+    from solargen.evaluate.spectrum import spectral_distance
+
+    rng = np.random.default_rng(0)
+
+    def spectra(n, scale):
+        return np.exp(rng.normal(0, 0.5, (n, 16))) * scale
+
+    real, fake = spectra(40, 1.0), spectra(40, 2.0)
+    d = spectral_distance(real.mean(0), fake.mean(0), (0.5, 1.0))
+    lo, hi = bootstrap_interval(real, fake, (0.5, 1.0))
+    assert lo < d < hi and lo > 0.1  # a factor 2 in power is log10(2) ≈ 0.3
+    lo4, hi4 = bootstrap_interval(spectra(640, 1.0), spectra(640, 2.0), (0.5, 1.0))
+    assert hi4 - lo4 < (hi - lo) / 2  # 16× the images: about a quarter of the width
+
+
+def test_spearman_table_ranks_metrics_across_runs():
+    import pandas as pd
+
+    from solargen.report.results import spearman_table
+
+    runs = [f"r{i}" for i in range(5)]
+    fid = [1.0, 2.0, 3.0, 4.0, 5.0]
+    rows = ([{"metric": "fid", "value": v, "real": "R", "fake": r, "net": "a"} for r, v in zip(runs, fid)]
+            + [{"metric": "kid", "value": v ** 3, "real": "R", "fake": r, "net": "a"} for r, v in zip(runs, fid)]
+            + [{"metric": "recall", "value": -v, "real": "R", "fake": r, "net": "a"} for r, v in zip(runs, fid)]
+            + [{"metric": "fid", "value": 9.0, "real": "R-CROPPED64", "fake": f"{r}-CROPPED64", "net": "a"}
+               for r in runs])
+    t = spearman_table(pd.DataFrame(rows))
+    assert list(t.columns) == ["fid/a", "kid/a", "recall/a"]  # crop rows are not mixed in
+    assert t.loc["fid/a", "kid/a"] == 1.0 and t.loc["fid/a", "recall/a"] == -1.0

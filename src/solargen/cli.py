@@ -196,7 +196,17 @@ def _png_size(folder) -> int:
 def _collect(a):
     from .report.results import collect
 
-    collect(a.metrics, a.out, a.not_run, skipped=json.loads(a.skipped_json))
+    collect(a.metrics, a.out, a.not_run, skipped=json.loads(a.skipped_json), out_meta=a.meta)
+
+
+def _spearman(a):
+    import pandas as pd
+
+    from .io import atomic_path
+    from .report.results import spearman_table
+
+    with atomic_path(a.out) as tmp:
+        spearman_table(pd.read_csv(a.results)).round(3).to_csv(tmp)
 
 
 def _figure(a):
@@ -329,7 +339,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--not-run")
     s.add_argument("--skipped-json", default="{}", help='{"run": "reason"} for runs the workflow left out')
+    s.add_argument("--meta", help="sidecar CSV: per run n_samples, n_real, sampling seeds, checkpoint")
     s.set_defaults(func=_collect)
+
+    s = sub.add_parser("spearman", help="Spearman rank correlation between metrics across runs")
+    s.add_argument("--results", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_spearman)
 
     s = sub.add_parser("figure", help="report figures")
     s.add_argument("kind", choices=["samples", "zoom", "spectrum", "dft"])

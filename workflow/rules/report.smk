@@ -7,6 +7,7 @@ rule results_csv:
     output:
         csv=report(f"{OUT}/results.csv", caption="../report/results.rst", category="Results"),
         not_run=report(f"{OUT}/not_run.csv", caption="../report/not_run.rst", category="Results"),
+        meta=report(f"{OUT}/results_meta.csv", caption="../report/results_meta.rst", category="Results"),
     params:
         # Runs left out because their model's pretrained weights are absent, with the reason.
         skipped=json.dumps(SKIPPED),
@@ -16,7 +17,21 @@ rule results_csv:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen collect --metrics {input} --out {output.csv} --not-run {output.not_run}"
+        " --meta {output.meta}"
         " --skipped-json {params.skipped:q} 2> {log}"
+
+
+rule table_spearman:
+    input:
+        f"{OUT}/results.csv",
+    output:
+        report(f"{OUT}/tables/spearman.csv", caption="../report/spearman.rst", category="Results"),
+    log:
+        f"{OUT}/logs/table_spearman.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen spearman --results {input} --out {output} 2> {log}"
 
 
 rule figure_samples:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import InputError, atomic_path, write_json
+from ..io import InputError, atomic_path, read_json, write_json
 from .crops import CropMode
 from .features import NETS, FeatureNetUnavailable, folder_features
 from .spectrum import radial_power_spectrum, spectral_distance
@@ -83,6 +83,16 @@ def save_spectrum(folder: str | Path, out: str | Path) -> None:
     k, p = radial_power_spectrum(load_images(folder))
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, k=k, power=p)
+
+
+def bootstrap_interval(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float], n_boot: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the band spectral distance between two sets of spectra
+    (N, K) and (M, K): both sets resampled with replacement, the distance of their means each time."""
+    rng = np.random.default_rng(seed)
+    d = [spectral_distance(p_real[rng.integers(0, len(p_real), len(p_real))].mean(0),
+                           p_fake[rng.integers(0, len(p_fake), len(p_fake))].mean(0), band) for _ in range(n_boot)]
+    return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> tuple[float, str]:
@@ -186,9 +196,12 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     if len(k_fake) != len(k_real):
         raise InputError(f"{samples}: images of another size than the real set")
     pr, pf = p_real.mean(0), p_fake.mean(0)
+    lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND)
     rows += [{"metric": "spectral_distance", "value": spectral_distance(pr, pf), "net": "power_spectrum"},
              {"metric": "spectral_distance_high", "value": spectral_distance(pr, pf, HIGH_BAND),
-              "net": "power_spectrum"}]
+              "net": "power_spectrum"},
+             {"metric": "spectral_distance_high_ci95_low", "value": lo, "net": "power_spectrum"},
+             {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
     if targets is not None:
         from ..models.msdgan.metrics import pixel_metrics
 
@@ -206,7 +219,10 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake)
+    sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
+              "sampling_seeds": [m["seed"] for m in sampling],
+              "checkpoint": sampling[0]["checkpoint"] if sampling else None,
               "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run,
               "nets": {n: NETS[n][1] for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)

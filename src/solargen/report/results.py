@@ -12,14 +12,25 @@ COLUMNS = ["metric", "value", "real", "fake", "net"]
 
 
 def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: str | Path | None = None,
-            skipped: dict[str, str] | None = None) -> pd.DataFrame:
+            skipped: dict[str, str] | None = None, out_meta: str | Path | None = None) -> pd.DataFrame:
     """Concatenate the rows of all runs into ``out_csv``; metrics that could not run go to ``out_not_run``,
-    as do whole runs the workflow ``skipped`` (run → reason; ``net`` is empty: no metric ran)."""
+    as do whole runs the workflow ``skipped`` (run → reason; ``net`` is empty: no metric ran).
+
+    ``out_meta`` is the sidecar that results.csv's fixed columns cannot hold: per run, the number
+    of generated and real images every number rests on, the sampling seeds and the checkpoint.
+    """
     rows, not_run = [], [{"fake": run, "net": "", "reason": f"run not made: {why}"} for run, why in (skipped or {}).items()]
+    meta = []
     for path in metrics_files:
         m = read_json(path)
         rows += m["rows"]
         not_run += [{"fake": m["run"], **r} for r in m["not_run"]]
+        meta.append({"fake": m["run"], "n_samples": m["n_fake"], "n_real": m["n_real"],
+                     "sampling_seeds": " ".join(map(str, m.get("sampling_seeds", []))),
+                     "checkpoint": m.get("checkpoint") or ""})
+    if out_meta:
+        with atomic_path(out_meta) as tmp:
+            pd.DataFrame(meta, columns=["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint"]).to_csv(tmp, index=False)
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values(["metric", "net", "fake"], kind="stable")
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
@@ -27,3 +38,16 @@ def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: s
         with atomic_path(out_not_run) as tmp:
             pd.DataFrame(not_run, columns=["fake", "net", "reason"]).to_csv(tmp, index=False)
     return df
+
+
+def spearman_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Spearman rank correlation between metrics across runs (the study's table), whole images only.
+
+    Each metric/network pair is a column, each run a row; pairs are correlated only over the runs
+    that have both (pandas' pairwise-complete ``corr``). Constant columns give NaN.
+    """
+    whole = results[~results.fake.str.contains("-CROPPED", regex=False)]
+    wide = whole.assign(column=whole.metric + "/" + whole.net).pivot_table(index="fake", columns="column",
+                                                                           values="value", aggfunc="first")
+    corr = wide.corr(method="spearman", min_periods=3)
+    return corr.dropna(how="all").dropna(axis=1, how="all")
