@@ -152,3 +152,25 @@ def test_spearman_table_ranks_metrics_across_runs():
     t = spearman_table(pd.DataFrame(rows))
     assert list(t.columns) == ["fid/a", "kid/a", "recall/a"]  # crop rows are not mixed in
     assert t.loc["fid/a", "kid/a"] == 1.0 and t.loc["fid/a", "recall/a"] == -1.0
+
+
+def test_kid_is_unbiased_on_equal_distributions():
+    from solargen.evaluate.metrics import kernel_distance
+
+    rng = np.random.default_rng(0)
+    same = [kernel_distance(rng.normal(size=(60, 16)), rng.normal(size=(60, 16))) for _ in range(30)]
+    shifted = kernel_distance(rng.normal(size=(60, 16)), rng.normal(0.5, 1, size=(60, 16)))
+    # Unbiased: small sets of one distribution average to ~0 (some estimates are negative),
+    # far below the distance to a shifted distribution.
+    assert abs(np.mean(same)) < 3 * np.std(same) / np.sqrt(len(same))
+    assert min(same) < 0 < shifted and shifted > 10 * abs(np.mean(same))
+
+
+def test_generated_spectra_are_windowed_like_the_real_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    real = _folder(tmp_path / "real", [rng.random((32, 32)) for _ in range(4)])
+    fake = _folder(tmp_path / "fake", [rng.random((32, 32)) for _ in range(4)])
+    save_spectrum(real, tmp_path / "s.npz", window="hann")
+    evaluate_run(fake, {}, tmp_path / "s.npz", tmp_path / "m.json", tmp_path / "ms.npz", real_name="R", fake_name="F")
+    with np.load(tmp_path / "ms.npz") as z:
+        assert str(z["window"]) == "hann"

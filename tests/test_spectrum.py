@@ -39,3 +39,33 @@ def test_spectral_distance():
     q[16:] *= 100  # excess fine-scale power only
     assert spectral_distance(p, q, (0.0, 0.5)) == 0
     assert spectral_distance(p, q, (0.5, 1.0)) == pytest.approx(2.0)
+
+
+def test_a_sinusoid_peaks_in_its_bin_and_parseval_holds():
+    n = 64
+    yy, xx = np.mgrid[:n, :n]
+    x = np.sin(2 * np.pi * (5 * xx + 12 * yy) / n)[None]  # |k| = 13 cycles per image
+    k, p = radial_power_spectrum(x)
+    assert k[p[0].argmax()] == 13
+    # Parseval: Σ|x|² = Σ|X|²/(HW). The annulus means times their counts sum back to Σ|x|².
+    f = np.abs(np.fft.fft2(x[0])) ** 2 / n ** 2
+    assert f.sum() == pytest.approx((x[0] ** 2).sum())
+    kr = np.rint(np.hypot(*np.meshgrid(np.fft.fftfreq(n) * n, np.fft.fftfreq(n) * n))).astype(int)
+    counts = np.bincount(kr.ravel())[1:n // 2 + 1]
+    assert (p[0] * counts).sum() == pytest.approx((x[0] ** 2).sum(), rel=1e-9)
+
+
+def test_hann_window_stops_leakage_and_keeps_the_noise_level():
+    n = 64
+    yy, xx = np.mgrid[:n, :n]
+    x = np.sin(2 * np.pi * 10.5 * xx / n)[None]  # not periodic in the frame: leaks everywhere
+    far = slice(24, 32)
+    _, raw = radial_power_spectrum(x)
+    _, hann = radial_power_spectrum(x, "hann")
+    assert hann[0][far].mean() < raw[0][far].mean() / 100
+    noise = np.random.default_rng(0).normal(size=(16, n, n))
+    _, a = radial_power_spectrum(noise)
+    _, b = radial_power_spectrum(noise, "hann")
+    assert b.mean() == pytest.approx(a.mean(), rel=0.05)
+    with pytest.raises(ValueError, match="unknown window"):
+        radial_power_spectrum(x, "hamming")

@@ -163,7 +163,7 @@ def _features(a):
 def _spectrum(a):
     from .evaluate.metrics import save_spectrum
 
-    save_spectrum(a.images, a.out)
+    save_spectrum(a.images, a.out, a.window)
 
 
 def _evaluate(a):
@@ -317,6 +317,7 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("spectrum", help="radial power spectra of an image folder")
     s.add_argument("--images", required=True)
+    s.add_argument("--window", choices=["none", "hann"], default="none", help="taper before the DFT")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_spectrum)
 

@@ -45,12 +45,15 @@ rule real_spectrum:
         REAL,
     output:
         f"{OUT}/real/spectrum.npz",
+    params:
+        # Generated sets are windowed like this (the choice is stored with the real spectra).
+        window=config["evaluation"].get("spectrum_window", "none"),
     log:
         f"{OUT}/logs/real_spectrum.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen spectrum --images {input} --out {output} 2> {log}"
+        "python -m solargen spectrum --images {input} --window {params.window} --out {output} 2> {log}"
 
 
 rule evaluate:

@@ -78,11 +78,12 @@ def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
         raise InputError(f"{path}: not a readable feature file ({e})") from None
 
 
-def save_spectrum(folder: str | Path, out: str | Path) -> None:
-    """Radial power spectra of every image in a folder → ``out`` (.npz: k, power (N, K))."""
-    k, p = radial_power_spectrum(load_images(folder))
+def save_spectrum(folder: str | Path, out: str | Path, window: str = "none") -> None:
+    """Radial power spectra of every image in a folder → ``out`` (.npz: k, power (N, K), window);
+    generated sets are later windowed the same way."""
+    k, p = radial_power_spectrum(load_images(folder), window)
     with atomic_path(out, suffix=".npz") as tmp:
-        np.savez(tmp, k=k, power=p)
+        np.savez(tmp, k=k, power=p, window=window)
 
 
 def bootstrap_interval(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float], n_boot: int = 1000,
@@ -192,7 +193,8 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
                      {"metric": "recall", "value": r, "net": net, **names}]
     with np.load(real_spectrum) as z:
         k_real, p_real = z["k"], z["power"]
-    k_fake, p_fake = radial_power_spectrum(load_images(samples))
+        window = str(z["window"]) if "window" in z else "none"
+    k_fake, p_fake = radial_power_spectrum(load_images(samples), window)
     if len(k_fake) != len(k_real):
         raise InputError(f"{samples}: images of another size than the real set")
     pr, pf = p_real.mean(0), p_fake.mean(0)
@@ -208,7 +210,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         fakes = load_images(samples, by_index=True)
         rows += [{"metric": k, "value": v, "net": "pixel"} for k, v in pixel_metrics(fakes, targets).items()
                  if np.isfinite(v)]
-        _, p_t = radial_power_spectrum(targets)
+        _, p_t = radial_power_spectrum(targets, window)
         band = (1 / factor, 1.0)
         rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
                      "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
@@ -218,7 +220,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         if not np.isfinite(r["value"]):
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
-        np.savez(tmp, k=k_fake, power=p_fake)
+        np.savez(tmp, k=k_fake, power=p_fake, window=window)
     sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],

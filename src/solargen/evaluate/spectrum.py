@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 
-def radial_power_spectrum(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+WINDOWS = ("none", "hann")
+
+
+def radial_power_spectrum(images: np.ndarray, window: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power spectra of a batch.
 
     Parameters
     ----------
     images : (N, H, W) array, H == W
         Images (e.g. normalised log intensity in [0, 1]); each image's mean is removed.
+    window : "none" or "hann"
+        A separable 2-D Hann taper before the DFT, so the frame edge (the off-limb corona cut
+        by the field of view) does not leak power into every wavenumber. Power is divided by
+        Σw² instead of H·W, which keeps white noise at the same level either way.
 
     Returns
     -------
@@ -29,9 +37,16 @@ def radial_power_spectrum(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if h != w:
         raise ValueError(f"square images expected, got {h}×{w}")
     x = x - x.mean(axis=(1, 2), keepdims=True)
+    norm = h * w
+    if window == "hann":
+        taper = np.outer(scipy.signal.windows.hann(h, sym=False), scipy.signal.windows.hann(w, sym=False))
+        x = x * taper
+        norm = float((taper ** 2).sum())
+    elif window != "none":
+        raise ValueError(f"unknown window {window!r} (allowed: {', '.join(WINDOWS)})")
     # One batched real FFT over the whole stack, on all cores: no Python loop per image.
     f = scipy.fft.rfft2(x, axes=(1, 2), workers=-1)
-    p = (f.real ** 2 + f.imag ** 2) / (h * w)
+    p = (f.real ** 2 + f.imag ** 2) / norm
     ky = np.fft.fftfreq(h) * h
     kx = np.fft.rfftfreq(w) * w
     kr = np.rint(np.hypot(ky[:, None], kx[None, :])).astype(int)
