@@ -82,7 +82,8 @@ def efficientnet_lite(backbone: str = "lite0", pretrained: bool = True, weights_
     net = timm.create_model(name, pretrained=False, num_classes=1000)  # the checkpoint's head
     sd = torch.load(path, map_location="cpu", weights_only=True)
     missing, unexpected = net.load_state_dict(_to_timm(sd, net.state_dict(), name), strict=False)
-    assert not unexpected and all(k.endswith(_COUNTER) for k in missing), (missing, unexpected)
+    if unexpected or not all(k.endswith(_COUNTER) for k in missing):
+        raise WeightsUnavailable(f"{path}: does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
     if num_classes != 1000:
         net.reset_classifier(num_classes)
     return net

@@ -147,22 +147,14 @@ class ProjectedGANTrainer:
                 "logits_real": float(real_logits.detach().mean()), "logits_fake": float(fake_logits.detach().mean())}
 
 
-@torch.no_grad()
 def sample(state: dict, cfg: dict, image_size: int, n: int, *, seed: int = 0, batch_size: int = 16,
            device: str | torch.device = "cpu", **_) -> torch.Tensor:
-    """``n`` images (n, 1, H, W) in [-1, 1] from the checkpoint's EMA generator.
+    """``n`` images (n, 1, H, W) in [-1, 1] from the checkpoint's EMA generator (StyleGAN2 or
+    FastGAN), drawn as `solargen.models.stylegan2.family.draw` does; other kwargs are ignored."""
+    from ..stylegan2.family import draw
 
-    z and the noise inputs come from ``torch.Generator().manual_seed(seed)``; other kwargs
-    (steps, sampler) are ignored so every family can be called alike.
-    """
     cfg = resolve(cfg)
     G = build_generator(cfg, image_size)
     G.load_state_dict(state["ema"]["G"])
-    G.to(device).eval()
-    psi = float(cfg.get("truncation_psi", 1.0))
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(0, n, batch_size):
-        z = torch.randn((min(batch_size, n - i), G.z_dim), generator=g).to(device)
-        out.append(G(z, truncation_psi=psi, noise_mode="random", generator=g))
-    return torch.cat(out).clamp(-1, 1).cpu()
+    return draw(G, n, seed=seed, batch_size=batch_size, device=device,
+                truncation_psi=float(cfg.get("truncation_psi", 1.0)))

@@ -113,19 +113,26 @@ class StyleGAN2Trainer:
 
 
 @torch.no_grad()
-def sample(state: dict, cfg: dict, image_size: int, n: int, *, seed: int = 0, batch_size: int = 16,
-           device: str | torch.device = "cpu", **_) -> torch.Tensor:
-    """``n`` images (n, 1, H, W) in [-1, 1] from the EMA generator at truncation ψ = ``truncation_psi``.
+def draw(G: torch.nn.Module, n: int, *, seed: int, batch_size: int, device, truncation_psi: float = 1.0) -> torch.Tensor:
+    """``n`` images (n, C, H, W) in [-1, 1] from generator ``G`` (taking z, ψ, noise_mode, generator).
 
-    z and noise come from ``torch.Generator().manual_seed(seed)``; other kwargs are ignored.
+    z and the noise inputs come from ``torch.Generator().manual_seed(seed)`` on the CPU, so the
+    images are the same on any device. Shared by every z → image family.
     """
-    G = build_generator(cfg, image_size)
-    G.load_state_dict(state["ema"]["G"])
     G.to(device).eval()
-    psi = float(cfg.get("truncation_psi", 1.0))
     g = torch.Generator().manual_seed(seed)
     out = []
     for i in range(0, n, batch_size):
         z = torch.randn((min(batch_size, n - i), G.z_dim), generator=g).to(device)
-        out.append(G(z, truncation_psi=psi, noise_mode="random", generator=g))
+        out.append(G(z, truncation_psi=truncation_psi, noise_mode="random", generator=g))
     return torch.cat(out).clamp(-1, 1).cpu()
+
+
+def sample(state: dict, cfg: dict, image_size: int, n: int, *, seed: int = 0, batch_size: int = 16,
+           device: str | torch.device = "cpu", **_) -> torch.Tensor:
+    """``n`` images (n, 1, H, W) in [-1, 1] from the EMA generator at truncation ψ = ``truncation_psi``
+    (see `draw`); other kwargs (steps, sampler) are ignored so every family can be called alike."""
+    G = build_generator(cfg, image_size)
+    G.load_state_dict(state["ema"]["G"])
+    return draw(G, n, seed=seed, batch_size=batch_size, device=device,
+                truncation_psi=float(cfg.get("truncation_psi", 1.0)))
