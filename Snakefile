@@ -8,8 +8,8 @@ min_version("9.0")
 
 
 # The embedded default; --configfile (or a profile's configfile) replaces it rather than merging
-# into it, so a smaller study never inherits the demo's runs.
-if not config:
+# into it, so a smaller study never inherits the demo's runs. --config key=value applies on top.
+if not workflow.overwrite_configfiles:
 
     configfile: "config/demo.yaml"
 
@@ -36,3 +36,4 @@ rule all:
         f"{OUT}/figures/spectrum.png",
         [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],
         [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],
+        report_targets(),

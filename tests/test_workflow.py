@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -93,12 +94,40 @@ def test_a_single_run_is_a_target(run):
     assert stats[("train",)] == ["1"] and stats[("evaluate",)] == ["1"]
 
 
+PUBLISHED = ROOT.parent / "shared" / "reference" / "published_results.csv"
+
+
+def _chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _check_report_in_a_browser(html: Path, sections):
+    """Render the report in headless Chromium: its navigation lists every section (only the
+    rendered DOM has them as elements), and a screenshot is written beside it to look at."""
+    browser = _chromium()
+    if not browser:
+        print("headless Chromium not found (apt-get install chromium): report not rendered in a browser")
+        return
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*args, "--dump-dom", html.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    for s in sections:
+        assert f">{s}<" in dom, f"section {s} not rendered in the report"
+    shot = html.with_suffix(".png")
+    subprocess.run([*args, "--window-size=1400,1000", f"--screenshot={shot}", html.as_uri()],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+
+    assert np.asarray(Image.open(shot).convert("L")).std() > 10  # not a blank page
+
+
 @pytest.mark.slow
 def test_end_to_end_ci_study():
     name = "pytest_e2e"
     out = ROOT / "results" / name
     shutil.rmtree(out, ignore_errors=True)
-    smk("--profile", "profiles/ci", "--config", f"name={name}")
+    # The published results (when this checkout has them beside it) exercise the comparison.
+    config = [f"name={name}"] + ([f"reference_results={PUBLISHED}"] if PUBLISHED.exists() else [])
+    smk("--profile", "profiles/ci", "--config", *config)
     df = pd.read_csv(out / "results.csv")
     assert list(df.columns) == ["metric", "value", "real", "fake", "net"]
     runs = yaml.safe_load((ROOT / "config/ci.yaml").read_text())["runs"]
@@ -132,7 +161,20 @@ def test_end_to_end_ci_study():
     # Training resumed: the longer run continued from the shorter run's checkpoint.
     log = (out / "logs/train/diffusion/diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip_step0000030.log").read_text()
     assert "resumed from" in log and "step0000020.pt" in log
-    smk("--profile", "profiles/ci", "--config", f"name={name}", "--report", str(out / "report.html"))
+    # The study's tables and figures, rebuilt from results.csv.
+    rank = pd.read_csv(out / "tables/ranking.csv")
+    assert set(rank.run) == set(runs) and rank.fid.is_monotonic_increasing
+    assert len(pd.read_csv(out / "tables/diffusion_sampling.csv")) == 2
+    assert set(pd.read_csv(out / "tables/crops.csv").columns) == {"run", "fid", "CROPPED8"}
+    for fig in ["ranking", "diffusion", "spearman", "spectral_distance", "training", *(f"samples/{r}" for r in runs)]:
+        assert (out / f"figures/{fig}.png").stat().st_size > 0, fig
+    if PUBLISHED.exists():
+        both = pd.read_csv(out / "tables/comparison.csv")
+        assert "full_projectedgan" in set(both.run)
+        assert "Scales differ" in (out / "tables/comparison.html").read_text()
+    smk("--profile", "profiles/ci", "--config", *config, "--report", str(out / "report.html"))
     html = (out / "report.html").read_text(errors="replace")
-    assert "results.csv" in html and "spectrum.png" in html
-    assert "Nothing to be done" in smk("--profile", "profiles/ci", "--config", f"name={name}").stderr
+    assert "results.csv" in html and "spectrum.png" in html and "Patch FIDs" in html
+    _check_report_in_a_browser(out / "report.html", ["Results", "Figures", "Tables", "Samples"]
+                               + (["Comparison"] if PUBLISHED.exists() else []))
+    assert "Nothing to be done" in smk("--profile", "profiles/ci", "--config", *config).stderr

@@ -89,3 +89,11 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def image_files(folder: str | Path) -> list[str]:
+    """Sorted PNG files of an image folder; an empty or missing folder is an `InputError`."""
+    files = sorted(str(p) for p in Path(folder).glob("*.png"))
+    if not files:
+        raise InputError(f"{folder}: no PNG images")
+    return files

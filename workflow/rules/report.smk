@@ -100,3 +100,133 @@ rule figure_dft:
     shell:
         "python -m solargen figure dft --real {input.dataset} --test-fraction {params.test_fraction}"
         " --runs {params.runs} --out {output} 2> {log}"
+
+
+# ---- The study's tables and figures, rebuilt from results.csv (one job each) ----------------
+
+#: Per run its family, so every figure colours a family the same way.
+FAMILIES_JSON = json.dumps({r: family_of_model(model_of(r)) for r in RUNS})
+HAS_DIFFUSION = any(family_of_model(model_of(r)) == "diffusion" for r in RUNS)
+HAS_PROJECTEDGAN = any(family_of_model(model_of(r)) == "projectedgan" for r in RUNS)
+REFERENCE = config.get("reference_results")
+
+
+def report_targets():
+    """The tables and figures `rule all` asks for: only those the configured runs can fill."""
+    tables = ["ranking", "metric_details", "spectral"] + (["crops"] if CROPS else [])
+    tables += ["diffusion_sampling", "diffusion_training", "regularisation"] if HAS_DIFFUSION else []
+    tables += ["ablations"] if HAS_PROJECTEDGAN else []
+    figs = ["ranking", "spearman", "spectral_distance"] + (["diffusion"] if HAS_DIFFUSION else [])
+    out = [f"{OUT}/tables/{t}.csv" for t in tables] + [f"{OUT}/figures/{f}.png" for f in figs]
+    out += [f"{OUT}/figures/samples/{r}.png" for r in RUNS]
+    out += [f"{OUT}/figures/training.png"] if any(model_of(r) in TRAINED_MODELS for r in RUNS) else []
+    out += [f"{OUT}/tables/comparison.html"] if REFERENCE else []
+    return out
+
+
+#: Trained models of the runs made here, with their training logs (written beside the checkpoints).
+TRAINED_MODELS = {model_of(r): family_of_model(model_of(r)) for r in RUNS if family_of_model(model_of(r)) in TRAINED}
+
+
+rule table:
+    """One of the study's tables (ranking, diffusion sweeps, regularisation, ablations, patch FIDs,
+    metric details, spectral distances) from results.csv."""
+    input:
+        f"{OUT}/results.csv",
+    output:
+        report(f"{OUT}/tables/{{table}}.csv", caption="../report/tables.rst", category="Tables"),
+    wildcard_constraints:
+        table="ranking|diffusion_sampling|diffusion_training|regularisation|ablations|crops|metric_details|spectral",
+    params:
+        families=FAMILIES_JSON,
+    log:
+        f"{OUT}/logs/table_{{table}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen table {wildcards.table} --results {input} --families {params.families:q}"
+        " --out {output} 2> {log}"
+
+
+rule plot:
+    """The study's figures drawn from results.csv: FID ranking, diffusion sweeps, spectral distances."""
+    input:
+        f"{OUT}/results.csv",
+    output:
+        report(f"{OUT}/figures/{{plot}}.png", caption="../report/plots.rst", category="Figures"),
+    wildcard_constraints:
+        plot="ranking|diffusion|spectral_distance",
+    params:
+        families=FAMILIES_JSON,
+    log:
+        f"{OUT}/logs/plot_{{plot}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen plot {wildcards.plot} --results {input} --families {params.families:q}"
+        " --out {output} 2> {log}"
+
+
+rule figure_spearman:
+    input:
+        f"{OUT}/tables/spearman.csv",
+    output:
+        report(f"{OUT}/figures/spearman.png", caption="../report/spearman.rst", category="Figures"),
+    log:
+        f"{OUT}/logs/figure_spearman.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen plot spearman --results {input} --out {output} 2> {log}"
+
+
+rule figure_run_samples:
+    """One run's samples as a grid, grey and in the AIA 193 colour map."""
+    input:
+        lambda w: f"{run_dir(w.run)}/samples",
+    output:
+        report(f"{OUT}/figures/samples/{{run}}.png", caption="../report/run_samples.rst", category="Samples",
+               subcategory="{run}"),
+    log:
+        f"{OUT}/logs/figure_samples_{{run}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen figure run_samples --real {input} --out {output} 2> {log}"
+
+
+rule figure_training:
+    """Training curves of every trained model (the logs are written beside the final checkpoints)."""
+    input:
+        [checkpoint(m, train_steps_of(m)[-1]) for m in TRAINED_MODELS],
+    output:
+        report(f"{OUT}/figures/training.png", caption="../report/training.rst", category="Figures"),
+    params:
+        logs=" ".join(f"{m}={OUT}/models/{f}/{m}/train_log.csv" for m, f in TRAINED_MODELS.items()),
+    log:
+        f"{OUT}/logs/figure_training.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen figure training --runs {params.logs} --out {output} 2> {log}"
+
+
+if REFERENCE:
+
+    rule compare_reference:
+        """This run beside the reference results.csv (config ``reference_results``)."""
+        input:
+            ours=f"{OUT}/results.csv",
+            reference=REFERENCE,
+        output:
+            csv=report(f"{OUT}/tables/comparison.csv", caption="../report/comparison.rst", category="Comparison"),
+            ranking=report(f"{OUT}/tables/comparison_ranking.csv", caption="../report/comparison.rst",
+                           category="Comparison"),
+            html=report(f"{OUT}/tables/comparison.html", caption="../report/comparison.rst", category="Comparison"),
+        log:
+            f"{OUT}/logs/compare_reference.log",
+        conda:
+            "../../envs/solargen.yaml"
+        shell:
+            "python -m solargen compare --results {input.ours} --reference {input.reference}"
+            " --out-csv {output.csv} --out-ranking {output.ranking} --out-html {output.html} 2> {log}"

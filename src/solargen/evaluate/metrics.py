@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import InputError, atomic_path, read_json, write_json
+from ..io import InputError, atomic_path, image_files, read_json, write_json
 from .crops import CropMode
 from .features import NETS, FeatureNetUnavailable, folder_features
 from .spectrum import radial_power_spectrum, spectral_distance
@@ -21,14 +21,6 @@ log = logging.getLogger(__name__)
 
 #: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
 HIGH_BAND = (0.5, 1.0)
-
-
-def image_files(folder: str | Path) -> list[str]:
-    """Sorted PNG files of an image folder; an empty or missing folder is an `InputError`."""
-    files = sorted(str(p) for p in Path(folder).glob("*.png"))
-    if not files:
-        raise InputError(f"{folder}: no PNG images")
-    return files
 
 
 def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Figures for the report: sample grids beside real images, and power spectra."""
+"""Figures for the report: sample grids beside real images, power spectra, and the study's
+quantitative figures rebuilt from a results.csv (rankings, diffusion sweeps, metric correlations,
+spectral distances, training curves)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..evaluate.metrics import image_files  # noqa: E402
-from ..io import atomic_path  # noqa: E402
+from ..io import atomic_path, image_files  # noqa: E402
 
 
 def _aia_cmap():
@@ -38,6 +39,22 @@ def sample_grid(real_dir: str | Path, run_dirs: dict[str, str | Path], out: str 
         axes[r, 0].text(-0.1, 0.5, _short(name), transform=axes[r, 0].transAxes, ha="right", va="center",
                         fontsize=7)
     fig.subplots_adjust(left=0.2, right=0.99, top=0.97, bottom=0.02, wspace=0.03, hspace=0.05)
+    _save(fig, out)
+
+
+def run_grid(folder: str | Path, out: str | Path, side: int = 4) -> None:
+    """One run's first ``side``² samples as a grid, in grey (left) and the AIA 193 map (right)."""
+    from PIL import Image
+
+    files = image_files(folder)[: side * side]
+    fig, axes = plt.subplots(side, 2 * side, figsize=(2 * side * 1.2, side * 1.2), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, f in enumerate(files):
+        img = np.asarray(Image.open(f).convert("L"))
+        for half, cmap in enumerate(("gray", _aia_cmap())):
+            axes[i // side, half * side + i % side].imshow(img, cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01, wspace=0.03, hspace=0.03)
     _save(fig, out)
 
 
@@ -111,6 +128,121 @@ def dft_figure(real: np.ndarray, run_dirs: dict[str, str | Path], out: str | Pat
         ax.set_title(name, fontsize=7)
         ax.set_axis_off()
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="mean log10 |DFT|")
+    _save(fig, out)
+
+
+#: One colour per family in every figure (tab10 entries), so a family reads the same everywhere.
+FAMILY_COLOURS = {"diffusion": "#1f77b4", "projectedgan": "#ff7f0e", "stylegan2": "#2ca02c",
+                  "msdgan": "#d62728", "bicubic": "#7f7f7f"}
+
+
+def _log_if_wide(ax, values, axis="x"):
+    """Log axis when the (positive) values span more than a decade, as FIDs across runs often do."""
+    v = np.asarray([x for x in values if np.isfinite(x)])
+    if len(v) and (v > 0).all() and v.max() / v.min() > 10:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+
+
+def _family_legend(ax, families):
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color=FAMILY_COLOURS.get(f, "k"), label=f) for f in sorted(set(families))],
+              fontsize=7, loc="best")
+
+
+def ranking_figure(rank, out: str | Path) -> None:
+    """Horizontal bars: every run's FID (best at the top), coloured by family.
+
+    ``rank``: the DataFrame of `tables.ranking` (index run; columns family, fid, net).
+    """
+    fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(rank) + 1.2))
+    y = np.arange(len(rank))[::-1]
+    ax.barh(y, rank.fid, color=[FAMILY_COLOURS.get(f, "k") for f in rank.family])
+    ax.set_yticks(y, [_short(r, 64) for r in rank.index], fontsize=7)
+    _log_if_wide(ax, rank.fid)
+    net = rank.net.iloc[0] if len(rank) else "?"
+    ax.set_xlabel(f"FID ({net} features; lower is better)")
+    _family_legend(ax, rank.family)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def diffusion_figure(by_s, by_t, out: str | Path, net: str) -> None:
+    """The study's two bar charts: FID vs sampling steps S (T = 1000) and best FID vs training
+    diffusion steps T. Inputs are `tables.fid_vs_sampling_steps` / `fid_vs_training_steps`."""
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, d, col, title in ((axes[0], by_s, "S", "FID vs sampling steps (T = 1000)"),
+                              (axes[1], by_t, "T", "best FID vs training steps")):
+        if len(d):
+            ax.bar([str(v) for v in d[col]], d.fid, color=FAMILY_COLOURS["diffusion"])
+            for i, v in enumerate(d.fid):
+                ax.text(i, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no runs of this sweep", transform=ax.transAxes, ha="center")
+        ax.set(title=title, xlabel=f"{col} (diffusion steps)", ylabel=f"FID ({net})")
+        ax.title.set_fontsize(9)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def spearman_figure(corr, out: str | Path) -> None:
+    """Heat map of the Spearman ρ between metrics across runs (`results.spearman_table`)."""
+    n = len(corr)
+    fig, ax = plt.subplots(figsize=(3.5 + 0.45 * max(n, 2), 2.5 + 0.45 * max(n, 2)))
+    im = ax.imshow(corr.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(n), corr.columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(n), corr.index, fontsize=7)
+    for i in range(n):
+        for j in range(len(corr.columns)):
+            v = corr.iat[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                        color="w" if abs(v) > 0.6 else "k")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="Spearman ρ")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def spectral_distance_figure(table, families: dict[str, str], out: str | Path) -> None:
+    """Per run the high-band spectral distance with its 95 % bootstrap interval (`tables.spectral_table`)."""
+    if "spectral_distance_high" not in table.columns:
+        raise ValueError("results.csv has no spectral_distance_high rows (power spectra were not evaluated)")
+    t = table.sort_values("spectral_distance_high")
+    fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(t) + 1.2))
+    y = np.arange(len(t))[::-1]
+    fam = [families.get(r, "projectedgan") for r in t.index]
+    err = None
+    if {"spectral_distance_high_ci95_low", "spectral_distance_high_ci95_high"} <= set(t.columns):
+        err = np.vstack([t.spectral_distance_high - t.spectral_distance_high_ci95_low,
+                         t.spectral_distance_high_ci95_high - t.spectral_distance_high]).clip(min=0)
+    ax.barh(y, t.spectral_distance_high, xerr=err, color=[FAMILY_COLOURS.get(f, "k") for f in fam],
+            error_kw={"lw": 0.8, "capsize": 2})
+    ax.set_yticks(y, [_short(r, 64) for r in t.index], fontsize=7)
+    ax.set_xlabel("high-band spectral distance (mean |Δ log10 P|, upper half of k; 95 % CI)")
+    _family_legend(ax, fam)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def training_curves(logs: dict[str, str | Path], out: str | Path) -> None:
+    """One panel per trained model: every logged loss against step (images/s left out)."""
+    import pandas as pd
+
+    n = len(logs)
+    cols = min(3, max(n, 1))
+    rows = -(-max(n, 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, (name, path) in zip(axes.flat, logs.items()):
+        d = pd.read_csv(path)
+        for c in d.columns:
+            if c not in ("step", "images_per_s") and d[c].abs().sum() > 0:
+                ax.plot(d.step, d[c], label=c, lw=1)
+        ax.set(title=_short(name, 40), xlabel="training step", ylabel="loss / logit")
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=6)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    fig.tight_layout()
     _save(fig, out)
 
 

@@ -46,7 +46,8 @@ def spearman_table(results: pd.DataFrame) -> pd.DataFrame:
     Each metric/network pair is a column, each run a row; pairs are correlated only over the runs
     that have both (pandas' pairwise-complete ``corr``). Constant columns give NaN.
     """
-    whole = results[~results.fake.str.contains("-CROPPED", regex=False)]
+    # Bootstrap interval bounds are not metrics of their own.
+    whole = results[~results.fake.str.contains("-CROPPED", regex=False) & ~results.metric.str.contains("_ci95_")]
     wide = whole.assign(column=whole.metric + "/" + whole.net).pivot_table(index="fake", columns="column",
                                                                            values="value", aggfunc="first")
     corr = wide.corr(method="spearman", min_periods=3)
