@@ -67,3 +67,22 @@ def test_crop_fid_rows_carry_the_study_suffix_on_both_names(tmp_path):
     assert crop_rows[0]["value"] > 0
     # Whole-image rows keep the plain names.
     assert {r["real"] for r in out["rows"] if r not in crop_rows} == {"R"}
+
+
+def test_on_disk_crops_lie_inside_the_disk_and_repeat():
+    mode = CropMode.parse("CROPPED64", per_image=20, seed=3, on_disk=0.4)
+    for i in range(5):
+        boxes = mode.boxes(i, 256, 256)
+        assert boxes == mode.boxes(i, 256, 256)  # the same for real and generated image i
+        r = 0.4 * 256
+        for top, left, side in boxes:
+            for y in (top, top + side):
+                for x in (left, left + side):
+                    assert (y - 128) ** 2 + (x - 128) ** 2 <= (r + 1) ** 2
+    # Positions vary over the disk, not just its centre.
+    assert len({b[:2] for b in mode.boxes(0, 256, 256)}) > 10
+    with pytest.raises(ValueError, match="does not fit inside a disk"):
+        CropMode.parse("CROPPED200", on_disk=0.4).boxes(0, 256, 256)
+    # Random resized crops are capped at the largest square inside the disk.
+    big = CropMode.parse("CROPPED299CS_0.9,1_CR_1,1", per_image=5, on_disk=0.4).boxes(0, 256, 256)
+    assert all(side <= int(0.4 * 256 * 2 ** 0.5) for _, _, side in big)

@@ -134,6 +134,9 @@ def test_end_to_end_ci_study():
     # Lite3 has no weights here: not run, and said so in not_run.csv.
     not_run = pd.read_csv(out / "not_run.csv")
     assert "efficientnet-lite3" in set(not_run.fake)
+    # So do the standard FID Inception's metrics, whose weights file is absent: every run, with the reason.
+    inc = not_run[not_run.net == "inception_v3"]
+    assert set(inc.fake) >= set(runs) - {"efficientnet-lite3"} and inc.reason.str.contains("is absent").all()
     runs.pop("efficientnet-lite3")
     assert set(df.fake.str.removesuffix("-CROPPED8")) == set(runs)
     for net in ("random_inception_v3", "efficientnet_lite0"):

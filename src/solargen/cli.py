@@ -150,14 +150,24 @@ def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
 def _features(a):
     import torch
 
+    from .evaluate import features
     from .evaluate.crops import CropMode
     from .evaluate.metrics import save_features
 
     torch.set_num_threads(a.threads)
+    features.configure(a.net_specs)
     crop = None
     if a.crop:
-        crop = CropMode.parse(a.crop, per_image=a.crops_per_image, seed=a.crop_seed, reference=a.crop_reference)
+        crop = CropMode.parse(a.crop, per_image=a.crops_per_image, seed=a.crop_seed, reference=a.crop_reference,
+                              on_disk=a.crop_on_disk)
     save_features(a.images, a.net, a.out, crop=crop)
+
+
+def _fetch_weights(a):
+    from .evaluate.weights import fetch
+
+    for name, spec in json.loads(a.specs).items():
+        fetch(spec["url"], spec["weights"], spec.get("sha256"))
 
 
 def _spectrum(a):
@@ -169,9 +179,11 @@ def _spectrum(a):
 def _evaluate(a):
     import torch
 
+    from .evaluate import features
     from .evaluate.metrics import evaluate_run
 
     torch.set_num_threads(a.threads)
+    features.configure(a.net_specs)
     real = dict(kv.split("=", 1) for kv in a.real_features)
     targets = None
     if a.dataset:
@@ -380,8 +392,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--crops-per-image", type=int, default=1)
     s.add_argument("--crop-seed", type=int, default=0)
     s.add_argument("--crop-reference", type=int, help="resolution the crop size is given at (the dataset's)")
+    s.add_argument("--crop-on-disk", type=float, help="crops wholly inside a disk of this radius (fraction of the side)")
+    s.add_argument("--net-specs", default="{}", help="JSON: the config's evaluation.feature_networks")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_features)
+
+    s = sub.add_parser("fetch-weights", help="download feature-network weights files (needs internet)")
+    s.add_argument("--specs", required=True, help="JSON: name → {url, weights, sha256}")
+    s.set_defaults(func=_fetch_weights)
 
     s = sub.add_parser("spectrum", help="radial power spectra of an image folder")
     s.add_argument("--images", required=True)
@@ -400,6 +418,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="conditional runs: score pixel metrics against the test split")
     s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")
+    s.add_argument("--net-specs", default="{}", help="JSON: the config's evaluation.feature_networks")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_evaluate)
 

@@ -2,6 +2,7 @@
 # comes from here, so the rules stay thin.
 
 import json
+import os
 import re
 
 from snakemake.exceptions import WorkflowError
@@ -35,6 +36,20 @@ def _check_config(cfg):
         raise ValueError(
             f"config: evaluation.sample_chunks = {ev['sample_chunks']} exceeds evaluation.n_samples = {ev['n_samples']}"
         )
+    from solargen.evaluate.features import BUILTIN
+
+    nets = ev.get("feature_networks", {})
+    for n in ev["nets"]:
+        if n not in BUILTIN and n not in nets:
+            raise ValueError(
+                f"config: evaluation.nets: {n!r} is neither built in ({', '.join(BUILTIN)}) nor configured "
+                "under evaluation.feature_networks"
+            )
+    for n, spec in nets.items():
+        need = ["kind", "weights", "input_size"] + (["arch"] if spec.get("kind") in ("timm", "torchvision") else [])
+        missing = [k for k in need if k not in {**BUILTIN.get(n, {}), **spec}]
+        if missing:
+            raise ValueError(f"config: evaluation.feature_networks.{n} needs {', '.join(missing)}")
     d = cfg["data"]
     for c in ev.get("crops", []):
         m = re.match(r"CROPPED(\d+)", c)

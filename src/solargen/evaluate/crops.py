@@ -8,7 +8,9 @@ are then resized to each network's input by clean-fid's resizer, like whole imag
 Crop positions depend only on (seed, image index, crop number), so real image i and generated
 image i are cropped at the same places. Sizes are in pixels of the dataset's resolution
 (``reference``); images of another size (a 256-px model scored against 1024-px data) get crops of
-the same field of view.
+the same field of view. With ``on_disk`` (the disk radius as a fraction of the image side; level
+1.5 frames put the Sun's centre at the image centre) every crop lies wholly inside the disk, so
+patch FIDs compare solar structure only, not off-limb corona or sky.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class CropMode:
     per_image: int = 1
     seed: int = 0
     reference: int | None = None
+    on_disk: float | None = None
 
     @classmethod
     def parse(cls, name: str, **kw) -> CropMode:
@@ -61,5 +64,24 @@ class CropMode:
             else:
                 side = round(short * np.sqrt(rng.uniform(*self.scale)))
             side = int(min(max(side, 1), short))
-            out.append((int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side))
+            if self.on_disk is not None and self.scale is not None:
+                side = min(side, int(self.on_disk * short * np.sqrt(2)))  # the largest square inside the disk
+            out.append(self._place(rng, h, w, side))
         return out
+
+    def _place(self, rng, h: int, w: int, side: int) -> tuple[int, int, int]:
+        if self.on_disk is None:
+            return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
+        # Inside the disk: the box's corners within radius r of the centre, i.e. its centre within
+        # a box of half-width sqrt(r² − (side/2)²) − side/2 (uniform by rejection over that box).
+        r = self.on_disk * min(h, w)
+        half = np.sqrt(max(r * r - (side / 2) ** 2, 0.0)) - side / 2
+        if half < 0:
+            raise ValueError(f"a {side}-px crop does not fit inside a disk of radius {r:.0f} px")
+        cy, cx = (h - side) / 2, (w - side) / 2
+        for _ in range(1000):
+            top, left = cy + rng.uniform(-half, half), cx + rng.uniform(-half, half)
+            corners = [(top + dy - h / 2, left + dx - w / 2) for dy in (0, side) for dx in (0, side)]
+            if max(y * y + x * x for y, x in corners) <= r * r:
+                return int(round(top)), int(round(left)), side
+        raise RuntimeError("no on-disk crop position found")  # unreachable: the centre always fits

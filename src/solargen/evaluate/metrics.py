@@ -14,8 +14,8 @@ import numpy as np
 
 from ..io import InputError, atomic_path, image_files, read_json, write_json
 from .crops import CropMode
-from .features import NETS, FeatureNetUnavailable, folder_features
-from .spectrum import radial_power_spectrum, spectral_distance
+from .features import FeatureNetUnavailable, describe, folder_features
+from .spectrum import radial_power_spectrum, relative_error, spectral_distance
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode 
     c = crop or CropMode(0)
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, feats=feats.astype(np.float32), net=net, status=status, crop=c.suffix if crop else "",
-                 crop_per_image=c.per_image, crop_seed=c.seed, crop_reference=c.reference or 0)
+                 crop_per_image=c.per_image, crop_seed=c.seed, crop_reference=c.reference or 0,
+                 crop_on_disk=c.on_disk or 0.0)
 
 
 def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
@@ -63,8 +64,9 @@ def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
         with np.load(path) as z:
             crop = None
             if "crop" in z and str(z["crop"]):
+                on_disk = float(z["crop_on_disk"]) if "crop_on_disk" in z else 0.0
                 crop = CropMode.parse(str(z["crop"]), per_image=int(z["crop_per_image"]), seed=int(z["crop_seed"]),
-                                      reference=int(z["crop_reference"]) or None)
+                                      reference=int(z["crop_reference"]) or None, on_disk=on_disk or None)
             return z["feats"].astype(np.float64), str(z["status"]), crop
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path}: not a readable feature file ({e})") from None
@@ -212,12 +214,12 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         if not np.isfinite(r["value"]):
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
-        np.savez(tmp, k=k_fake, power=p_fake, window=window)
+        np.savez(tmp, k=k_fake, power=p_fake, window=window, relative_error=relative_error(pr, pf))
     sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
               "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run,
-              "nets": {n: NETS[n][1] for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
+              "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
     return result

@@ -76,3 +76,9 @@ def spectral_distance(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float,
     lo, hi = int(np.floor(band[0] * k)), int(np.ceil(band[1] * k))
     eps = 1e-30
     return float(np.mean(np.abs(np.log10(p_fake[lo:hi] + eps) - np.log10(p_real[lo:hi] + eps))))
+
+
+def relative_error(p_real: np.ndarray, p_fake: np.ndarray) -> np.ndarray:
+    """The relative-error curve (P_fake(k) − P_real(k)) / P_real(k) of two mean spectra (K,):
+    where in k a model has too much (> 0) or too little (< 0) power."""
+    return (p_fake - p_real) / np.maximum(p_real, 1e-30)

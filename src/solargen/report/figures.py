@@ -91,7 +91,7 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
     """Mean radial power spectrum of real images and of each run (log-log), with 16–84 % bands;
     each run's legend entry gives its spectral distance to the real spectrum in the upper half of k."""
     from ..evaluate.metrics import HIGH_BAND
-    from ..evaluate.spectrum import spectral_distance
+    from ..evaluate.spectrum import relative_error, spectral_distance
 
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     with np.load(real_npz) as z:
@@ -103,11 +103,13 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
             p = z["power"]
         d = spectral_distance(ref, p.mean(0), HIGH_BAND)
         line = _band(ax, k, p, f"{_short(name)}  (d_high {d:.2f})", None)
-        axr.plot(k, p.mean(0) / ref, color=line.get_color())
+        axr.plot(k, relative_error(ref, p.mean(0)), color=line.get_color())
     ax.set(xscale="log", yscale="log", ylabel="power")
     ax.legend(fontsize=7)
-    axr.axhline(1, color="k", lw=0.8)
-    axr.set(xscale="log", yscale="log", xlabel="wavenumber k (cycles per image)", ylabel="fake / real")
+    axr.axhline(0, color="k", lw=0.8)
+    axr.set_yscale("symlog", linthresh=0.1)
+    axr.set(xscale="log", xlabel="wavenumber k (cycles per image)",
+            ylabel="relative error\n(fake − real) / real")
     axr.axvspan(k[len(k) // 2], k[-1], color="0.9", zorder=0, label="high band")
     axr.legend(fontsize=7)
     fig.tight_layout()
