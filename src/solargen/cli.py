@@ -147,20 +147,32 @@ def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
     return torch.stack([data[i % len(test)] for i in image_indices])
 
 
+def _crop_arguments(s):
+    s.add_argument("--crop", help="crop mode, the study's suffix: CROPPED64 or CROPPED299CS_0.1,1_CR_1,1")
+    s.add_argument("--crops-per-image", type=int, default=1)
+    s.add_argument("--crop-seed", type=int, default=0)
+    s.add_argument("--crop-reference", type=int, help="resolution the crop size is given at (the dataset's)")
+    s.add_argument("--crop-on-disk", type=float, help="crops wholly inside a disk of this radius (fraction of the side)")
+
+
+def _crop_mode(a):
+    from .evaluate.crops import CropMode
+
+    if not a.crop:
+        return None
+    return CropMode.parse(a.crop, per_image=a.crops_per_image, seed=a.crop_seed, reference=a.crop_reference,
+                          on_disk=a.crop_on_disk)
+
+
 def _features(a):
     import torch
 
     from .evaluate import features
-    from .evaluate.crops import CropMode
     from .evaluate.metrics import save_features
 
     torch.set_num_threads(a.threads)
     features.configure(a.net_specs)
-    crop = None
-    if a.crop:
-        crop = CropMode.parse(a.crop, per_image=a.crops_per_image, seed=a.crop_seed, reference=a.crop_reference,
-                              on_disk=a.crop_on_disk)
-    save_features(a.images, a.net, a.out, crop=crop)
+    save_features(a.images, a.net, a.out, crop=_crop_mode(a))
 
 
 def _fetch_weights(a):
@@ -173,7 +185,7 @@ def _fetch_weights(a):
 def _spectrum(a):
     from .evaluate.metrics import save_spectrum
 
-    save_spectrum(a.images, a.out, a.window)
+    save_spectrum(a.images, a.out, a.window, crop=_crop_mode(a))
 
 
 def _evaluate(a):
@@ -195,7 +207,7 @@ def _evaluate(a):
         # Quantised like the samples, so 8-bit rounding is not counted as an error.
         targets = to_uint8(((t[:, 0] + 1) / 2).numpy()) / 255.0
     evaluate_run(a.samples, real, a.real_spectrum, a.out, a.out_spectrum, real_name=a.real_name,
-                 fake_name=a.fake_name, targets=targets, factor=a.factor)
+                 fake_name=a.fake_name, targets=targets, factor=a.factor, real_crop_spectra=a.real_crop_spectra)
 
 
 def _png_size(folder) -> int:
@@ -388,11 +400,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--images", required=True)
     s.add_argument("--net", required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--crop", help="crop mode, the study's suffix: CROPPED64 or CROPPED299CS_0.1,1_CR_1,1")
-    s.add_argument("--crops-per-image", type=int, default=1)
-    s.add_argument("--crop-seed", type=int, default=0)
-    s.add_argument("--crop-reference", type=int, help="resolution the crop size is given at (the dataset's)")
-    s.add_argument("--crop-on-disk", type=float, help="crops wholly inside a disk of this radius (fraction of the side)")
+    _crop_arguments(s)
     s.add_argument("--net-specs", default="{}", help="JSON: the config's evaluation.feature_networks")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_features)
@@ -405,6 +413,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--images", required=True)
     s.add_argument("--window", choices=["none", "hann"], default="none", help="taper before the DFT")
     s.add_argument("--out", required=True)
+    _crop_arguments(s)
     s.set_defaults(func=_spectrum)
 
     s = sub.add_parser("evaluate", help="FID/KID per feature network and spectral distances of one run")
@@ -419,6 +428,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")
     s.add_argument("--net-specs", default="{}", help="JSON: the config's evaluation.feature_networks")
+    s.add_argument("--real-crop-spectra", nargs="*", default=[], help="spectra of real crops (spectrum --crop)")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_evaluate)
 

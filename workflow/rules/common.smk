@@ -51,10 +51,11 @@ def _check_config(cfg):
         if missing:
             raise ValueError(f"config: evaluation.feature_networks.{n} needs {', '.join(missing)}")
     d = cfg["data"]
-    for c in ev.get("crops", []):
-        m = re.match(r"CROPPED(\d+)", c)
-        if "CS_" not in c and int(m[1]) > d["resolution"]:
-            raise ValueError(f"config: evaluation.crops: {c} is larger than data.resolution = {d['resolution']}")
+    for key in ("crops", "spectrum_crops"):
+        for c in ev.get(key, []):
+            m = re.match(r"CROPPED(\d+)", c)
+            if "CS_" not in c and int(m[1]) > d["resolution"]:
+                raise ValueError(f"config: evaluation.{key}: {c} is larger than data.resolution = {d['resolution']}")
     for name, m in cfg["models"].items():
         if d["resolution"] % m["image_size"]:
             raise ValueError(
@@ -121,6 +122,7 @@ wildcard_constraints:
     family="|".join(sorted({m["family"] for m in MODELS.values()})) or "NONE",
     net="|".join(config["evaluation"]["nets"]),
     crop="|".join(map(re.escape, CROPS)) or "NONE",
+    spectrum_crop="|".join(map(re.escape, config["evaluation"].get("spectrum_crops", []))) or "NONE",
 
 
 def model_of(run):
@@ -193,3 +195,57 @@ def model_json(model):
 
 def all_metrics():
     return [f"{run_dir(r)}/metrics.json" for r in RUNS]
+
+
+# ---- Evaluation and report helpers ----
+
+#: Spectra of real crops (fixed-size crop modes, always on the disk).
+SPECTRUM_CROPS = config["evaluation"].get("spectrum_crops", [])
+#: The configured feature networks (where their weights are), for every command that extracts features.
+NET_SPECS = json.dumps(config["evaluation"].get("feature_networks", {}))
+
+
+def weights_present(net):
+    """Whether a network's weights file is here: a params value, so fetching it later re-runs the
+    features that were "not run" without it."""
+    w = config["evaluation"].get("feature_networks", {}).get(net, {}).get("weights")
+    return bool(w) and os.path.isfile(w)
+
+
+def crop_args(crop, on_disk):
+    """The crop protocol's CLI arguments (real sets; generated sets read it from the real files)."""
+    ev = config["evaluation"]
+    on_disk = f" --crop-on-disk {ev.get('disk_radius', 0.39)}" if on_disk else ""
+    return (
+        f"--crop {crop} --crops-per-image {ev.get('crops_per_image', 1)} --crop-seed {config['seed']}"
+        f" --crop-reference {config['data']['resolution']}{on_disk}"
+    )
+
+
+#: Feature-network weights with a download address: fetched only when asked for
+#: (``snakemake fetch_weights``, on a machine with internet, e.g. a cluster login node). Nothing
+#: depends on them, so an offline run never tries; without them those metrics are "not run".
+FETCHABLE = {n: s for n, s in config["evaluation"].get("feature_networks", {}).items() if s.get("url")}
+
+#: Per run its family, so every figure colours a family the same way.
+FAMILIES_JSON = json.dumps({r: family_of_model(model_of(r)) for r in RUNS})
+HAS_DIFFUSION = any(family_of_model(model_of(r)) == "diffusion" for r in RUNS)
+HAS_PROJECTEDGAN = any(family_of_model(model_of(r)) == "projectedgan" for r in RUNS)
+REFERENCE = config.get("reference_results")
+
+
+def report_targets():
+    """The tables and figures the default target asks for (only those the configured runs can fill)."""
+    tables = ["ranking", "metric_details", "spectral"] + (["crops"] if CROPS else [])
+    tables += ["diffusion_sampling", "diffusion_training", "regularisation"] if HAS_DIFFUSION else []
+    tables += ["ablations"] if HAS_PROJECTEDGAN else []
+    figs = ["ranking", "spearman", "spectral_distance"] + (["diffusion"] if HAS_DIFFUSION else [])
+    out = [f"{OUT}/tables/{t}.csv" for t in tables] + [f"{OUT}/figures/{f}.png" for f in figs]
+    out += [f"{OUT}/figures/samples/{r}.png" for r in RUNS]
+    out += [f"{OUT}/figures/training.png"] if any(model_of(r) in TRAINED_MODELS for r in RUNS) else []
+    out += [f"{OUT}/tables/comparison.html"] if REFERENCE else []
+    return out
+
+
+#: Trained models of the runs made here, with their training logs (written beside the checkpoints).
+TRAINED_MODELS = {model_of(r): family_of_model(model_of(r)) for r in RUNS if family_of_model(model_of(r)) in TRAINED}

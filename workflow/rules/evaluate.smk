@@ -1,15 +1,6 @@
 # Real-set features and spectra once per network; then every run against them.
 
 REAL = f"{DATA}/{config['data']['name']}"
-#: The configured feature networks (where their weights are), for every command that extracts features.
-NET_SPECS = json.dumps(config["evaluation"].get("feature_networks", {}))
-
-
-def weights_present(net):
-    """Whether a network's weights file is here: a params value, so fetching it later re-runs the
-    features that were "not run" without it."""
-    w = config["evaluation"].get("feature_networks", {}).get(net, {}).get("weights")
-    return bool(w) and os.path.isfile(w)
 
 
 rule real_features:
@@ -38,23 +29,35 @@ rule real_crop_features:
     output:
         f"{OUT}/real/features_{{net}}-{{crop}}.npz",
     params:
-        per_image=config["evaluation"].get("crops_per_image", 1),
-        seed=config["seed"],
-        reference=config["data"]["resolution"],
+        crop=lambda w: crop_args(w.crop, on_disk=config["evaluation"].get("crop_on_disk", False)),
         specs=NET_SPECS,
         weights_present=lambda w: weights_present(w.net),
-        on_disk=(
-            f"--crop-on-disk {config['evaluation']['crop_on_disk']}" if config["evaluation"].get("crop_on_disk") else ""
-        ),
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/real_features_{{net}}-{{crop}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen features --images {input} --net {wildcards.net} --crop {wildcards.crop:q}"
-        " --crops-per-image {params.per_image} --crop-seed {params.seed} --crop-reference {params.reference}"
-        " {params.on_disk} --out {output:q} --net-specs {params.specs:q} --threads {threads} 2> {log:q}"
+        "python -m solargen features --images {input} --net {wildcards.net} {params.crop}"
+        " --out {output:q} --net-specs {params.specs:q} --threads {threads} 2> {log:q}"
+
+
+rule real_crop_spectrum:
+    """Power spectra of random on-disk crops of the real frames."""
+    input:
+        REAL,
+    output:
+        f"{OUT}/real/spectrum-{{spectrum_crop}}.npz",
+    params:
+        window=config["evaluation"].get("spectrum_window", "none"),
+        # Spectra of crops are on-disk crops: solar structure at one scale, no limb or sky.
+        crop=lambda w: crop_args(w.spectrum_crop, on_disk=True),
+    log:
+        f"{OUT}/logs/real_spectrum-{{spectrum_crop}}.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen spectrum --images {input} --window {params.window} {params.crop} --out {output} 2> {log}"
 
 
 rule real_spectrum:
@@ -78,6 +81,7 @@ rule evaluate:
         samples=f"{OUT}/runs/{{family}}/{{run}}/samples",
         features=list(REAL_FEATURES.values()),
         spectrum=f"{OUT}/real/spectrum.npz",
+        crop_spectra=[f"{OUT}/real/spectrum-{c}.npz" for c in SPECTRUM_CROPS],
         dataset=lambda w: [DATASET] if is_conditional(w.run) else [],
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
@@ -96,13 +100,7 @@ rule evaluate:
         "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
         " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
         " --out {output.metrics} --out-spectrum {output.spectrum} {params.conditional}"
-        " --net-specs {params.specs:q} --threads {threads} 2> {log}"
-
-
-#: Feature-network weights with a download address: fetched only when asked for
-#: (``snakemake fetch_weights``, on a machine with internet, e.g. a cluster login node). Nothing
-#: depends on them, so an offline run never tries; without them those metrics are "not run".
-FETCHABLE = {n: s for n, s in config["evaluation"].get("feature_networks", {}).items() if s.get("url")}
+        " --real-crop-spectra {input.crop_spectra} --net-specs {params.specs:q} --threads {threads} 2> {log}"
 
 
 if FETCHABLE:

@@ -104,30 +104,6 @@ rule figure_dft:
 
 # ---- The study's tables and figures, rebuilt from results.csv (one job each) ----------------
 
-#: Per run its family, so every figure colours a family the same way.
-FAMILIES_JSON = json.dumps({r: family_of_model(model_of(r)) for r in RUNS})
-HAS_DIFFUSION = any(family_of_model(model_of(r)) == "diffusion" for r in RUNS)
-HAS_PROJECTEDGAN = any(family_of_model(model_of(r)) == "projectedgan" for r in RUNS)
-REFERENCE = config.get("reference_results")
-
-
-def report_targets():
-    """The tables and figures `rule all` asks for: only those the configured runs can fill."""
-    tables = ["ranking", "metric_details", "spectral"] + (["crops"] if CROPS else [])
-    tables += ["diffusion_sampling", "diffusion_training", "regularisation"] if HAS_DIFFUSION else []
-    tables += ["ablations"] if HAS_PROJECTEDGAN else []
-    figs = ["ranking", "spearman", "spectral_distance"] + (["diffusion"] if HAS_DIFFUSION else [])
-    out = [f"{OUT}/tables/{t}.csv" for t in tables] + [f"{OUT}/figures/{f}.png" for f in figs]
-    out += [f"{OUT}/figures/samples/{r}.png" for r in RUNS]
-    out += [f"{OUT}/figures/training.png"] if any(model_of(r) in TRAINED_MODELS for r in RUNS) else []
-    out += [f"{OUT}/tables/comparison.html"] if REFERENCE else []
-    return out
-
-
-#: Trained models of the runs made here, with their training logs (written beside the checkpoints).
-TRAINED_MODELS = {model_of(r): family_of_model(model_of(r)) for r in RUNS if family_of_model(model_of(r)) in TRAINED}
-
-
 rule table:
     """One of the study's tables (ranking, diffusion sweeps, regularisation, ablations, patch FIDs,
     metric details, spectral distances) from results.csv."""

@@ -62,22 +62,36 @@ def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
     """Features, status and crop protocol (None: whole images) of a feature file."""
     try:
         with np.load(path) as z:
-            crop = None
-            if "crop" in z and str(z["crop"]):
-                on_disk = float(z["crop_on_disk"]) if "crop_on_disk" in z else 0.0
-                crop = CropMode.parse(str(z["crop"]), per_image=int(z["crop_per_image"]), seed=int(z["crop_seed"]),
-                                      reference=int(z["crop_reference"]) or None, on_disk=on_disk or None)
-            return z["feats"].astype(np.float64), str(z["status"]), crop
+            return z["feats"].astype(np.float64), str(z["status"]), _crop_protocol(z)
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path}: not a readable feature file ({e})") from None
 
 
-def save_spectrum(folder: str | Path, out: str | Path, window: str = "none") -> None:
-    """Radial power spectra of every image in a folder → ``out`` (.npz: k, power (N, K), window);
-    generated sets are later windowed the same way."""
-    k, p = radial_power_spectrum(load_images(folder), window)
+def crop_images(images: np.ndarray, crop: CropMode) -> np.ndarray:
+    """(N, H, W) → (N · per_image, s, s): the protocol's crops of every image, image by image."""
+    out = [img[t:t + s, l:l + s] for i, img in enumerate(images) for t, l, s in crop.boxes(i, *img.shape)]
+    if len({c.shape for c in out}) > 1:
+        raise ValueError(f"{crop.suffix}: spectra need crops of one size (not a random-resized crop)")
+    return np.stack(out)
+
+
+def save_spectrum(folder: str | Path, out: str | Path, window: str = "none", crop: CropMode | None = None) -> None:
+    """Radial power spectra of every image in a folder (or of its ``crop``s) → ``out`` (.npz: k,
+    power (N, K), window, crop protocol); generated sets are later windowed and cropped alike."""
+    images = load_images(folder)
+    k, p = radial_power_spectrum(crop_images(images, crop) if crop else images, window)
+    c = crop or CropMode(0)
     with atomic_path(out, suffix=".npz") as tmp:
-        np.savez(tmp, k=k, power=p, window=window)
+        np.savez(tmp, k=k, power=p, window=window, crop=c.suffix if crop else "", crop_per_image=c.per_image,
+                 crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0)
+
+
+def _crop_protocol(z) -> CropMode | None:
+    if "crop" not in z or not str(z["crop"]):
+        return None
+    on_disk = float(z["crop_on_disk"]) if "crop_on_disk" in z else 0.0
+    return CropMode.parse(str(z["crop"]), per_image=int(z["crop_per_image"]), seed=int(z["crop_seed"]),
+                          reference=int(z["crop_reference"]) or None, on_disk=on_disk or None)
 
 
 def bootstrap_interval(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float], n_boot: int = 1000,
@@ -155,12 +169,15 @@ def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
 
 def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
                  out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
-                 targets: np.ndarray | None = None, factor: int | None = None) -> dict:
+                 targets: np.ndarray | None = None, factor: int | None = None,
+                 real_crop_spectra: list[str | Path] = ()) -> dict:
     """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
     conditioned on, and the degradation ``factor``: then per-pixel L1/PSNR/SSIM and the spectral
     distance above the input's Nyquist frequency (the band that had to be generated) are added.
+    ``real_crop_spectra`` (spectra of real crops, e.g. on-disk ones) add the spectral distances of
+    the run's crops, cut by the same protocol, under the crop's name suffix.
     """
     rows, not_run, methods = [], [], {}
     fake_files = image_files(samples)
@@ -198,6 +215,18 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
               "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_low", "value": lo, "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
+    fake_images = None
+    for path in real_crop_spectra:
+        with np.load(path) as z:
+            pcr, crop = z["power"], _crop_protocol(z)
+        fake_images = load_images(samples) if fake_images is None else fake_images
+        _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
+        if pcf.shape[1] != pcr.shape[1]:
+            raise InputError(f"{samples}: crops of another size than the real crops of {path}")
+        names = {"real": real_name + crop.suffix, "fake": fake_name + crop.suffix, "net": "power_spectrum"}
+        rows += [{"metric": "spectral_distance", "value": spectral_distance(pcr.mean(0), pcf.mean(0)), **names},
+                 {"metric": "spectral_distance_high", "value": spectral_distance(pcr.mean(0), pcf.mean(0), HIGH_BAND),
+                  **names}]
     if targets is not None:
         from ..models.msdgan.metrics import pixel_metrics
 
