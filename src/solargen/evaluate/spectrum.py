@@ -7,6 +7,8 @@ where GANs and diffusion models differ.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.fft
 import scipy.signal
@@ -46,23 +48,34 @@ def radial_power_spectrum(images: np.ndarray, window: str = "none") -> tuple[np.
         raise ValueError(f"unknown window {window!r} (allowed: {', '.join(WINDOWS)})")
     # One batched real FFT over the whole stack, on all cores: no Python loop per image.
     f = scipy.fft.rfft2(x, axes=(1, 2), workers=-1)
-    p = (f.real ** 2 + f.imag ** 2) / norm
+    p = np.square(f.real, out=f.real.copy()) + np.square(f.imag)
+    del f
+    order, starts, weight, counts = _annuli(h, w)
+    # The pixels of each annulus are contiguous after one gather, so one reduceat sums every
+    # annulus of every image at once (a bincount would need an (N·H·W) index array).
+    sums = np.add.reduceat(p.reshape(n, -1)[:, order] * weight, starts, axis=1)[:, : h // 2]
+    return np.arange(1, h // 2 + 1), sums / (counts * norm)
+
+
+@functools.lru_cache(maxsize=8)
+def _annuli(h: int, w: int):
+    """For the rfft half-plane of an h × w image: the pixel order that groups annuli k = 1 … h/2
+    (then everything else), where each annulus starts, each pixel's weight (2 for columns that
+    stand for two conjugate coefficients) and each annulus' total weight."""
     ky = np.fft.fftfreq(h) * h
     kx = np.fft.rfftfreq(w) * w
     kr = np.rint(np.hypot(ky[:, None], kx[None, :])).astype(int)
-    # rfft stores half the plane: double the columns that stand for two (not k_x = 0 or Nyquist).
     weight = np.full(kr.shape, 2.0)
     weight[:, 0] = 1.0
     if w % 2 == 0:
         weight[:, -1] = 1.0
     nk = h // 2
-    # Bin k−1 for wavenumber k in 1 … nk; k = 0 and the corners beyond nk go to a dump bin nk.
+    # Bin k−1 for wavenumber k in 1 … nk; k = 0 and the corners beyond nk go to a last bin nk.
     bins = np.where((kr >= 1) & (kr <= nk), kr - 1, nk).ravel()
+    order = np.argsort(bins, kind="stable")
+    starts = np.searchsorted(bins[order], np.arange(nk + 1))
     counts = np.bincount(bins, weights=weight.ravel(), minlength=nk + 1)[:nk]
-    # One bincount over the whole batch: image i's bins are offset by i·(nk + 1).
-    flat_bins = (bins[None, :] + (nk + 1) * np.arange(n)[:, None]).ravel()
-    sums = np.bincount(flat_bins, weights=(p * weight).ravel(), minlength=n * (nk + 1))
-    return np.arange(1, nk + 1), sums.reshape(n, nk + 1)[:, :nk] / counts
+    return order, starts, weight.ravel()[order], counts
 
 
 def spectral_distance(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float] = (0.0, 1.0)) -> float:
