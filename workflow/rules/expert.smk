@@ -1,0 +1,101 @@
+# The human-expert test (optional config block `expert_eval`): a blinded packet of real and
+# generated images, answered outside the workflow in the local form
+#   python -m solargen expert-eval serve results/<name>/expert/packet
+# and the statistics of whatever answers exist when the workflow runs. Answers are user data,
+# collected outside the DAG: the analysis is a target only once an answer file exists, and runs
+# again whenever one changes.
+
+from pathlib import Path
+
+EXPERT = config.get("expert_eval")
+EXPERT_DIR = f"{OUT}/expert"
+EXPERT_PACKET = f"{EXPERT_DIR}/packet"
+EXPERT_KEY = f"{EXPERT_DIR}/key.csv"
+EXPERT_ANSWERS = (EXPERT or {}).get("answers_dir") or f"{EXPERT_DIR}/answers"
+
+
+def _expert_runs():
+    """The configured runs that exist and are made here; a run that is not is a config error."""
+    out = []
+    for r in EXPERT["runs"]:
+        if r not in ALL_RUNS:
+            raise ValueError(
+                f"config: expert_eval.runs: {r!r} is not a key of runs (allowed: {', '.join(ALL_RUNS)})"
+            )
+        if r in SKIPPED:
+            raise ValueError(f"config: expert_eval.runs: run {r!r} is not made here: {SKIPPED[r]}")
+        out.append(r)
+    if EXPERT["n_per_run"] > N_SAMPLES:
+        raise ValueError(
+            f"config: expert_eval.n_per_run = {EXPERT['n_per_run']} exceeds evaluation.n_samples = {N_SAMPLES}"
+        )
+    for c in EXPERT.get("crops", []):
+        if c > config["data"]["resolution"]:
+            raise ValueError(f"config: expert_eval.crops: {c} is larger than data.resolution")
+    return out
+
+
+EXPERT_RUNS = _expert_runs() if EXPERT else []
+EXPERT_ANSWER_FILES = sorted(str(p) for p in Path(EXPERT_ANSWERS).glob("*.jsonl")) if EXPERT else []
+#: results.csv rows of the expert test, once there are answers (report.smk's results_csv reads them).
+EXPERT_ROWS = [f"{EXPERT_DIR}/human_accuracy_rows.csv"] if EXPERT_ANSWER_FILES else []
+EXPERT_TARGETS = (
+    [EXPERT_PACKET]
+    + ([f"{OUT}/tables/human_accuracy.csv", f"{OUT}/figures/human_accuracy.png"] if EXPERT_ANSWER_FILES else [])
+    if EXPERT
+    else []
+)
+if EXPERT and not EXPERT_ANSWER_FILES:
+    logger.info(
+        f"expert_eval: no answers in {EXPERT_ANSWERS} yet; after the packet is built, collect them with "
+        f"python -m solargen expert-eval serve {EXPERT_PACKET}"
+        + (f" --answers {EXPERT_ANSWERS}" if EXPERT.get("answers_dir") else "")
+    )
+
+
+rule expert_packet:
+    """M real and M generated images per run and image type, shuffled, opaque names; key apart."""
+    input:
+        real=f"{DATA}/{config['data']['name']}",
+        runs=[f"{run_dir(r)}/samples" for r in EXPERT_RUNS],
+    output:
+        packet=directory(EXPERT_PACKET),
+        key=EXPERT_KEY,
+    params:
+        runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip(EXPERT_RUNS, input.runs)),
+        n=(EXPERT or {}).get("n_per_run", 0),
+        crops=" ".join(map(str, (EXPERT or {}).get("crops", []))),
+        full=lambda w: "" if (EXPERT or {}).get("full_disk", True) else "--no-full-disk",
+        seed=(EXPERT or {}).get("seed", config["seed"]),
+    log:
+        f"{OUT}/logs/expert_packet.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen expert-eval packet --real {input.real} --runs {params.runs} --n-per-run {params.n}"
+        " --crops {params.crops} {params.full} --seed {params.seed} --out {output.packet} --key {output.key}"
+        " 2> {log}"
+
+
+rule expert_analysis:
+    """Accuracy per expert, run and image type against chance, from every answer file there is."""
+    input:
+        key=EXPERT_KEY,
+        answers=EXPERT_ANSWER_FILES,
+    output:
+        table=report(f"{OUT}/tables/human_accuracy.csv", caption="../report/human_accuracy_table.rst",
+                     category="Human experts"),
+        figure=report(f"{OUT}/figures/human_accuracy.png", caption="../report/human_accuracy.rst",
+                      category="Human experts"),
+        rows=f"{EXPERT_DIR}/human_accuracy_rows.csv",
+    params:
+        answers=EXPERT_ANSWERS,
+        real_name=config["data"]["name"],
+    log:
+        f"{OUT}/logs/expert_analysis.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen expert-eval analyse --key {input.key} --answers {params.answers:q}"
+        " --real-name {params.real_name} --out-table {output.table} --out-figure {output.figure}"
+        " --out-rows {output.rows} 2> {log}"
