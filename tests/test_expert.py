@@ -383,6 +383,7 @@ def browser():
 
 def _answer_in_browser(driver, url, expert, pick, truth, stop_after=None):
     """Answer as an expert would: enter the id, look at the image (zoom), pick confidence and answer."""
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -408,9 +409,12 @@ def _answer_in_browser(driver, url, expert, pick, truth, stop_after=None):
         img.click()
         assert "zoomed" in img.get_attribute("class")
         img.click()
-        driver.find_element(By.CSS_SELECTOR, f"input[name=confidence][value='{1 + n % 5}']").click()
         done = driver.find_element(By.ID, "progress").get_attribute("data-done")
-        driver.find_element(By.ID, pick(item, truth[item])).click()
+        if n % 2:  # by mouse
+            driver.find_element(By.CSS_SELECTOR, f"input[name=confidence][value='{1 + n % 5}']").click()
+            driver.find_element(By.ID, pick(item, truth[item])).click()
+        else:  # by keyboard
+            ActionChains(driver).send_keys(str(1 + n % 5), pick(item, truth[item])[0]).perform()
         wait.until(lambda d: d.find_element(By.ID, "progress").get_attribute("data-done") != done
                    or d.find_element(By.ID, "done").is_displayed())
         n += 1
@@ -441,13 +445,15 @@ def test_browser_experts_answer_a_packet_and_the_analysis_scores_them(browser, p
         assert first + rest == 24
         # An expert who always says "real": chance on a balanced packet.
         assert _answer_in_browser(browser, url, "always_real", lambda item, t: "real", truth) == 24
+        # The page ran without errors (scripts, styles and images all allowed by its own policy).
+        assert [m for m in browser.get_log("browser") if m["level"] == "SEVERE"] == []
     finally:
         srv.shutdown()
         srv.server_close()
     got = read_answers(answers / "oracle.jsonl", key.packet[0])
     assert sorted(a["item"] for a in got) == sorted(key["item"])  # complete, each image once
     assert [a["item"] for a in got] == expert_order(key.packet[0], list(key["item"]), "oracle")
-    assert all(a["ms"] >= 0 and 1 <= a["confidence"] <= 5 for a in got)
+    assert all(a["ms"] >= 0 for a in got) and {a["confidence"] for a in got} == {1, 2, 3, 4, 5}
     t = analyse(key_path, answers, tmp_path / "t.csv", tmp_path / "f.png", tmp_path / "rows.csv").set_index(["group", "value"])
     assert t.loc[("expert", "oracle"), "accuracy"] == 1.0
     assert t.loc[("expert", "always_real"), "accuracy"] == 0.5
@@ -462,22 +468,53 @@ def _smk(*args, cwd=ROOT):
 
 
 def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_path):
+    """The rules themselves, on stand-in upstream outputs (the e2e test makes real ones): the packet
+    from the real folder and the samples; then, once an expert has answered, the analysis and
+    results.csv with human_accuracy rows."""
     cfg = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
-    cfg["name"] = "pytest_expert"
-    cfg["expert_eval"] = {"runs": ["stylegan2", "bicubic"], "n_per_run": 2, "crops": [8],
-                          "answers_dir": str(tmp_path / "answers")}
+    name = cfg["name"] = "pytest_expert"
+    cfg["expert_eval"] = {"runs": ["stylegan2", "bicubic"], "n_per_run": 2, "crops": [8]}
     conf = tmp_path / "expert.yaml"
     conf.write_text(yaml.safe_dump(cfg))
-    r = _smk("-n", "--configfile", str(conf))
+    smk = lambda *a: _smk("-s", str(ROOT / "Snakefile"), "--configfile", str(conf), "--cores", "1", *a, cwd=tmp_path)
+    r = smk("-n")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "expert_packet" in r.stdout and "expert_analysis" not in r.stdout
     assert "no answers in" in r.stdout + r.stderr
-    (tmp_path / "answers").mkdir()
-    (tmp_path / "answers/x.jsonl").write_text("")
-    r = _smk("-n", "--configfile", str(conf))
-    assert "expert_analysis" in r.stdout and "human_accuracy_rows.csv" in r.stdout
+    out = tmp_path / "results" / name
+    _folder(out / "data" / cfg["data"]["name"], 6, 32, 0)
+    runs = {r: cfg["models"][v["model"]]["family"] for r, v in cfg["runs"].items() if r != "efficientnet-lite3"}
+    for run, fam in runs.items():
+        _folder(out / f"runs/{fam}/{run}/samples", 2, 32, 1)
+        (out / f"runs/{fam}/{run}/metrics.json").write_text(json.dumps(
+            {"run": run, "rows": [{"metric": "fid", "value": 1.0, "real": "r", "fake": run, "net": "n"}],
+             "not_run": [], "n_fake": 2, "n_real": 6}))
+    r = smk("--allowed-rules", "expert_packet", "--", f"results/{name}/expert/packet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    key = read_key(out / "expert/key.csv")
+    assert len(key) == 2 * 2 * 4 and set(key.run) == {"stylegan2", "bicubic"}
+    # An expert answers (as the form writes), always right; the next run analyses it.
+    answers = out / "expert/answers"
+    answers.mkdir()
+    with open(answers / "ann.jsonl", "w") as f:
+        for k in key.itertuples():
+            f.write(json.dumps({"packet": k.packet, "expert": "ann", "item": k.item, "answer": k.truth,
+                                "confidence": 5}) + "\n")
+    r = smk("--allowed-rules", "expert_analysis", "results_csv", "--", f"results/{name}/results.csv")
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = pd.read_csv(out / "results.csv")
+    human = df[df.metric == "human_accuracy"]
+    assert set(human.fake) == {"stylegan2", "bicubic", "stylegan2-CROPPED8", "bicubic-CROPPED8"}
+    assert (human.value == 1.0).all() and set(human.net) == {"human"}
+    assert len(df[df.metric == "fid"]) == len(runs)
+    assert (out / "figures/human_accuracy.png").stat().st_size > 0
+    assert pd.read_csv(out / "tables/human_accuracy.csv").query("group == 'all'").accuracy.item() == 1.0
     # A run that is not a run is a config error before any job.
     cfg["expert_eval"]["runs"] = ["nosuch"]
     conf.write_text(yaml.safe_dump(cfg))
-    r = _smk("-n", "--configfile", str(conf))
+    r = smk("-n")
     assert r.returncode != 0 and "expert_eval.runs: 'nosuch' is not a key of runs" in r.stdout + r.stderr
+    cfg["expert_eval"].update(runs=["stylegan2"], n_per_run=9)
+    conf.write_text(yaml.safe_dump(cfg))
+    r = smk("-n")
+    assert r.returncode != 0 and "expert_eval.n_per_run = 9 exceeds evaluation.n_samples = 8" in r.stdout + r.stderr

@@ -7,6 +7,8 @@
 
 from pathlib import Path
 
+from solargen.expert.packet import expert_config_runs
+
 EXPERT = config.get("expert_eval")
 EXPERT_DIR = f"{OUT}/expert"
 EXPERT_PACKET = f"{EXPERT_DIR}/packet"
@@ -14,28 +16,8 @@ EXPERT_KEY = f"{EXPERT_DIR}/key.csv"
 EXPERT_ANSWERS = (EXPERT or {}).get("answers_dir") or f"{EXPERT_DIR}/answers"
 
 
-def _expert_runs():
-    """The configured runs that exist and are made here; a run that is not is a config error."""
-    out = []
-    for r in EXPERT["runs"]:
-        if r not in ALL_RUNS:
-            raise ValueError(
-                f"config: expert_eval.runs: {r!r} is not a key of runs (allowed: {', '.join(ALL_RUNS)})"
-            )
-        if r in SKIPPED:
-            raise ValueError(f"config: expert_eval.runs: run {r!r} is not made here: {SKIPPED[r]}")
-        out.append(r)
-    if EXPERT["n_per_run"] > N_SAMPLES:
-        raise ValueError(
-            f"config: expert_eval.n_per_run = {EXPERT['n_per_run']} exceeds evaluation.n_samples = {N_SAMPLES}"
-        )
-    for c in EXPERT.get("crops", []):
-        if c > config["data"]["resolution"]:
-            raise ValueError(f"config: expert_eval.crops: {c} is larger than data.resolution")
-    return out
-
-
-EXPERT_RUNS = _expert_runs() if EXPERT else []
+#: The packet's runs; a run that is not a run, or is not made here, is a config error now.
+EXPERT_RUNS = expert_config_runs(config, SKIPPED) if EXPERT else []
 EXPERT_ANSWER_FILES = sorted(str(p) for p in Path(EXPERT_ANSWERS).glob("*.jsonl")) if EXPERT else []
 #: results.csv rows of the expert test, once there are answers (report.smk's results_csv reads them).
 EXPERT_ROWS = [f"{EXPERT_DIR}/human_accuracy_rows.csv"] if EXPERT_ANSWER_FILES else []

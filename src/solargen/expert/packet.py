@@ -39,6 +39,24 @@ def views(full_disk: bool, crops: list[int]) -> list[str]:
     return out
 
 
+def expert_config_runs(cfg: dict, skipped: dict[str, str]) -> list[str]:
+    """The runs of the config's ``expert_eval`` block, checked against the rest of the config
+    (what a JSON schema cannot express); ``skipped``: runs the workflow does not make → why."""
+    ex = cfg["expert_eval"]
+    for r in ex["runs"]:
+        if r not in cfg["runs"]:
+            raise ValueError(f"config: expert_eval.runs: {r!r} is not a key of runs (allowed: {', '.join(cfg['runs'])})")
+        if r in skipped:
+            raise ValueError(f"config: expert_eval.runs: run {r!r} is not made here: {skipped[r]}")
+    if ex["n_per_run"] > cfg["evaluation"]["n_samples"]:
+        raise ValueError(f"config: expert_eval.n_per_run = {ex['n_per_run']} exceeds evaluation.n_samples = "
+                         f"{cfg['evaluation']['n_samples']}")
+    for c in ex.get("crops", []):
+        if c > cfg["data"]["resolution"]:
+            raise ValueError(f"config: expert_eval.crops: {c} is larger than data.resolution = {cfg['data']['resolution']}")
+    return list(ex["runs"])
+
+
 def _pngs(folder: str | Path) -> list[Path]:
     files = sorted(Path(folder).glob("*.png"))
     if not files:

@@ -182,6 +182,8 @@ def make_handler(form: Form):
             path = url.path
             if path == "/":
                 return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+            if path == "/favicon.ico":  # browsers ask; there is none
+                return self._send(204, b"", "image/x-icon")
             if path == "/api/next":
                 expert = parse_qs(url.query).get("expert", [""])[0]
                 if not EXPERT_RE.match(expert):
@@ -273,6 +275,7 @@ button:disabled { opacity: .4; cursor: default; }
 </section>
 <section id="task" hidden>
  <p id="progress"></p>
+ <p><small>Click the image to zoom. Keys: 1-5 confidence, r real, g generated, z zoom.</small></p>
  <img id="img" alt="image to judge" title="click to zoom">
  <div class="conf" id="conf">Confidence:
   <label><input type="radio" name="confidence" value="1">1</label>
@@ -335,6 +338,15 @@ for (const b of [$("real"), $("generated")]) b.addEventListener("click", async (
   finally { busy = false; }
 });
 $("pause").addEventListener("click", () => { item = null; show("paused"); });
+// Keys while judging: 1-5 confidence, r real, g generated, z zoom.
+document.addEventListener("keydown", (e) => {
+  if ($("task").hidden || e.target.tagName === "INPUT" && e.target.type === "text") return;
+  const radio = document.querySelector(`input[name=confidence][value="${e.key}"]`);
+  if (radio) radio.checked = true;
+  else if (e.key === "r") $("real").click();
+  else if (e.key === "g") $("generated").click();
+  else if (e.key === "z") $("img").click();
+});
 </script>
 </body></html>
 """
