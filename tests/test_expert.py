@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 
 from solargen.expert.analysis import accuracy_row, accuracy_table, analyse
-from solargen.expert.packet import build_packet, read_items, read_key
+from solargen.expert.packet import build_packet, ensure_packet, read_items, read_key, record_path
 from solargen.expert.server import expert_order, make_server, read_answers
 from solargen.io import InputError
 from solargen.report.results import collect
@@ -115,6 +115,32 @@ def test_packet_bad_input_is_a_clear_error(tmp_path, sets):
     with pytest.raises(InputError, match="out_3.png: unreadable image"):
         build_packet(sets["runs"], sets["real"], tmp_path / "p", tmp_path / "k.csv", n_per_run=5)
     assert not (tmp_path / "p").exists() and not (tmp_path / "k.csv").exists()
+
+
+def test_a_packet_is_kept_and_never_rebuilt_once_answered(tmp_path, sets):
+    args = dict(runs=sets["runs"], real_dir=sets["real"], packet_dir=tmp_path / "x/packet", key_path=tmp_path / "x/key.csv",
+                answers_dir=tmp_path / "x/answers", n_per_run=2, crops=[8])
+    key, action = ensure_packet(**args)
+    assert action == "built" and record_path(args["key_path"]).exists()
+    assert not any("key" in p.name for p in args["packet_dir"].rglob("*"))
+    again, action = ensure_packet(**args)
+    assert action == "kept" and again["item"].tolist() == key["item"].tolist()
+    # Changed parameters, nobody has answered: a new packet.
+    rebuilt, action = ensure_packet(**{**args, "n_per_run": 3})
+    assert action == "rebuilt" and len(rebuilt) == 24 and rebuilt.packet[0] != key.packet[0]
+    # Once answered, neither a parameter nor a changed source image rebuilds it.
+    args["n_per_run"] = 3
+    args["answers_dir"].mkdir()
+    (args["answers_dir"] / "ann.jsonl").write_text(json.dumps(
+        {"packet": rebuilt.packet[0], "expert": "ann", "item": rebuilt.item[0], "answer": "real", "confidence": 2}) + "\n")
+    with pytest.raises(InputError, match="has answers from ann .* not rebuilt over a study in progress"):
+        ensure_packet(**{**args, "crops": [16]})
+    src = Path(rebuilt[rebuilt.truth == "generated"].file.iloc[0])
+    Image.fromarray(np.zeros((16, 16) if "small" in str(src) else (32, 32), np.uint8)).save(src)
+    with pytest.raises(InputError, match="changed or is gone"):
+        ensure_packet(**args)
+    assert read_key(args["key_path"])["item"].tolist() == rebuilt["item"].tolist()  # the key is intact
+    assert read_items(args["packet_dir"])[0] == rebuilt.packet[0]
 
 
 # --- the server, over HTTP ---------------------------------------------------------------------
@@ -489,10 +515,20 @@ def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_p
         (out / f"runs/{fam}/{run}/metrics.json").write_text(json.dumps(
             {"run": run, "rows": [{"metric": "fid", "value": 1.0, "real": "r", "fake": run, "net": "n"}],
              "not_run": [], "n_fake": 2, "n_real": 6}))
-    r = smk("--allowed-rules", "expert_packet", "--", f"results/{name}/expert/packet")
+    status = f"results/{name}/expert/packet_status.json"
+    r = smk("--allowed-rules", "expert_packet", "--", status)
     assert r.returncode == 0, r.stderr[-3000:]
     key = read_key(out / "expert/key.csv")
     assert len(key) == 2 * 2 * 4 and set(key.run) == {"stylegan2", "bicubic"}
+    assert json.loads((tmp_path / status).read_text())["action"] == "built"
+    # New samples make Snakemake run the job again; the packet stands while its images are the same.
+    time.sleep(1)
+    (out / "runs/stylegan2/stylegan2/samples").touch()
+    r = smk("--allowed-rules", "expert_packet", "--", status)
+    assert r.returncode == 0 and "Finished jobid: 0 (Rule: expert_packet)" in r.stderr, r.stderr[-3000:]
+    assert json.loads((tmp_path / status).read_text()) == {"packet": key.packet[0], "items": 16, "action": "kept",
+                                                           "packet_dir": f"results/{name}/expert/packet",
+                                                           "key": f"results/{name}/expert/key.csv"}
     # An expert answers (as the form writes), always right; the next run analyses it.
     answers = out / "expert/answers"
     answers.mkdir()
@@ -509,6 +545,15 @@ def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_p
     assert len(df[df.metric == "fid"]) == len(runs)
     assert (out / "figures/human_accuracy.png").stat().st_size > 0
     assert pd.read_csv(out / "tables/human_accuracy.csv").query("group == 'all'").accuracy.item() == 1.0
+    # Samples drawn again (a retrained model) under an answered packet: the job fails, saying why,
+    # and the packet and its key stay.
+    for f in key[(key.run == "bicubic") & (key.truth == "generated")].file:
+        Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / f)
+    (out / "runs/bicubic/bicubic/samples").touch()
+    r = smk("--allowed-rules", "expert_packet", "--", status)
+    assert r.returncode != 0
+    assert "not rebuilt over a study in progress" in (out / "logs/expert_packet.log").read_text()
+    assert read_key(out / "expert/key.csv").item.tolist() == key.item.tolist()
     # A run that is not a run is a config error before any job.
     cfg["expert_eval"]["runs"] = ["nosuch"]
     conf.write_text(yaml.safe_dump(cfg))

@@ -229,14 +229,19 @@ def _figure(a):
 
 
 def _expert_packet(a):
-    from .expert.packet import build_packet
+    from .expert.packet import ensure_packet
+    from .io import write_json
 
     runs = dict(kv.split("=", 1) for kv in a.runs)
+    answers = a.answers or Path(a.out).resolve().parent / "answers"
     try:
-        build_packet(runs, a.real, a.out, a.key, a.n_per_run, full_disk=not a.no_full_disk, crops=a.crops,
-                     seed=a.seed, shuffle_seed=a.shuffle_seed)
+        key, action = ensure_packet(runs, a.real, a.out, a.key, a.n_per_run, answers, full_disk=not a.no_full_disk,
+                                    crops=a.crops, seed=a.seed, shuffle_seed=a.shuffle_seed)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
+    if a.status:
+        write_json(a.status, {"packet": key["packet"].iloc[0], "items": len(key), "action": action,
+                              "packet_dir": str(a.out), "key": str(a.key)})
 
 
 def _expert_serve(a):
@@ -383,7 +388,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("expert-eval", help="human-expert test: blinded packet, local web form, statistics")
     ex = s.add_subparsers(dest="expert_command", required=True)
-    s = ex.add_parser("packet", help="blinded packet of M real and M generated images per run, key apart")
+    s = ex.add_parser("packet", help="blinded packet of M real and M generated images per run, key apart "
+                      "(kept if it exists and its inputs are unchanged)")
     s.add_argument("--real", required=True, help="the real PNG folder")
     s.add_argument("--runs", nargs="+", required=True, metavar="NAME=SAMPLES_DIR")
     s.add_argument("--n-per-run", type=int, required=True, help="M: real and generated images per run and view")
@@ -393,6 +399,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--shuffle-seed", type=int, help="presentation order (default: a fresh secret, kept in the key)")
     s.add_argument("--out", required=True, help="the packet folder (served)")
     s.add_argument("--key", required=True, help="the key (CSV); must lie outside the packet")
+    s.add_argument("--answers", help="answer files folder (default: answers/ beside the packet): a packet "
+                   "with answers is never rebuilt")
+    s.add_argument("--status", help="JSON written on success: packet id, item count, kept or built")
     s.set_defaults(func=_expert_packet)
     s = ex.add_parser("serve", help="the local web form over a packet")
     s.add_argument("packet")

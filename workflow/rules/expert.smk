@@ -13,6 +13,8 @@ EXPERT = config.get("expert_eval")
 EXPERT_DIR = f"{OUT}/expert"
 EXPERT_PACKET = f"{EXPERT_DIR}/packet"
 EXPERT_KEY = f"{EXPERT_DIR}/key.csv"
+#: The packet job's output: which packet there is, and whether it was kept or built.
+EXPERT_STATUS = f"{EXPERT_DIR}/packet_status.json"
 EXPERT_ANSWERS = (EXPERT or {}).get("answers_dir") or f"{EXPERT_DIR}/answers"
 
 
@@ -22,7 +24,7 @@ EXPERT_ANSWER_FILES = sorted(str(p) for p in Path(EXPERT_ANSWERS).glob("*.jsonl"
 #: results.csv rows of the expert test, once there are answers (report.smk's results_csv reads them).
 EXPERT_ROWS = [f"{EXPERT_DIR}/human_accuracy_rows.csv"] if EXPERT_ANSWER_FILES else []
 EXPERT_TARGETS = (
-    [EXPERT_PACKET]
+    [EXPERT_STATUS]
     + ([f"{OUT}/tables/human_accuracy.csv", f"{OUT}/figures/human_accuracy.png"] if EXPERT_ANSWER_FILES else [])
     if EXPERT
     else []
@@ -36,33 +38,38 @@ if EXPERT and not EXPERT_ANSWER_FILES:
 
 
 rule expert_packet:
-    """M real and M generated images per run and image type, shuffled, opaque names; key apart."""
+    """M real and M generated images per run and image type, shuffled, opaque names; key apart.
+    Packet and key are not outputs Snakemake may delete: experts answer this very packet, and only
+    its key scores them. The command keeps them while their inputs are unchanged, rebuilds them
+    only while nobody has answered, and otherwise fails, saying why (config/README.md)."""
     input:
         real=f"{DATA}/{config['data']['name']}",
         runs=[f"{run_dir(r)}/samples" for r in EXPERT_RUNS],
     output:
-        packet=directory(EXPERT_PACKET),
-        key=EXPERT_KEY,
+        EXPERT_STATUS,
     params:
         runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip(EXPERT_RUNS, input.runs)),
         n=(EXPERT or {}).get("n_per_run", 0),
         crops=" ".join(map(str, (EXPERT or {}).get("crops", []))),
         full=lambda w: "" if (EXPERT or {}).get("full_disk", True) else "--no-full-disk",
         seed=(EXPERT or {}).get("seed", config["seed"]),
+        packet=EXPERT_PACKET,
+        key=EXPERT_KEY,
+        answers=EXPERT_ANSWERS,
     log:
         f"{OUT}/logs/expert_packet.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen expert-eval packet --real {input.real} --runs {params.runs} --n-per-run {params.n}"
-        " --crops {params.crops} {params.full} --seed {params.seed} --out {output.packet} --key {output.key}"
-        " 2> {log}"
+        " --crops {params.crops} {params.full} --seed {params.seed} --out {params.packet} --key {params.key}"
+        " --answers {params.answers:q} --status {output} 2> {log}"
 
 
 rule expert_analysis:
     """Accuracy per expert, run and image type against chance, from every answer file there is."""
     input:
-        key=EXPERT_KEY,
+        status=EXPERT_STATUS,
         answers=EXPERT_ANSWER_FILES,
     output:
         table=report(f"{OUT}/tables/human_accuracy.csv", caption="../report/human_accuracy_table.rst",
@@ -71,6 +78,7 @@ rule expert_analysis:
                       category="Human experts"),
         rows=f"{EXPERT_DIR}/human_accuracy_rows.csv",
     params:
+        key=EXPERT_KEY,
         answers=EXPERT_ANSWERS,
         real_name=config["data"]["name"],
     log:
@@ -78,6 +86,6 @@ rule expert_analysis:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen expert-eval analyse --key {input.key} --answers {params.answers:q}"
+        "python -m solargen expert-eval analyse --key {params.key} --answers {params.answers:q}"
         " --real-name {params.real_name} --out-table {output.table} --out-figure {output.figure}"
         " --out-rows {output.rows} 2> {log}"

@@ -12,6 +12,7 @@ two, box-filtered), so nothing but the picture tells them apart.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import secrets
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import InputError, atomic_dir, atomic_path
+from ..io import InputError, atomic_dir, atomic_path, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +151,70 @@ def build_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: 
         (tmp / "items.json").write_text(json.dumps({"packet": packet_id, "items": list(key["item"])}, indent=1))
         with atomic_path(key_path) as ktmp:
             key.to_csv(ktmp, index=False)
+        # What the packet was made from, to tell later whether it still stands (ensure_packet).
+        params = _params(runs, real_dir, n_per_run, full_disk, crops, seed)
+        write_json(record_path(key_path), {"packet": packet_id, "params": params, "shuffle_seed": shuffle_seed,
+                                           "sources": {f: _sha256(f) for f in sorted(set(key["file"]))}})
     log.info("expert packet %s: %d items (%d runs × %s × %d real + %d generated)", packet_id, len(key), len(runs),
              "/".join(kinds), n_per_run, n_per_run)
     return key
+
+
+def record_path(key_path: str | Path) -> Path:
+    """The build record beside the key (never served): packet id, parameters, source file hashes."""
+    return Path(key_path).with_suffix(".json")
+
+
+def _params(runs, real_dir, n_per_run, full_disk, crops, seed) -> dict:
+    return {"runs": {r: str(p) for r, p in runs.items()}, "real": str(real_dir), "n_per_run": int(n_per_run),
+            "full_disk": bool(full_disk), "crops": [int(c) for c in crops], "seed": int(seed)}
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def ensure_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: str | Path, key_path: str | Path,
+                  n_per_run: int, answers_dir: str | Path, full_disk: bool = True, crops: list[int] = (),
+                  seed: int = 0, shuffle_seed: int | None = None) -> tuple[pd.DataFrame, str]:
+    """Build the packet, or keep the one there: ``(key, "kept" | "built" | "rebuilt")``.
+
+    Experts answer one packet over days, and only its key can score them, so a packet is never
+    rebuilt behind their back: it is kept while its parameters and source images are unchanged;
+    if they changed it is rebuilt only while nobody has answered it, otherwise this is an
+    `InputError` (to start over, move the answers away, or delete packet, key and record).
+    """
+    from .server import read_answers
+
+    packet_dir, key_path, record = Path(packet_dir), Path(key_path), record_path(key_path)
+    action = "built"
+    if (packet_dir / "items.json").exists():
+        packet_id = read_items(packet_dir)[0]
+        if key_path.exists() and record.exists():
+            info = read_json(record)
+            params = _params(runs, real_dir, n_per_run, full_disk, crops, seed)
+            changed = [f"{k}: {info['params'].get(k)!r} → {v!r}" for k, v in params.items()
+                       if info["params"].get(k) != v]
+            if info.get("packet") != packet_id:
+                changed.append(f"the key and record are of packet {info.get('packet')}, the packet is {packet_id}")
+            changed += [f"{f} changed or is gone" for f, h in info["sources"].items()
+                        if not Path(f).is_file() or _sha256(f) != h][:3]
+        else:
+            changed = [f"its key ({key_path}) or build record ({record}) is missing"]
+        if not changed:
+            log.info("expert packet %s kept (parameters and source images unchanged)", packet_id)
+            return read_key(key_path), "kept"
+        experts = sorted(p.stem for p in Path(answers_dir).glob("*.jsonl")
+                         if any(a.get("packet") == packet_id for a in read_answers(p)))
+        if experts:
+            raise InputError(
+                f"{packet_dir}: packet {packet_id} has answers from {', '.join(experts)} in {answers_dir}, but what it "
+                f"was made from changed ({'; '.join(changed)}). It is not rebuilt over a study in progress: restore "
+                f"the inputs, or move the answers away (they stay scorable with {key_path}) and delete "
+                f"{packet_dir}, {key_path} and {record} to make a new packet.")
+        log.warning("expert packet %s rebuilt (nobody has answered it): %s", packet_id, "; ".join(changed))
+        action = "rebuilt"
+    return build_packet(runs, real_dir, packet_dir, key_path, n_per_run, full_disk, crops, seed, shuffle_seed), action
 
 
 def _write_png(path: Path, img: np.ndarray) -> None:
