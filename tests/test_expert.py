@@ -160,6 +160,8 @@ def request(port, method, path, body=None, headers=None):
     """A raw request: http.client sends the path exactly as given (no normalisation of '..')."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+    if body is not None:
+        headers = {"Content-Type": "application/json", **(headers or {})}
     c.request(method, path, body=data, headers=headers or {})
     r = c.getresponse()
     out = r.status, r.read(), dict(r.getheaders())
@@ -223,6 +225,12 @@ def test_server_validates_every_answer_and_writes_only_valid_ones(server):
     assert request(port, "POST", "/api/answer", b"x" * 5000)[0] == 413
     assert request(port, "POST", "/api/other", {"expert": "alice"})[0] == 404
     assert request(port, "GET", "/api/next?expert=../x")[0] == 400
+    # Requests other sites make the browser send: not JSON, another Origin, another Host (rebinding).
+    ok = {"expert": "alice", "item": item, "answer": "real", "confidence": 3}
+    assert request(port, "POST", "/api/answer", ok, {"Content-Type": "text/plain"})[0] == 415
+    assert request(port, "POST", "/api/answer", ok, {"Origin": "http://evil.example"})[0] == 403
+    assert request(port, "POST", "/api/answer", ok, {"Host": f"evil.example:{port}"})[0] == 403
+    assert request(port, "GET", f"/img/{item}.png", headers={"Host": "evil.example"})[0] == 403
     assert not list(answers.glob("*"))  # nothing written
     status, reply, _ = answer(port, "alice", item, "generated", 5, ms=1234)
     assert status == 200 and json.loads(reply)["done"] == 1

@@ -39,6 +39,7 @@ ITEM_RE = re.compile(r"^[0-9a-f]{32}$")
 ANSWERS = ("real", "generated")
 CONFIDENCE = range(1, 6)
 MAX_BODY = 4096
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def expert_order(packet_id: str, items: list[str], expert: str) -> list[str]:
@@ -174,10 +175,22 @@ def make_handler(form: Form):
         def _error(self, status: int, message: str):
             self._json(status, {"error": message})
 
+        def _foreign(self) -> bool:
+            """A request another site made the browser send (DNS rebinding, cross-site POST)?
+            Bound to loopback, the Host must be this server's; an Origin, if sent, must match it."""
+            host, port = self.server.server_address[:2]
+            got = self.headers.get("Host", "")
+            if host in LOOPBACK and got not in {f"{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")}:
+                return True
+            origin = self.headers.get("Origin")
+            return origin is not None and origin != f"http://{got}"
+
         def do_HEAD(self):
             self.do_GET()
 
         def do_GET(self):
+            if self._foreign():
+                return self._error(403, "forbidden")
             url = urlsplit(self.path)
             path = url.path
             if path == "/":
@@ -200,8 +213,13 @@ def make_handler(form: Form):
             return self._error(404, "not found")
 
         def do_POST(self):
+            if self._foreign():
+                return self._error(403, "forbidden")
             if urlsplit(self.path).path != "/api/answer":
                 return self._error(404, "not found")
+            # JSON only: a cross-site form or "simple" request cannot send it without a preflight.
+            if self.headers.get_content_type() != "application/json":
+                return self._error(415, "Content-Type must be application/json")
             try:
                 n = int(self.headers.get("Content-Length", ""))
             except ValueError:
@@ -236,7 +254,7 @@ def make_server(packet_dir, answers_dir, host: str = "127.0.0.1", port: int = 87
 def serve(packet_dir, answers_dir, host: str = "127.0.0.1", port: int = 8765) -> None:
     server = make_server(packet_dir, answers_dir, host, port)
     h, p = server.server_address[:2]
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if host not in LOOPBACK:
         log.warning("serving on %s: anyone who can reach this address can answer", host)
     print(f"expert form for packet {server.form.packet_id} ({len(server.form.items)} images): http://{h}:{p}/ "
           f"(answers → {server.form.answers_dir}; Ctrl-C to stop)", flush=True)
