@@ -571,3 +571,13 @@ def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_p
     conf.write_text(yaml.safe_dump(cfg))
     r = smk("-n")
     assert r.returncode != 0 and "expert_eval.n_per_run = 9 exceeds evaluation.n_samples = 8" in r.stdout + r.stderr
+
+
+def test_serve_binds_loopback_by_default_and_names_a_bad_packet(tmp_path):
+    from solargen.cli import parser
+
+    a = parser().parse_args(["expert-eval", "serve", "somewhere"])
+    assert (a.host, a.port) == ("127.0.0.1", 8765)
+    r = subprocess.run([sys.executable, "-m", "solargen", "expert-eval", "serve", str(tmp_path / "nopacket"), "--port", "0"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")}, timeout=60)
+    assert r.returncode == 2 and "nopacket/items.json: not found (is" in r.stderr
