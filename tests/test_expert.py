@@ -553,6 +553,12 @@ def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_p
     assert len(df[df.metric == "fid"]) == len(runs)
     assert (out / "figures/human_accuracy.png").stat().st_size > 0
     assert pd.read_csv(out / "tables/human_accuracy.csv").query("group == 'all'").accuracy.item() == 1.0
+    # Table and figure are in the Snakemake report, with their captions.
+    r = smk("--report", "report.html", "--", f"results/{name}/tables/human_accuracy.csv",
+            f"results/{name}/figures/human_accuracy.png")
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "human_accuracy.png" in html and "Wilson" in html
     # Samples drawn again (a retrained model) under an answered packet: the job fails, saying why,
     # and the packet and its key stay.
     for f in key[(key.run == "bicubic") & (key.truth == "generated")].file:
