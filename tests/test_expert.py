@@ -523,7 +523,7 @@ def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_p
         (out / f"runs/{fam}/{run}/metrics.json").write_text(json.dumps(
             {"run": run, "rows": [{"metric": "fid", "value": 1.0, "real": "r", "fake": run, "net": "n"}],
              "not_run": [], "n_fake": 2, "n_real": 6}))
-    status = f"results/{name}/expert/packet_status.json"
+    status = f"results/{name}/expert/status.json"
     r = smk("--allowed-rules", "expert_packet", "--", status)
     assert r.returncode == 0, r.stderr[-3000:]
     key = read_key(out / "expert/key.csv")

@@ -14,7 +14,7 @@ EXPERT_DIR = f"{OUT}/expert"
 EXPERT_PACKET = f"{EXPERT_DIR}/packet"
 EXPERT_KEY = f"{EXPERT_DIR}/key.csv"
 #: The packet job's output: which packet there is, and whether it was kept or built.
-EXPERT_STATUS = f"{EXPERT_DIR}/packet_status.json"
+EXPERT_STATUS = f"{EXPERT_DIR}/status.json"
 EXPERT_ANSWERS = (EXPERT or {}).get("answers_dir") or f"{EXPERT_DIR}/answers"
 
 
