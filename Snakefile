@@ -22,6 +22,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/expert.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -37,3 +38,4 @@ rule all:
         [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],
         [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],
         report_targets(),
+        EXPERT_TARGETS,

@@ -3,7 +3,9 @@
 
 rule results_csv:
     input:
-        all_metrics(),
+        metrics=all_metrics(),
+        # The expert test's human_accuracy rows, once there are answers (expert.smk).
+        extra=EXPERT_ROWS,
     output:
         csv=report(f"{OUT}/results.csv", caption="../report/results.rst", category="Results"),
         not_run=report(f"{OUT}/not_run.csv", caption="../report/not_run.rst", category="Results"),
@@ -11,12 +13,14 @@ rule results_csv:
     params:
         # Runs left out because their model's pretrained weights are absent, with the reason.
         skipped=json.dumps(SKIPPED),
+        extra=lambda w, input: f"--extra-rows {input.extra}" if input.extra else "",
     log:
         f"{OUT}/logs/results_csv.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen collect --metrics {input} --out {output.csv} --not-run {output.not_run}"
+        "python -m solargen collect --metrics {input.metrics} --out {output.csv} --not-run {output.not_run}"
+        " {params.extra}"
         " --meta {output.meta}"
         " --skipped-json {params.skipped:q} 2> {log}"
 

@@ -6,15 +6,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import atomic_path, read_json
+from ..io import InputError, atomic_path, read_json
 
 COLUMNS = ["metric", "value", "real", "fake", "net"]
 
 
 def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: str | Path | None = None,
-            skipped: dict[str, str] | None = None, out_meta: str | Path | None = None) -> pd.DataFrame:
+            skipped: dict[str, str] | None = None, out_meta: str | Path | None = None,
+            extra_rows: list[str | Path] = ()) -> pd.DataFrame:
     """Concatenate the rows of all runs into ``out_csv``; metrics that could not run go to ``out_not_run``,
     as do whole runs the workflow ``skipped`` (run → reason; ``net`` is empty: no metric ran).
+    ``extra_rows``: CSVs of rows in the same columns made outside the runs' metrics (the expert
+    test's ``human_accuracy``).
 
     ``out_meta`` is the sidecar that results.csv's fixed columns cannot hold: per run, the number
     of generated and real images every number rests on, the sampling seeds and the checkpoint.
@@ -31,6 +34,11 @@ def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: s
     if out_meta:
         with atomic_path(out_meta) as tmp:
             pd.DataFrame(meta, columns=["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint"]).to_csv(tmp, index=False)
+    for path in extra_rows:
+        extra = pd.read_csv(path)
+        if list(extra.columns) != COLUMNS:
+            raise InputError(f"{path}: columns {list(extra.columns)}, expected {COLUMNS}")
+        rows += extra.to_dict("records")
     df = pd.DataFrame(rows, columns=COLUMNS).sort_values(["metric", "net", "fake"], kind="stable")
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
