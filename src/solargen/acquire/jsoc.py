@@ -117,7 +117,7 @@ def chunk_key(series: str, wavelength: int, t0) -> str:
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path):
+def exclusive(lock_path: Path):
     """Hold an exclusive lock on ``lock_path`` (blocks while another process holds it)."""
     import fcntl
 
@@ -144,7 +144,7 @@ def export_chunk(c, ds: str, *, state_path: Path, email: str, poll_s: float = 10
     from drms import DrmsExportError
 
     state_path = Path(state_path)
-    with _exclusive(state_path.parent / ".export.lock"):
+    with exclusive(state_path.parent / ".export.lock"):
         req = None
         if state_path.exists():
             try:
@@ -260,8 +260,11 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
         df.loc[i, "url"] = url
         jobs.append({"url": url, "dest": df.at[i, "local_path"], "expect": expect(i)})
         rows.append(i)
-    results = download_all(jobs, connections=connections, desc=f"download {df['chunk'].iloc[0]}",
-                           retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
+    # One chunk downloads at a time per store, so parallel Snakemake jobs never open more than
+    # `connections` connections to JSOC between them.
+    with exclusive(store / "exports" / ".download.lock"):
+        results = download_all(jobs, connections=connections, desc=f"download {df['chunk'].iloc[0]}",
+                               retries=retries, backoff_s=backoff_s, timeout_s=timeout_s)
     expired = False
     for i, r in zip(rows, results):
         if "error" in r:
