@@ -16,7 +16,8 @@ The archive: a record every 12 s at any time; ``records`` overrides keywords of 
 (ISO strings), ``absent`` removes records. Fault switches (attributes, changeable between calls):
 ``json_503`` (next n CGI calls answer 503), ``file_503`` (per file: the first n requests answer
 503), ``drop`` (per file: the first n requests send half the body, then close), ``status7``
-(next n export requests are refused as "pending elsewhere"), ``slow_s`` (delay per request).
+(next n export requests are refused as "pending elsewhere"), ``slow`` (per file: the first n
+requests wait ``slow_s`` before answering) and ``stall_s`` (every file body pauses half-way).
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ class FakeJsoc:
         self.drop: dict[str, int] = {}
         self.status7 = 0
         self.slow_s = 0.0
+        self.slow: dict[str, int] = {}      # per file: the first n requests wait slow_s before answering
+        self.stall_s = 0.0                   # every file body: half, a pause of stall_s, the rest
         self.hits: Counter = Counter()       # path (without query) → requests
         self.ops: Counter = Counter()        # CGI op → calls
         self.exports: dict[str, dict] = {}   # request id → {records, polls, done}
         self.max_pending = 0
         self._files: dict[str, bytes] = {}
+        self._n_requests = 0
         self._lock = threading.Lock()
         self._server = None
 
@@ -191,7 +195,8 @@ class FakeJsoc:
         except ValueError as e:
             return {"status": 4, "error": str(e)}
         with self._lock:
-            rid = f"JSOC_20260101_{len(self.exports) + 1:03d}"
+            self._n_requests += 1
+            rid = f"JSOC_20260101_{self._n_requests:03d}"
             self.exports[rid] = {"times": times, "polls": 0, "done": False, "ds": q["ds"][0]}
             self.max_pending = max(self.max_pending, sum(not e["done"] for e in self.exports.values()))
         return {"status": 2, "requestid": rid, "method": q["method"][0], "protocol": q["protocol"][0], "wait": 0,
@@ -207,7 +212,7 @@ class FakeJsoc:
             if e["polls"] <= self.pending_polls:
                 return {"status": 2 if e["polls"] == 1 else 1, "requestid": rid, "wait": 0}
             e["done"] = True
-        n = list(self.exports).index(rid) + 1
+        n = int(rid.rsplit("_", 1)[1])
         return {"status": 0, "requestid": rid, "method": "url", "protocol": "FITS", "wait": 0,
                 "dir": f"/SUM{n}/D{1000 + n}/S00000", "count": len(e["times"]), "size": 1,
                 "data": [{"record": f"{SERIES}[{t:%Y-%m-%dT%H:%M:%S}Z][193]", "filename": self.filename(t)}
@@ -235,22 +240,27 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet
         pass
 
-    def _send(self, code: int, body: bytes, ctype: str = "application/json", cut: bool = False):
+    def _send(self, code: int, body: bytes, ctype: str = "application/json", cut: bool = False, stall_s: float = 0.0):
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if cut:  # a dropped connection: half the body, then the socket closes
+        if cut or stall_s:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
-            self.close_connection = True
+            if cut:  # a dropped connection: half the body, then the socket closes
+                self.close_connection = True
+                return
+            time.sleep(stall_s)
+            try:
+                self.wfile.write(body[len(body) // 2:])
+            except OSError:  # the client went away (killed)
+                pass
             return
         self.wfile.write(body)
 
     def do_GET(self):
         f = self.fake
-        if f.slow_s:
-            time.sleep(f.slow_s)
         u = urlparse(self.path)
         q = parse_qs(u.query, keep_blank_values=True)
         with f._lock:
@@ -276,8 +286,10 @@ class _Handler(BaseHTTPRequestHandler):
         if body is None:
             return self._send(404, b"Not Found", "text/plain")
         name = u.path
+        if hit <= f.slow.get(name.rsplit("/", 1)[-1], f.slow.get("*", 0)):
+            time.sleep(f.slow_s)
         if hit <= f.file_503.get(name.rsplit("/", 1)[-1], f.file_503.get("*", 0)):
             return self._send(503, b"Service Unavailable", "text/plain")
         drops = f.drop.get(name.rsplit("/", 1)[-1], f.drop.get("*", 0))
         fails = f.file_503.get(name.rsplit("/", 1)[-1], f.file_503.get("*", 0))
-        return self._send(200, body, "application/fits", cut=hit - fails <= drops)
+        return self._send(200, body, "application/fits", cut=hit - fails <= drops, stall_s=f.stall_s)

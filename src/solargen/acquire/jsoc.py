@@ -222,6 +222,8 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
     need = []
     for i in todo:
         p = Path(df.at[i, "local_path"])
+        for stale in p.parent.glob(f".{p.name}.*.part"):  # left by a killed job; never a final file
+            stale.unlink(missing_ok=True)
         try:
             if not p.exists():
                 raise FileNotFoundError(p)
