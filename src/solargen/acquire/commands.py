@@ -67,7 +67,7 @@ def _download(a):
 
         email = os.environ.get(a.email_env, "").strip() or None
         done = download_chunk(df, a.store, series=a.series, wavelength=a.wavelength, segment=a.segment,
-                              c=client(a.server, email=email) if email else None, email=email, t0=a.start,
+                              c=(lambda: client(a.server, email=email)) if email else None, email=email, t0=a.start,
                               t1=a.end, connections=a.connections, poll_s=a.poll_s, **kw)
     else:
         from .synoptic import download_synoptic_chunk

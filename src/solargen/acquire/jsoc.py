@@ -204,8 +204,8 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
 
     Rows come back ``verified`` (with ``local_path``, ``bytes``, ``sha256``), ``missing`` (JSOC
     listed no file) or ``failed`` (with the error as reason; a re-run tries again). Rejected and
-    unused rows are passed through. ``c`` and ``email`` are needed only if some file is not
-    already in the store.
+    unused rows are passed through. ``c`` (a `drms.Client`, or a function that makes one) and
+    ``email`` are needed only if some file is not already in the store.
     """
     store = Path(store)
     df = manifest.copy().reset_index(drop=True)
@@ -241,6 +241,8 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
     if c is None or not email:
         raise InputError("files must be fetched from JSOC but no notify e-mail is set: export the variable "
                          "named by data.jsoc.email_env (a JSOC-registered address)")
+    if callable(c):  # a factory: contact JSOC only when something must be fetched
+        c = c()
     fsns = ",".join(str(int(df.at[i, "fsn"])) for i in need)
     ds = recordset(series, t0, t1, wavelength, where=f"FSN IN ({fsns})", segment=segment)
     state = store / "exports" / f"{chunk_key(series, wavelength, t0)}.json"
