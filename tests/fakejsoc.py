@@ -257,7 +257,10 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:  # the client went away (killed)
                 pass
             return
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            pass
 
     def do_GET(self):
         f = self.fake

@@ -250,6 +250,7 @@ def test_corrupt_file_on_disk_is_detected_and_replaced(fake, tmp_path):
     hits = _file_hits(fake)
     assert _download(fake, manifest, store, tmp_path / "b.parquet") == 0
     assert _file_hits(fake) == hits + 2        # exactly the two damaged files were fetched again
+    assert fake.ops["exp_request"] == 1        # from the saved export, which covers them
     b = mf.read_manifest(tmp_path / "b.parquet").query("status == 'verified'")
     assert list(b["sha256"]) == list(a["sha256"])
 
@@ -288,6 +289,17 @@ def test_concurrent_chunks_keep_one_pending_export(fake, tmp_path):
         t.join()
     assert fake.max_pending == 1 and fake.ops["exp_request"] == 2  # serialised: never a status 7
     assert sum((r["status"] == "verified").sum() for r in results.values()) == 5
+
+
+def test_large_chunks_are_exported_in_batches_one_pending_at_a_time(fake, tmp_path, monkeypatch):
+    import solargen.acquire.jsoc as jsoc
+
+    monkeypatch.setattr(jsoc, "MAX_EXPORT_RECORDS", 2)
+    manifest = _query(fake, tmp_path)
+    assert _download(fake, manifest, tmp_path / "store", tmp_path / "d.parquet") == 0
+    done = mf.read_manifest(tmp_path / "d.parquet").query("status == 'verified'")
+    assert fake.ops["exp_request"] == 3 and fake.max_pending == 1
+    assert done["request_id"].value_counts().sort_index().tolist() == [2, 2, 1]
 
 
 def test_slow_response_times_out_and_is_retried(fake, tmp_path):

@@ -65,6 +65,7 @@ def test_image_folder_source_skips_calibration(tmp_path):
     assert not {"calibrate", "acquire_synthetic", "normalisation_constants", "dataset"} & set(stats)
 
 
+@pytest.mark.slow
 def test_workflow_acquires_from_the_fake_jsoc_and_calibrates(tmp_path):
     """query → download → calibrate → data_summary through Snakemake itself; then nothing to do."""
     def edit(c):

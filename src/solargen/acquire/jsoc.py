@@ -6,10 +6,10 @@ One time chunk is one query job and one download job of the workflow:
   whose nominal record is bad or absent, all 12-s records within ``window_s`` of it, so the nearest
   good frame can stand in; `~solargen.acquire.manifest.select_frames` filters and chooses.
 * `download_chunk`: files already in the store that verify are kept without contacting JSOC;
-  for the rest one export request (``method="url", protocol="fits"``: headers with every keyword)
-  is submitted for exactly the selected records, its request id is saved before waiting, and a
-  re-run reuses it (JSOC keeps exports for about 7 days); then the files are fetched with
-  `solargen.acquire.download`.
+  for the rest, export requests (``method="url", protocol="fits"``: headers with every keyword)
+  are submitted for exactly the selected records (``[? FSN IN (...) ?]``, ≤ 500 per request),
+  their ids saved before waiting, and a re-run reuses them for the records they cover (JSOC
+  keeps exports for about 7 days); then the files are fetched with `solargen.acquire.download`.
 
 JSOC allows one pending export per user: an exclusive lock file in the store serialises the
 submit-and-wait part across concurrent jobs, and status 7 ("pending export requests") is waited
@@ -37,7 +37,7 @@ from .records import iso_time, parse_time, recordset, slot_times
 
 log = logging.getLogger(__name__)
 
-__all__ = ["client", "query_chunk", "export_chunk", "download_chunk", "local_name", "chunk_key"]
+__all__ = ["client", "query_chunk", "export_records", "download_chunk", "local_name", "chunk_key"]
 
 #: The 12-s cadence of aia.lev1_euv_12s.
 RECORD_STEP_S = 12.0
@@ -134,54 +134,97 @@ _PENDING_ELSEWHERE = 7  # "User X has N pending export requests"
 _SERVER_ERROR = 4       # e.g. "Cant save new export-request hash" (drms #56): retry later
 
 
-def export_chunk(c, ds: str, *, state_path: Path, email: str, poll_s: float = 10.0, timeout_s: float = 6 * 3600,
-                 retries: int = 6, backoff_s: float = 2.0):
-    """Submit (or resume) the export of record set ``ds``; wait for it; return its `drms.ExportRequest`.
+#: Records per export request: keeps the ``[? FSN IN (...) ?]`` request URL near 6 kB (web
+#: servers' limits start at 8 kB) and each export at ~7 GB.
+MAX_EXPORT_RECORDS = 500
 
-    The request id is written to ``state_path`` right after submission, so a killed job resumes the
-    same request. A saved request that JSOC no longer knows (expired or failed) is resubmitted.
-    """
+
+def _read_state(state_path: Path) -> list[dict]:
+    try:
+        state = json.loads(state_path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return state.get("exports", []) if isinstance(state, dict) else []
+
+
+def _resume(c, saved: dict, retries: int, backoff_s: float):
+    """The saved export as a `drms.ExportRequest` if JSOC still has it (done or pending), else None."""
     from drms import DrmsExportError
 
+    try:
+        req = with_retries(lambda: c.export_from_id(saved["request_id"]), "export status", retries=retries,
+                           backoff_s=backoff_s)
+    except DrmsExportError as e:
+        log.warning("export %s: %s; resubmitting", saved["request_id"], e)
+        return None
+    if req.status not in (0, 1, 2):
+        log.warning("export %s is no longer usable (status %s); resubmitting", saved["request_id"], req.status)
+        return None
+    log.info("resuming export request %s", saved["request_id"])
+    return req
+
+
+def _submit(c, ds: str, email: str, retries: int, backoff_s: float):
+    """Submit an export; wait out "pending elsewhere" (7) and transient server errors (4) with back-off."""
+    for attempt in range(retries + 1):
+        req = with_retries(lambda: c.export(ds, method="url", protocol="fits", email=email), f"export {ds}",
+                           retries=retries, backoff_s=backoff_s)
+        if req.status not in (_PENDING_ELSEWHERE, _SERVER_ERROR):
+            return req
+        if attempt == retries:
+            break
+        wait = min(backoff_s * 2**attempt, 600.0)
+        log.warning("export refused (status %s: %s); retry in %.0f s", req.status, req._d.get("error", ""), wait)
+        time.sleep(wait)
+    raise DownloadError(f"export {ds}: JSOC keeps refusing it (status {req.status}: {req._d.get('error', '')})")
+
+
+def export_records(c, fsns: list[int], *, series: str, wavelength: int, segment: str, t0, t1, state_path: Path,
+                   email: str, poll_s: float = 10.0, timeout_s: float = 6 * 3600, retries: int = 6,
+                   backoff_s: float = 2.0) -> list:
+    """Finished export requests (`drms.ExportRequest`) that together cover the records ``fsns``.
+
+    Saved requests of this chunk (``state_path``) that JSOC still knows are reused for the records
+    they cover; the rest are exported in batches of `MAX_EXPORT_RECORDS`, each request id saved
+    right after submission so that a killed job resumes it. Submitting and waiting happen under an
+    exclusive lock, so one export is pending at a time across all jobs sharing the store.
+    """
     state_path = Path(state_path)
+    todo = [int(f) for f in fsns]
+    done = []
     with exclusive(state_path.parent / ".export.lock"):
-        req = None
-        if state_path.exists():
-            try:
-                state = json.loads(state_path.read_text())
-            except json.JSONDecodeError:
-                state = {}
-            if state.get("recordset") == ds and state.get("request_id"):
-                try:
-                    req = with_retries(lambda: c.export_from_id(state["request_id"]), "export status",
-                                       retries=retries, backoff_s=backoff_s)
-                    if req.status not in (0, 1, 2):
-                        log.warning("export %s is no longer usable (status %s); resubmitting", state["request_id"], req.status)
-                        req = None
-                    else:
-                        log.info("resuming export request %s", state["request_id"])
-                except DrmsExportError as e:
-                    log.warning("export %s: %s; resubmitting", state["request_id"], e)
-                    req = None
-        if req is None:
-            for attempt in range(retries + 1):
-                req = with_retries(lambda: c.export(ds, method="url", protocol="fits", email=email),
-                                   f"export {ds}", retries=retries, backoff_s=backoff_s)
-                if req.status not in (_PENDING_ELSEWHERE, _SERVER_ERROR):
-                    break
-                if attempt == retries:
-                    raise DownloadError(f"export {ds}: JSOC keeps refusing it (status {req.status}: "
-                                        f"{req._d.get('error', '')})")
-                wait = min(backoff_s * 2**attempt, 600.0)
-                log.warning("export refused (status %s: %s); retry in %.0f s", req.status, req._d.get("error", ""), wait)
-                time.sleep(wait)
-            write_json(state_path, {"request_id": req.id, "recordset": ds,
-                                    "submitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
-            log.info("submitted export request %s for %s", req.id, ds)
-        ok = with_retries(lambda: req.wait(sleep=poll_s, timeout=timeout_s), f"export {req.id}",
-                          retries=retries, backoff_s=backoff_s)
-        if not ok:
-            raise DownloadError(f"export {req.id} still pending after {timeout_s:.0f} s; a re-run resumes it")
+        saved = _read_state(state_path)
+        kept = []
+        for entry in saved:
+            covered = set(todo) & set(entry.get("fsns", []))
+            if not covered:
+                kept.append(entry)  # belongs to records already in the store; harmless
+                continue
+            req = _resume(c, entry, retries, backoff_s)
+            if req is None:
+                continue
+            kept.append(entry)
+            done.append(_wait(req, poll_s, timeout_s, retries, backoff_s))
+            todo = [f for f in todo if f not in covered]
+        for k in range(0, len(todo), MAX_EXPORT_RECORDS):
+            batch = todo[k:k + MAX_EXPORT_RECORDS]
+            ds = recordset(series, t0, t1, wavelength, where=f"FSN IN ({','.join(map(str, batch))})", segment=segment)
+            req = _submit(c, ds, email, retries, backoff_s)
+            kept.append({"request_id": req.id, "recordset": ds, "fsns": batch,
+                         "submitted": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+            write_json(state_path, {"exports": kept})
+            log.info("submitted export request %s for %d records", req.id, len(batch))
+            # JSOC refuses a second pending export: finish this one before the next batch.
+            done.append(_wait(req, poll_s, timeout_s, retries, backoff_s))
+        write_json(state_path, {"exports": kept})
+    return done
+
+
+def _wait(req, poll_s: float, timeout_s: float, retries: int, backoff_s: float):
+    ok = with_retries(lambda: req.wait(sleep=poll_s, timeout=timeout_s), f"export {req.id}", retries=retries,
+                      backoff_s=backoff_s)
+    if not ok:
+        raise DownloadError(f"export {req.id} still pending after {timeout_s:.0f} s; a re-run resumes it")
     return req
 
 
@@ -243,25 +286,24 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
                          "named by data.jsoc.email_env (a JSOC-registered address)")
     if callable(c):  # a factory: contact JSOC only when something must be fetched
         c = c()
-    fsns = ",".join(str(int(df.at[i, "fsn"])) for i in need)
-    ds = recordset(series, t0, t1, wavelength, where=f"FSN IN ({fsns})", segment=segment)
     state = store / "exports" / f"{chunk_key(series, wavelength, t0)}.json"
-    req = export_chunk(c, ds, state_path=state, email=email, poll_s=poll_s, timeout_s=export_timeout_s,
-                       retries=retries, backoff_s=backoff_s)
-    urls = req.urls
+    requests = export_records(c, [int(df.at[i, "fsn"]) for i in need], series=series, wavelength=wavelength,
+                              segment=segment, t0=t0, t1=t1, state_path=state, email=email, poll_s=poll_s,
+                              timeout_s=export_timeout_s, retries=retries, backoff_s=backoff_s)
     by_time = {}
-    for rec, url in zip(urls["record"], urls["url"]):
-        t = _record_time(rec)
-        if t is not None:
-            by_time[t.replace(microsecond=0)] = url
+    for req in requests:
+        urls = req.urls
+        for rec, url in zip(urls["record"], urls["url"]):
+            t = _record_time(rec)
+            if t is not None:
+                by_time[t.replace(microsecond=0)] = (url, req.id)
     jobs, rows = [], []
     for i in need:
-        url = by_time.get(parse_time(df.at[i, "t_rec"]).replace(microsecond=0))
-        df.loc[i, "request_id"] = req.id
+        url, rid = by_time.get(parse_time(df.at[i, "t_rec"]).replace(microsecond=0), (None, None))
         if url is None:
-            df.loc[i, ["status", "reject_reason"]] = ["missing", f"export {req.id} lists no file for this record"]
+            df.loc[i, ["status", "reject_reason"]] = ["missing", "no export of this chunk lists a file for this record"]
             continue
-        df.loc[i, "url"] = url
+        df.loc[i, ["url", "request_id"]] = [url, rid]
         jobs.append({"url": url, "dest": df.at[i, "local_path"], "expect": expect(i)})
         rows.append(i)
     # One chunk downloads at a time per store, so parallel Snakemake jobs never open more than
