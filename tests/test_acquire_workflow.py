@@ -44,6 +44,13 @@ def test_jsoc_config_dry_run_shows_chunked_localrule_downloads():
     assert "results/jsoc_lev1/data/acquire/done_0005.parquet" in r.stdout
 
 
+def test_synoptic_config_dry_run_has_the_same_chunks_and_no_registration():
+    r = smk("-n", "-p", "--configfile", "config/jsoc_synoptic.yaml")
+    stats = _stats(r.stdout)
+    assert stats["jsoc_query"] == stats["jsoc_download"] == stats["calibrate"] == 6
+    assert "acquire-query --source jsoc_synoptic" in r.stdout and "--no-register" in r.stdout
+
+
 def _config(tmp_path, edit):
     cfg = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
     edit(cfg)
