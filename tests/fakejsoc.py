@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlparse
 
 from astropy.io import fits
 
-from solargen.acquire.records import jsoc_time, parse_time
+from solargen.acquire.records import jsoc_time, parse_time, tai_minus_utc
 from solargen.acquire.synthetic import synthetic_frame
 
 SERIES = "aia.lev1_euv_12s"
@@ -215,7 +215,9 @@ class FakeJsoc:
         n = int(rid.rsplit("_", 1)[1])
         return {"status": 0, "requestid": rid, "method": "url", "protocol": "FITS", "wait": 0,
                 "dir": f"/SUM{n}/D{1000 + n}/S00000", "count": len(e["times"]), "size": 1,
-                "data": [{"record": f"{SERIES}[{t:%Y-%m-%dT%H:%M:%S}Z][193]", "filename": self.filename(t)}
+                # AIA record names are in UTC ("…Z"), unlike T_REC here: the client must convert.
+                "data": [{"record": f"{SERIES}[{t - dt.timedelta(seconds=tai_minus_utc(t)):%Y-%m-%dT%H:%M:%S}Z][193]",
+                          "filename": self.filename(t)}
                          for t in e["times"]]}
 
     def file(self, path: str) -> bytes | None:

@@ -72,7 +72,10 @@ def _file_hits(fake):
 
 
 def test_times_cadences_and_record_sets():
-    assert parse_time("2013.03.15_12:00:01_TAI") == parse_time("2013-03-15T12:00:01Z") == dt.datetime(2013, 3, 15, 12, 0, 1)
+    assert parse_time("2013.03.15_12:00:01_TAI") == parse_time("2013-03-15T12:00:01") == dt.datetime(2013, 3, 15, 12, 0, 1)
+    # UTC spellings (AIA's T_REC, export record names) become TAI: 35 s in 2013, 37 s since 2017.
+    assert parse_time("2013-03-15T11:59:26Z") == dt.datetime(2013, 3, 15, 12, 0, 1)
+    assert parse_time("2019-01-01T00:00:00_UTC") == dt.datetime(2019, 1, 1, 0, 0, 37)
     assert parse_time("2013.03.15_12:00:01.5_TAI").microsecond == 500000
     assert parse_cadence("2h") == parse_cadence("@7200s") == parse_cadence(7200) == 7200.0
     with pytest.raises(ValueError):

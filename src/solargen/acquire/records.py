@@ -1,8 +1,8 @@
 """The time axis of an acquisition: JSOC time strings, cadences, chunks and record-set strings.
 
 JSOC's prime key ``T_REC`` is a TAI time slot. Acquisition times in the config are read in the
-same scale (TAI), so cadence slots line up with ``T_REC`` exactly; the 37 s TAI−UTC offset does
-not matter for choosing one frame every few hours. Only the standard library is used here, so
+same scale (TAI), so cadence slots line up with ``T_REC`` exactly. JSOC spells AIA times in UTC
+(``2013-03-15T12:00:01Z``) in places; `parse_time` converts those to TAI. Only the standard library is used here, so
 the workflow can import this module when it builds the DAG.
 """
 
@@ -34,20 +34,35 @@ def parse_cadence(text) -> float:
     return seconds
 
 
-def parse_time(text) -> dt.datetime:
-    """A naive datetime from a JSOC (``2013.03.15_12:00:00_TAI``) or ISO time string.
+#: TAI − UTC (s) from each date on (IERS leap seconds since 1999; SDO launched 2010).
+_LEAP = [(dt.datetime(1999, 1, 1), 32), (dt.datetime(2006, 1, 1), 33), (dt.datetime(2009, 1, 1), 34),
+         (dt.datetime(2012, 7, 1), 35), (dt.datetime(2015, 7, 1), 36), (dt.datetime(2017, 1, 1), 37)]
 
-    The scale suffix is dropped: callers keep every time of one acquisition in one scale (TAI).
+
+def tai_minus_utc(t: dt.datetime) -> int:
+    """Leap-second offset TAI − UTC in seconds at UTC time ``t`` (1999 onwards)."""
+    return next((n for since, n in reversed(_LEAP) if t >= since), 32)
+
+
+def parse_time(text) -> dt.datetime:
+    """A naive **TAI** datetime from a JSOC or ISO time string.
+
+    ``2013.03.15_12:00:00_TAI`` and suffix-less ISO strings (``2013-03-15T12:00:00``, our config
+    and manifests) are TAI; ``…Z`` and ``…_UTC`` (how JSOC writes AIA's ``T_REC`` and export
+    record names) are UTC and get the leap-second offset added, so both spellings of one record
+    compare equal.
     """
     if isinstance(text, dt.datetime):
         return text.replace(tzinfo=None)
     m = _TIME.match(str(text).strip())
     if not m:
         raise ValueError(f"cannot parse time {text!r}: expected 'YYYY-MM-DDTHH:MM:SS' or JSOC 'YYYY.MM.DD_HH:MM:SS_TAI'")
-    y, mo, d, h, mi, s, frac, _ = m.groups()
+    y, mo, d, h, mi, s, frac, scale = m.groups()
     t = dt.datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0))
     if frac and len(frac) > 1:
         t += dt.timedelta(seconds=float(frac))
+    if scale in ("Z", "UTC"):
+        t += dt.timedelta(seconds=tai_minus_utc(t))
     return t
 
 
