@@ -178,6 +178,14 @@ def test_round_trip_query_manifest_export_download(fake, tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 10_000
 
 
+def test_stand_in_before_the_chunk_start_is_exported_too(fake, tmp_path):
+    fake.records["2011-01-01T00:00:00"] = {"QUALITY": 1 << 30}  # the chunk's first nominal frame is bad
+    manifest = _query(fake, tmp_path)
+    assert _download(fake, manifest, tmp_path / "store", tmp_path / "d.parquet") == 0
+    ok = mf.read_manifest(tmp_path / "d.parquet").query("status == 'verified'")
+    assert ok["t_rec"].iloc[0] == "2010.12.31_23:59:48_TAI" and len(ok) == 5
+
+
 def test_rerun_downloads_nothing_and_needs_no_jsoc(fake, tmp_path):
     manifest = _query(fake, tmp_path)
     store = tmp_path / "store"

@@ -287,8 +287,12 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
     if callable(c):  # a factory: contact JSOC only when something must be fetched
         c = c()
     state = store / "exports" / f"{chunk_key(series, wavelength, t0)}.json"
+    # The export's time range spans the needed records, not the chunk: a stand-in for the chunk's
+    # first slot may precede the chunk by up to window_s.
+    times = [parse_time(df.at[i, "t_rec"]) for i in need]
+    lo, hi = min(times), max(times) + dt.timedelta(seconds=RECORD_STEP_S)
     requests = export_records(c, [int(df.at[i, "fsn"]) for i in need], series=series, wavelength=wavelength,
-                              segment=segment, t0=t0, t1=t1, state_path=state, email=email, poll_s=poll_s,
+                              segment=segment, t0=lo, t1=hi, state_path=state, email=email, poll_s=poll_s,
                               timeout_s=export_timeout_s, retries=retries, backoff_s=backoff_s)
     by_time = {}
     for req in requests:
