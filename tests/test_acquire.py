@@ -199,6 +199,23 @@ def test_rerun_downloads_nothing_and_needs_no_jsoc(fake, tmp_path):
     pd.testing.assert_series_equal(a["sha256"], b["sha256"])
 
 
+def test_stored_files_are_rechecked_by_hash_without_a_full_verification(fake, tmp_path, monkeypatch):
+    import solargen.acquire.download as download
+
+    manifest = _query(fake, tmp_path)
+    store = tmp_path / "store"
+    assert _download(fake, manifest, store, tmp_path / "a.parquet") == 0
+    sidecars = sorted(store.rglob("*.fits.sha256"))
+    assert len(sidecars) == 5 and all(p.read_text().strip() == sha256_of(p.with_suffix("")) for p in sidecars)
+    calls = []
+    monkeypatch.setattr(download, "verify_fits", lambda *a, **k: calls.append(a))
+    assert _download(fake, manifest, store, tmp_path / "b.parquet", email=None) == 0
+    assert calls == []  # unchanged bytes: the hash against the sidecar sufficed
+    sidecars[0].write_text("0" * 64 + "\n")  # a stale sidecar means a full verification again
+    assert _download(fake, manifest, store, tmp_path / "c.parquet", email=None) == 0
+    assert len(calls) == 1
+
+
 def test_dropped_connections_are_refetched_never_kept_truncated(fake, tmp_path):
     fake.drop = {"*": 2}  # every file: two dropped connections mid-body before a full one
     manifest = _query(fake, tmp_path)

@@ -260,7 +260,7 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
         return {"t_rec": df.at[i, "t_rec"], "wavelnth": df.at[i, "wavelnth"], "fsn": df.at[i, "fsn"]}
 
     # What is already on disk and verifies needs no export at all (re-runs, interrupted chunks).
-    from .download import VerifyError, sha256_of, verify_fits
+    from .download import VerifyError, check_on_disk
 
     need = []
     for i in todo:
@@ -268,12 +268,9 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
         for stale in p.parent.glob(f".{p.name}.*.part"):  # left by a killed job; never a final file
             stale.unlink(missing_ok=True)
         try:
-            if not p.exists():
-                raise FileNotFoundError(p)
-            verify_fits(p, expect(i))
-            df.loc[i, ["status", "reject_reason"]] = ["verified", ""]
-            df.loc[i, "bytes"] = p.stat().st_size
-            df.loc[i, "sha256"] = sha256_of(p)
+            n_bytes, digest = check_on_disk(p, expect(i))
+            df.loc[i, ["status", "reject_reason", "sha256"]] = ["verified", "", digest]
+            df.loc[i, "bytes"] = n_bytes
         except (FileNotFoundError, VerifyError) as e:
             if p.exists():
                 log.warning("%s; it will be fetched again", e)
