@@ -39,3 +39,4 @@ rule all:
         [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],
         report_targets(),
         EXPERT_TARGETS,
+        [f"{OUT}/figures/data_summary.png"] if SOURCE in JSOC_SOURCES else [],

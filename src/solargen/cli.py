@@ -33,11 +33,10 @@ def _acquire_synthetic(a):
 
 
 def _calibrate(a):
+    from .acquire.commands import input_frames
     from .calibrate import calibrate_files
 
-    paths = sorted(Path(a.inputs).glob("*.fits"))
-    if not paths:
-        raise SystemExit(f"error: {a.inputs}: no FITS files")
+    paths = input_frames(a.inputs)  # a folder of FITS files or a JSOC chunk's done-manifest
     counts = calibrate_files(paths, a.out, a.size, wavelength=a.wavelength, register=not a.no_register,
                              exposure=not a.no_exposure)
     logging.info("calibrated %(n_ok)d frames, rejected %(n_rejected)d", counts)
@@ -364,7 +363,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bad-fraction", type=float, default=0.0)
     s.set_defaults(func=_acquire_synthetic)
 
-    s = sub.add_parser("calibrate", help="level-1 FITS folder → calibrated HDF5 shard (DN/s)")
+    from .acquire.commands import add_commands
+
+    add_commands(sub)  # acquire-query, acquire-download, acquire-summary, dataset-images
+
+    s = sub.add_parser("calibrate", help="level-1 FITS folder (or done-manifest) → calibrated HDF5 shard (DN/s)")
     s.add_argument("--inputs", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--size", type=int, required=True)

@@ -1,6 +1,9 @@
 # acquire → calibrate → global constants (a reduce over all shards) → dataset.
 
 
+include: "acquire.smk"
+
+
 rule acquire_synthetic:
     """Synthetic AIA 193 Å level-1 frames (the embedded default source), one shard per job."""
     output:
@@ -11,7 +14,7 @@ rule acquire_synthetic:
             config["data"]["n_frames"] - int(w.shard) * config["data"]["frames_per_shard"],
         ),
         first=lambda w: int(w.shard) * config["data"]["frames_per_shard"],
-        syn=config["data"]["synthetic"],
+        syn=config["data"].get("synthetic", {}),  # absent for the JSOC and image-folder sources
         start=config["data"]["start"],
         cadence=config["data"]["cadence_s"],
         seed=config["seed"],
@@ -29,7 +32,7 @@ rule acquire_synthetic:
 rule calibrate:
     """Level 1 → 1.5 (aiapy register), DN/s, binned to the study's resolution."""
     input:
-        f"{DATA}/raw/shard_{{shard}}",
+        calibrate_input,
     output:
         f"{DATA}/calibrated/shard_{{shard}}.h5",
     params:

@@ -1,0 +1,97 @@
+# Data acquisition from JSOC (level 1 through drms exports, or the synoptic 1k files over HTTP) and
+# ingestion of a published image folder. Included from data.smk, before its rules.
+#
+# JSOC sources: one query job and one download job per time chunk (the `shard` wildcard), both
+# localrules — cluster compute nodes are offline, so they run where Snakemake runs (the login
+# node). Downloaded FITS live in a persistent store (data.jsoc.store), NOT as Snakemake outputs:
+# a re-run never deletes them, and each download job's output is a small done-manifest listing
+# the verified files of its chunk, which the chunk's calibrate job reads.
+
+include: "sources.smk"
+
+
+if SOURCE in JSOC_SOURCES:
+
+    localrules:
+        jsoc_query,
+        jsoc_download,
+        data_summary,
+
+    rule jsoc_query:
+        """Keywords of one time chunk → Parquet manifest: filters with reasons, one frame per slot."""
+        output:
+            f"{DATA}/acquire/manifest_{{shard}}.parquet",
+        params:
+            args=lambda w: jsoc_args(w.shard),
+            origin=iso_time(JSOC["start"]),
+            cadence=parse_cadence(JSOC["cadence"]),
+        log:
+            f"{OUT}/logs/acquire/query_{{shard}}.log",
+        conda:
+            "../../envs/solargen.yaml"
+        shell:
+            "python -m solargen acquire-query {params.args} --origin {params.origin}"
+            " --cadence-s {params.cadence} --chunk {wildcards.shard} --out {output} 2> {log}"
+
+    rule jsoc_download:
+        """Export (lev1) and fetch one chunk's frames into the store, verified; done-manifest out.
+
+        Needs the JSOC-registered notify e-mail in the environment variable data.jsoc.email_env
+        unless every file is already in the store."""
+        input:
+            f"{DATA}/acquire/manifest_{{shard}}.parquet",
+        output:
+            f"{DATA}/acquire/done_{{shard}}.parquet",
+        params:
+            args=lambda w: jsoc_args(w.shard),
+            store=JSOC_STORE,
+            email_env=JSOC.get("email_env", "JSOC_EMAIL"),
+            connections=JSOC.get("connections", 1),
+            poll=JSOC.get("poll_s", 10),
+        log:
+            f"{OUT}/logs/acquire/download_{{shard}}.log",
+        conda:
+            "../../envs/solargen.yaml"
+        shell:
+            "python -m solargen acquire-download {params.args} --manifest {input} --store {params.store}"
+            " --email-env {params.email_env} --connections {params.connections} --poll-s {params.poll}"
+            " --out {output} 2> {log}"
+
+    rule data_summary:
+        """Frames kept and rejected per reason, and the time coverage, over all chunks."""
+        input:
+            expand(f"{DATA}/acquire/done_{{shard}}.parquet", shard=SHARDS),
+        output:
+            table=report(f"{OUT}/tables/data_summary.csv", caption="../report/data_summary.rst", category="Data"),
+            figure=report(f"{OUT}/figures/data_summary.png", caption="../report/data_summary.rst", category="Data"),
+            coverage=f"{OUT}/tables/data_coverage.json",
+        log:
+            f"{OUT}/logs/data_summary.log",
+        conda:
+            "../../envs/solargen.yaml"
+        shell:
+            "python -m solargen acquire-summary --manifests {input} --out-table {output.table}"
+            " --out-figure {output.figure} --out-coverage {output.coverage} 2> {log}"
+
+
+if SOURCE == "image_folder":
+
+    # The folder is already the normalised training set: skip calibrate/constants.
+    ruleorder: dataset_image_folder > dataset
+
+    rule dataset_image_folder:
+        """dataset.h5 and the PNG folder straight from a published folder of normalised images."""
+        input:
+            config["data"]["image_folder"]["path"],
+        output:
+            h5=DATASET,
+            png=directory(f"{DATA}/{config['data']['name']}"),
+        params:
+            size=config["data"]["resolution"],
+        log:
+            f"{OUT}/logs/dataset.log",
+        conda:
+            "../../envs/solargen.yaml"
+        shell:
+            "python -m solargen dataset-images --folder {input} --out {output.h5} --png-dir {output.png}"
+            " --size {params.size} --source image_folder 2> {log}"

@@ -1,0 +1,36 @@
+# Which data source this config uses, and what the data rules need to know about it (no rules here).
+# JSOC sources replace the synthetic shards (n_frames / frames_per_shard) by time chunks.
+
+SOURCE = config["data"]["source"]
+JSOC_SOURCES = ("jsoc_lev1", "jsoc_synoptic")
+
+if SOURCE in JSOC_SOURCES:
+    from solargen.acquire.records import iso_time, parse_cadence, time_chunks
+
+    JSOC = config["data"]["jsoc"]
+    JSOC_STORE = JSOC.get("store") or f"{DATA}/store"
+    CHUNK_TIMES = time_chunks(JSOC["start"], JSOC["end"], JSOC.get("chunk_days", 30))
+    # One shard per time chunk (replaces the synthetic n_frames / frames_per_shard split).
+    SHARDS = [f"{i:04d}" for i in range(len(CHUNK_TIMES))]
+
+
+def calibrate_input(wildcards):
+    """A synthetic shard's FITS folder, or a JSOC chunk's done-manifest."""
+    if SOURCE in JSOC_SOURCES:
+        return f"{DATA}/acquire/done_{wildcards.shard}.parquet"
+    return f"{DATA}/raw/shard_{wildcards.shard}"
+
+
+def jsoc_args(shard):
+    """CLI arguments shared by the query and download commands of one chunk."""
+    t0, t1 = CHUNK_TIMES[int(shard)]
+    j = JSOC
+    return (
+        f"--source {SOURCE} --server {j.get('server', 'http://jsoc.stanford.edu/')}"
+        f" --series {j.get('series', 'aia.lev1_euv_12s')} --segment {j.get('segment', 'image')}"
+        f" --wavelength {config['data']['wavelength']} --start {iso_time(t0)} --end {iso_time(t1)}"
+        f" --window-s {j.get('window_s', 60)} --nominal-exptime {j.get('nominal_exptime', 2.0)}"
+        f" --exptime-min-fraction {j.get('exptime_min_fraction', 0.8)}"
+        f" --min-percentd {j.get('min_percentd', 99.9)} --retries {j.get('retries', 6)}"
+        f" --backoff-s {j.get('backoff_s', 2.0)}"
+    )
