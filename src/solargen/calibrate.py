@@ -101,9 +101,8 @@ def read_level1(path: str | Path, wavelength: int = 193):
 
     path = Path(path)
     try:
-        with warnings.catch_warnings():
-            # astropy warns (and zero-fills) on truncated data; we want that to be an error.
-            warnings.simplefilter("error", fits.verify.VerifyWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             with fits.open(path, memmap=False) as hdul:
                 hdu = next((h for h in hdul if h.data is not None and h.header.get("NAXIS", 0) == 2), None)
                 if hdu is None:
@@ -113,12 +112,19 @@ def read_level1(path: str | Path, wavelength: int = 193):
                 expected = (header["NAXIS2"], header["NAXIS1"])
                 if data.shape != expected:
                     raise InputError(f"{path}: data shape {data.shape} does not match header {expected}")
+        # astropy only warns (and zero-fills) on truncated data; we want that to be an error.
+        # Other warnings (e.g. the stray BLANK on float data of real JSOC files) are harmless.
+        truncated = [w for w in caught if "truncat" in str(w.message).lower()]
+        if truncated:
+            raise InputError(f"{path}: truncated FITS file ({truncated[0].message})")
     except InputError:
         raise
     except Exception as e:  # astropy raises OSError/ValueError/TypeError on corrupt or truncated files
         raise InputError(f"{path}: cannot read FITS file ({type(e).__name__}: {e})") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # stray BLANK on float data
+        if data.dtype.kind == "f":
+            header.remove("BLANK", ignore_missing=True)
         smap = sunpy.map.Map(data, header)
     if not isinstance(smap, AIAMap):
         raise InputError(f"{path}: not an AIA level-1 frame (INSTRUME={header.get('INSTRUME')!r})")
@@ -505,3 +511,4 @@ def iter_shard_frames(path: str | Path):
 
 def _decode(a):
     return np.array([x.decode() if isinstance(x, bytes) else x for x in a]) if a.dtype.kind in "OS" else a
+
