@@ -2,25 +2,6 @@
 # training split) → dataset.
 
 
-def calibration_flags(cal):
-    """data.calibration → calibrate command flags (schema defaults for keys a config leaves out)."""
-    flags = [
-        "" if cal["register"] else "--no-register",
-        "" if cal["exposure"] else "--no-exposure",
-        f"--method {cal.get('method', 'fused')}",
-        "--degradation" if cal.get("degradation", False) else "",
-        f"--degradation-table {cal['degradation_table']}" if cal.get("degradation_table") else "",
-        f"--pointing-table {cal['pointing_table']}" if cal.get("pointing_table") else "",
-        f"--rsun-arcsec {cal['rsun_arcsec']}" if cal.get("rsun_arcsec") else "",
-    ]
-    return " ".join(f for f in flags if f)
-
-
-# The schema's defaults for the keys a config may leave out.
-SPLIT = {"block_hours": 24, "placement": "spread", "guard_hours": 0, **config["data"].get("split", {})}
-NORM = {"bins_per_decade": 1000, "quantisation": "float32", "compression": "gzip", **config["data"]["normalisation"]}
-
-
 rule acquire_synthetic:
     """Synthetic AIA 193 Å level-1 frames (the embedded default source), one shard per job."""
     output:
