@@ -36,3 +36,4 @@ rule all:
         f"{OUT}/figures/spectrum.png",
         [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],
         [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],
+        f"{OUT}/figures/dataset_qa.png",

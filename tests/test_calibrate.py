@@ -477,3 +477,23 @@ def test_truncated_dataset_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     with pytest.raises(InputError, match="dataset.h5"):
         H5Images(bad)
+
+
+def test_dataset_qa_figure_and_summary(level1_dir, tmp_path):
+    from PIL import Image
+
+    from solargen.report.dataqa import dataset_qa
+
+    files = sorted(level1_dir.glob("*.fits"))
+    calibrate_files(files, tmp_path / "a.h5", 32)
+    split = split_record([tmp_path / "a.h5"], block_hours=2, test_fraction=0.3, placement="last")
+    c = compute_constants([read_shard(tmp_path / "a.h5")[0]])
+    build_dataset([tmp_path / "a.h5"], c, tmp_path / "d.h5", split=split)
+    s = dataset_qa(tmp_path / "d.h5", [tmp_path / "a.h5"], tmp_path / "qa.png", tmp_path / "qa.json",
+                   raw_dirs=[level1_dir], east_west_flip=False)
+    assert Image.open(tmp_path / "qa.png").size[0] > 500
+    saved = json.loads((tmp_path / "qa.json").read_text())
+    assert saved["constants"]["clip_min"] == pytest.approx(c["clip_min"])
+    assert saved["split"]["train"] == 2 and saved["split"]["test"] == 1
+    assert saved["east_west_flip_augmentation"] is False and saved["calibration"]["pointing"] == "level-1 header"
+    assert saved["disk"]["disk_x0"]["mean"] == 15.5 and s["n_frames"] == 3

@@ -88,6 +88,12 @@ def _dataset(a):
     logging.info("dataset: %d frames", n)
 
 
+def _dataset_qa(a):
+    from .report.dataqa import dataset_qa
+
+    dataset_qa(a.dataset, a.shards, a.out, a.out_json, raw_dirs=a.raw_dirs, east_west_flip=a.east_west_flip)
+
+
 def _device(name: str):
     """``auto``: the GPU where there is one (the cluster), else the CPU."""
     import torch
@@ -313,6 +319,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--quantisation", choices=["float32", "float16", "uint8"], default="float32")
     s.add_argument("--compression", choices=["gzip", "lzf", "none"], default="gzip")
     s.set_defaults(func=_dataset)
+
+    s = sub.add_parser("dataset-qa", help="dataset QA figure and summary for the report")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--raw-dirs", nargs="*", default=[], help="folders with the level-1 files (for the examples)")
+    s.add_argument("--east-west-flip", action="store_true", help="record that training mirrors frames")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(func=_dataset_qa)
 
     s = sub.add_parser("train", help="train (or resume) a model up to --steps")
     s.add_argument("--family", required=True)

@@ -106,3 +106,24 @@ rule dataset:
         "python -m solargen dataset --shards {input.shards} --constants {input.constants}"
         " --split {input.split} --out {output.h5} --png-dir {output.png} --source {params.source}"
         " --quantisation {params.norm[quantisation]} --compression {params.norm[compression]} 2> {log}"
+
+
+rule dataset_qa:
+    """Report: pixel histograms before/after the log transform, the constants, example frames
+    raw vs calibrated vs normalised, disk centre/radius statistics."""
+    input:
+        dataset=DATASET,
+        shards=expand(f"{DATA}/calibrated/shard_{{shard}}.h5", shard=SHARDS),
+        raw=expand(f"{DATA}/raw/shard_{{shard}}", shard=SHARDS),
+    output:
+        png=report(f"{OUT}/figures/dataset_qa.png", caption="../report/dataset_qa.rst", category="Dataset"),
+        json=report(f"{OUT}/tables/dataset_qa.json", caption="../report/dataset_qa_json.rst", category="Dataset"),
+    params:
+        flip="--east-west-flip" if config["data"].get("augment", {}).get("east_west_flip") else "",
+    log:
+        f"{OUT}/logs/dataset_qa.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen dataset-qa --dataset {input.dataset} --shards {input.shards} --raw-dirs {input.raw}"
+        " {params.flip} --out {output.png} --out-json {output.json} 2> {log}"
