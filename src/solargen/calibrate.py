@@ -443,8 +443,10 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
     `FRAME_COLUMNS`) — rejected frames are kept in the table with their reason, never silently
     dropped. Returns counts.
     """
+    import cv2
     from tqdm import tqdm
 
+    cv2.setNumThreads(1)  # one frame per process: Snakemake runs one job per core
     opts = opts or Options(register=register, exposure=exposure)
     attrs = steps_attrs(opts)
     rows: list[tuple] = []
