@@ -332,9 +332,9 @@ def _fit_square(image: np.ndarray, n: int) -> np.ndarray:
 def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndarray, dict]:
     """Calibrate one level-1 map to a (size, size) float32 image and its per-frame metadata.
 
-    Returns the image (DN/s with ``exposure``, else DN) and a dict with the geometry that went
-    into it: pointing source, CROTA2, CDELT, the output disk centre and radius (pixels), the
-    degradation factor (1.0 when off) and EXPTIME.
+    Returns the image (DN/s with ``exposure``, else DN) and a dict with what went into it:
+    EXPTIME, the degradation factor (1.0 when off), CROTA2 and CDELT1 after the pointing update,
+    RSUN_OBS, and the output disk centre (``disk_x0``, ``disk_y0``, 0-based) and radius (pixels).
     """
     import sunpy.map
 
