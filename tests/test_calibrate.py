@@ -310,6 +310,31 @@ def test_corrupt_truncated_and_wrong_wavelength_files_name_the_file(level1_dir, 
     assert not (tmp_path / "shard.h5").exists()
 
 
+def test_truncated_or_corrupt_compressed_files_are_clear_errors(tmp_path):
+    """JSOC-style files: RICE-compressed with CHECKSUM/DATASUM. A cut-off download or a flipped
+    byte in the compressed data is an error naming the file, not a silently wrong image."""
+    from astropy.io import fits
+
+    from solargen.acquire.synthetic import synthetic_frame
+
+    data, header = synthetic_frame(5, "2012-01-01T00:00:00", native_size=256)
+    good = tmp_path / "aia_rice.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data=data, header=header, compression_type="RICE_1")]
+                 ).writeto(good, checksum=True)
+    assert read_level1(good).data.shape == (256, 256)
+    raw = good.read_bytes()
+    cut = tmp_path / "aia_cut.fits"
+    cut.write_bytes(raw[: len(raw) - 3000])
+    with pytest.raises(InputError, match="aia_cut.fits"):
+        read_level1(cut)
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    bad = tmp_path / "aia_flip.fits"
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(InputError, match="aia_flip.fits: corrupt"):
+        read_level1(bad)
+
+
 def test_fused_affine_needs_a_square_multiple():
     meta = {"crpix1": 64.5, "crpix2": 64.5, "cdelt1": 9.6, "crota2": 0.0, "rsun_obs": 960.0}
     with pytest.raises(InputError, match="100"):

@@ -92,8 +92,8 @@ class Options:
 def read_level1(path: str | Path, wavelength: int = 193):
     """Read one level-1 AIA FITS file (plain or tile-compressed) as an `~sunpy.map.sources.AIAMap`.
 
-    Raises `~solargen.io.InputError` naming the file if it is unreadable, truncated, not an AIA
-    map, or of another wavelength than ``wavelength`` (Å).
+    Raises `~solargen.io.InputError` naming the file if it is unreadable, truncated, fails its
+    CHECKSUM/DATASUM, is not an AIA map, or is of another wavelength than ``wavelength`` (Å).
     """
     import astropy.io.fits as fits
     import sunpy.map
@@ -103,7 +103,8 @@ def read_level1(path: str | Path, wavelength: int = 193):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with fits.open(path, memmap=False) as hdul:
+            # checksum=True: files that carry CHECKSUM/DATASUM (JSOC's do) are verified on read.
+            with fits.open(path, memmap=False, checksum=True) as hdul:
                 hdu = next((h for h in hdul if h.data is not None and h.header.get("NAXIS", 0) == 2), None)
                 if hdu is None:
                     raise InputError(f"{path}: no 2-D image in the FITS file")
@@ -117,6 +118,9 @@ def read_level1(path: str | Path, wavelength: int = 193):
         truncated = [w for w in caught if "truncat" in str(w.message).lower()]
         if truncated:
             raise InputError(f"{path}: truncated FITS file ({truncated[0].message})")
+        corrupt = [w for w in caught if "verification failed" in str(w.message).lower()]
+        if corrupt:
+            raise InputError(f"{path}: corrupt FITS file, {corrupt[0].message}")
     except InputError:
         raise
     except Exception as e:  # astropy raises OSError/ValueError/TypeError on corrupt or truncated files
