@@ -237,7 +237,7 @@ class H5Images(torch.utils.data.Dataset):
             n, h, _ = f["images"].shape
             self.indices = np.arange(n) if indices is None else np.asarray(indices)
             self.n = len(self.indices)
-            self.data = read_images(f, np.arange(n)) if in_memory else None
+            self.data = dequantise(f["images"][()]) if in_memory else None
         self.size = size or h
         self.flip = east_west_flip
         if h % self.size:
