@@ -521,4 +521,17 @@ def test_dataset_qa_figure_and_summary(level1_dir, tmp_path):
     assert saved["constants"]["clip_min"] == pytest.approx(c["clip_min"])
     assert saved["split"]["train"] == 2 and saved["split"]["test"] == 1
     assert saved["east_west_flip_augmentation"] is False and saved["calibration"]["pointing"] == "level-1 header"
-    assert saved["disk"]["disk_x0"]["mean"] == 15.5 and s["n_frames"] == 3
+    assert saved["disk_header"]["disk_x0"]["mean"] == 15.5 and s["n_frames"] == 3
+    # Measured from the images: centred to a fraction of a pixel; the EUV limb just outside RSUN_OBS.
+    m = saved["disk_measured"]
+    assert abs(m["x0_minus_centre"]["mean"]) < 0.25 and abs(m["y0_minus_centre"]["mean"]) < 0.25
+    assert 0.99 < m["limb_over_rsun_obs"]["mean"] < 1.04
+
+
+def test_limb_fit_finds_the_real_disk_where_the_header_says(real_aia):
+    from solargen.report.dataqa import measure_limb
+
+    img, info = calibrate_frame(read_level1(real_aia, wavelength=171), 64, Options())
+    x0, y0, r = measure_limb(img, info["disk_radius"])
+    assert abs(x0 - info["disk_x0"]) < 0.2 and abs(y0 - info["disk_y0"]) < 0.2
+    assert 1.0 < r / info["disk_radius"] < 1.03  # the 171 Å limb sits ~1 % above the photosphere

@@ -6,7 +6,8 @@ One figure (`dataset_qa`) with
   and of the normalised dataset (y ∈ [0, 1]) — both accumulated frame by frame;
 * example frames: raw level 1 (binned to the dataset size for display), calibrated (level 1.5,
   DN/s) and normalised, for up to three frames spread over the time range;
-* disk centre offsets and radius (output pixels) of every frame against time,
+* disk centre offsets and radius (output pixels) of every frame against time, as the header
+  says (after calibration) and as measured from the image (`measure_limb`),
 
 and a JSON summary beside it (the constants, the split counts, the calibration steps and tables,
 the disk statistics and whether the east–west flip augmentation was on).
@@ -31,6 +32,41 @@ def _stats(x) -> dict:
     return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
 
 
+def measure_limb(image: np.ndarray, radius: float, n_rays: int = 180, band: float = 0.1) -> tuple[float, float, float]:
+    """Disk centre (x0, y0, 0-based) and limb radius (pixels) measured from the image alone.
+
+    In 193 Å (and 171 Å) the optically thin corona is brightest right at the limb. Along
+    ``n_rays`` rays from the image centre, the limb is the brightest point within ±``band`` of
+    the expected ``radius``; a circle is fitted to those points (least squares, three rounds
+    dropping rays > 3 MAD off, e.g. across active regions), then everything is repeated from the
+    fitted centre. Any monotone scaling of the image (log, normalisation) gives the same answer.
+    The EUV limb lies ~1 % outside the photospheric RSUN_OBS.
+    """
+    import scipy.ndimage
+
+    img = np.nan_to_num(np.asarray(image, np.float64))
+    cx = cy = (img.shape[0] - 1) / 2
+    theta = np.linspace(0, 2 * np.pi, n_rays, endpoint=False)
+    r = np.arange((1 - band) * radius, (1 + band) * radius, 0.1)
+    for _ in range(2):
+        xs = cx + r[None, :] * np.cos(theta)[:, None]
+        ys = cy + r[None, :] * np.sin(theta)[:, None]
+        prof = scipy.ndimage.map_coordinates(img, [ys, xs], order=3, mode="nearest")
+        rl = r[prof.argmax(1)]
+        px, py = cx + rl * np.cos(theta), cy + rl * np.sin(theta)
+        keep = np.ones(n_rays, bool)
+        for _ in range(3):
+            a = np.column_stack([px[keep], py[keep], np.ones(keep.sum())])
+            sol = np.linalg.lstsq(a, px[keep] ** 2 + py[keep] ** 2, rcond=None)[0]
+            x0, y0 = sol[0] / 2, sol[1] / 2
+            rad = float(np.sqrt(sol[2] + x0 ** 2 + y0 ** 2))
+            res = np.hypot(px - x0, py - y0) - rad
+            med = np.median(res[keep])
+            keep = np.abs(res - med) < 3 * 1.4826 * np.median(np.abs(res[keep] - med)) + 1e-6
+        cx, cy = x0, y0
+    return float(x0), float(y0), rad
+
+
 def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Path, out_json: str | Path,
                raw_dirs: list[str | Path] = (), east_west_flip: bool = False, n_examples: int = 3) -> dict:
     """Write the QA figure and summary; return the summary. ``raw_dirs`` are searched for the
@@ -46,8 +82,12 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
         split = dataset_split(f)
         n, size = len(f["images"]), f["images"].shape[1]
         y_counts = np.zeros(100, np.int64)
+        limb = np.full((n, 3), np.nan)
         for i in range(n):  # one frame at a time
-            y_counts += np.histogram(read_images(f, [i]), bins=100, range=(0, 1))[0]
+            y = read_images(f, [i])[0]
+            y_counts += np.histogram(y, bins=100, range=(0, 1))[0]
+            if "disk_radius" in frames:
+                limb[i] = measure_limb(y, frames["disk_radius"][i])
         ex = np.unique(np.linspace(0, n - 1, min(n_examples, n)).round().astype(int))
         examples_y = read_images(f, ex)
     files = [x.decode() if isinstance(x, bytes) else str(x) for x in frames["file"]]
@@ -94,17 +134,19 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
 
     ax = fig.add_subplot(gs[0, 2])
     mid = (size - 1) / 2
-    for k, c in (("disk_x0", "C0"), ("disk_y0", "C3")):
-        ax.plot(dates, frames[k] - mid, ".", ms=3, color=c, label=f"{k} − image centre")
+    for j, (k, c) in enumerate((("disk_x0", "C0"), ("disk_y0", "C3"))):
+        ax.plot(dates, frames[k] - mid, "-", lw=1, color=c, label=f"{k} (header) − centre")
+        ax.plot(dates, limb[:, j] - mid, ".", ms=3, color=c, label=f"{k[-2]} measured (limb fit) − centre")
     ax.set_ylabel("disk centre offset (px)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax = fig.add_subplot(gs[1, 2])
+    ax.plot(dates, frames["disk_radius"], "-", lw=1, color="k", label="RSUN_OBS (header)")
     for name, c in (("train", "C2"), ("test", "C1")):
         idx = split[name]
-        ax.plot(dates[idx], frames["disk_radius"][idx], ".", ms=3, color=c, label=f"{name} ({len(idx)})")
+        ax.plot(dates[idx], limb[idx, 2], ".", ms=3, color=c, label=f"EUV limb, {name} ({len(idx)})")
     ax.set_ylabel("disk radius (px)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6)
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)
 
     for r, i in enumerate(ex):
@@ -133,7 +175,9 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
                         for k, v in attrs.items() if k.startswith("calibration_")},
         "quantisation": attrs.get("quantisation", "float32"),
         "east_west_flip_augmentation": bool(east_west_flip),
-        "disk": {k: _stats(frames[k]) for k in ("disk_x0", "disk_y0", "disk_radius") if k in frames},
+        "disk_header": {k: _stats(frames[k]) for k in ("disk_x0", "disk_y0", "disk_radius") if k in frames},
+        "disk_measured": {"x0_minus_centre": _stats(limb[:, 0] - mid), "y0_minus_centre": _stats(limb[:, 1] - mid),
+                          "limb_over_rsun_obs": _stats(limb[:, 2] / frames["disk_radius"])},
         "calibrated_train_pixels": {"positive": hist.n_positive, "nonpositive": hist.nonpositive,
                                     "nonfinite": hist.nonfinite},
     }
