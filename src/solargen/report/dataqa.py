@@ -29,6 +29,9 @@ from ..io import atomic_path, write_json  # noqa: E402
 
 def _stats(x) -> dict:
     x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]  # frames left out of the limb fits (see max_frames)
+    if not x.size:
+        return {}
     return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
 
 
@@ -68,9 +71,11 @@ def measure_limb(image: np.ndarray, radius: float, n_rays: int = 180, band: floa
 
 
 def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Path, out_json: str | Path,
-               raw_dirs: list[str | Path] = (), east_west_flip: bool = False, n_examples: int = 3) -> dict:
+               raw_dirs: list[str | Path] = (), east_west_flip: bool = False, n_examples: int = 3,
+               max_frames: int = 2000) -> dict:
     """Write the QA figure and summary; return the summary. ``raw_dirs`` are searched for the
-    example frames' level-1 files (the panel says so when one is not there)."""
+    example frames' level-1 files (the panel says so when one is not there). Histograms and limb
+    fits use at most ``max_frames`` frames evenly spaced in time (all of them in small sets)."""
     from ..calibrate import bin_image, read_level1
     from ..dataset import dataset_split, frame_table, iter_images, open_dataset, read_attrs, read_images
     from ..normalise import LogHistogram
@@ -83,7 +88,8 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
         n, size = len(f["images"]), f["images"].shape[1]
         y_counts = np.zeros(100, np.int64)
         limb = np.full((n, 3), np.nan)
-        for i in range(n):  # one frame at a time
+        used = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+        for i in used:  # one frame at a time
             y = read_images(f, [i])[0]
             y_counts += np.histogram(y, bins=100, range=(0, 1))[0]
             if "disk_radius" in frames:
@@ -97,7 +103,8 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
     # Calibrated pixels of the training split, streamed.
     table = frame_table(shards)
     train_files = {files[i] for i in split["train"]}
-    rows = [r for r, fn in enumerate(table["file"]) if fn in train_files]
+    used_files = {files[i] for i in used}
+    rows = [r for r, fn in enumerate(table["file"]) if fn in train_files and fn in used_files]
     hist = LogHistogram(constants.get("bins_per_decade", 1000))
     for image in iter_images(shards, table, rows):
         hist.add(image)
@@ -168,7 +175,7 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
     plt.close(fig)
 
     summary = {
-        "n_frames": int(n), "size": int(size),
+        "n_frames": int(n), "size": int(size), "n_frames_in_histograms_and_limb_fits": int(len(used)),
         "split": {k: int(len(v)) for k, v in split.items()} | {"record": attrs.get("split", {})},
         "constants": constants,
         "calibration": {k[len("calibration_"):]: (v.item() if hasattr(v, "item") else v)
