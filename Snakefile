@@ -40,3 +40,4 @@ rule all:
         report_targets(),
         EXPERT_TARGETS,
         [f"{OUT}/figures/data_summary.png"] if SOURCE in JSOC_SOURCES else [],
+        [f"{OUT}/figures/dataset_qa.png"] if SOURCE != "image_folder" else [],

@@ -1,5 +1,6 @@
 """The workflow as a user drives it: config validation, the paper DAG, one end-to-end CI run."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -159,6 +160,10 @@ def test_end_to_end_ci_study():
     assert (out / "figures/samples.png").stat().st_size > 0
     assert (out / "figures/zoom.png").stat().st_size > 0
     assert (out / "figures/dft.png").stat().st_size > 0
+    # Dataset QA: the split is recorded in the dataset and summarised beside the figure.
+    assert (out / "figures/dataset_qa.png").stat().st_size > 0
+    qa = json.loads((out / "tables/dataset_qa.json").read_text())
+    assert qa["split"]["test"] > 0 and qa["calibration"]["method"] == "fused"
     # The QUALITY-flagged synthetic frame was rejected, not silently used.
     assert "rejected" in (out / "logs/calibrate/shard_0000.log").read_text()
     # Training resumed: the longer run continued from the shorter run's checkpoint.

@@ -37,19 +37,42 @@ def _calibrate(a):
     from .calibrate import calibrate_files
 
     paths = input_frames(a.inputs)  # a folder of FITS files or a JSOC chunk's done-manifest
-    counts = calibrate_files(paths, a.out, a.size, wavelength=a.wavelength, register=not a.no_register,
-                             exposure=not a.no_exposure)
+    from .calibrate import Options
+
+    opts = Options(method=a.method, register=not a.no_register, exposure=not a.no_exposure,
+                   degradation=a.degradation, degradation_table=a.degradation_table,
+                   pointing_table=a.pointing_table, rsun_arcsec=a.rsun_arcsec)
+    counts = calibrate_files(paths, a.out, a.size, wavelength=a.wavelength, opts=opts)
     logging.info("calibrated %(n_ok)d frames, rejected %(n_rejected)d", counts)
 
 
-def _constants(a):
-    from .calibrate import read_shard
+def _split(a):
+    from .dataset import split_record
     from .io import write_json
+
+    rec = split_record(a.shards, block_hours=a.block_hours, test_fraction=a.test_fraction,
+                       placement=a.placement, seed=a.seed, guard_hours=a.guard_hours)
+    write_json(a.out, rec)
+    logging.info("split: %(n_train)d train, %(n_test)d test, %(n_guard)d guard frames in %(n_blocks)d blocks", rec)
+
+
+def _constants(a):
+    from .dataset import frame_table, iter_images
+    from .io import read_json, write_json
     from .normalise import compute_constants
 
-    shards = [read_shard(p)[0] for p in a.shards]
-    write_json(a.out, compute_constants(shards, low_percentile=a.low_percentile,
-                                        high_percentile=a.high_percentile, seed=a.seed))
+    # A streaming reduce over the training split: one frame in memory at a time.
+    table = frame_table(a.shards)
+    rows = range(len(table["file"]))
+    if a.split:
+        codes = dict(zip(*(read_json(a.split)["frames"][k] for k in ("file", "split"))))
+        rows = [r for r, f in enumerate(table["file"]) if codes.get(f) == 0]
+        if not rows:
+            raise SystemExit(f"error: {a.split}: no training frames")
+    c = compute_constants(iter_images(a.shards, table, rows), low_percentile=a.low_percentile,
+                          high_percentile=a.high_percentile, bins_per_decade=a.bins_per_decade)
+    c["split"] = "train" if a.split else "all"
+    write_json(a.out, c)
 
 
 def _dataset(a):
@@ -58,8 +81,19 @@ def _dataset(a):
     from .normalise import validate_constants
 
     constants = validate_constants(read_json(a.constants), a.constants)
-    n = build_dataset(a.shards, constants, a.out, png_dir=a.png_dir, source=a.source)
+    split = read_json(a.split) if a.split else None
+    n = build_dataset(a.shards, constants, a.out, png_dir=a.png_dir, source=a.source, split=split,
+                      quantisation=a.quantisation, compression=a.compression)
     logging.info("dataset: %d frames", n)
+
+
+def _dataset_qa(a):
+    from .acquire.commands import input_frames
+    from .report.dataqa import dataset_qa
+
+    # Each raw input is a FITS folder (synthetic) or a JSOC chunk's done-manifest (files in the store).
+    dirs = sorted({str(p.parent) for r in a.raw_dirs for p in input_frames(r)})
+    dataset_qa(a.dataset, a.shards, a.out, a.out_json, raw_dirs=dirs, east_west_flip=a.east_west_flip)
 
 
 def _device(name: str):
@@ -77,13 +111,14 @@ def _train(a):
     from .train import fit
 
     torch.set_num_threads(a.threads)
-    from .dataset import open_dataset, split_indices
+    from .dataset import dataset_split, open_dataset
 
     cfg = json.loads(a.model_json)
     fam = family(a.family)
     with open_dataset(a.dataset) as f:
-        indices = split_indices(len(f["images"]), a.test_fraction)[a.split]
-    data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices)
+        indices = dataset_split(f, a.test_fraction)[a.split]
+    data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices,
+                    east_west_flip=a.east_west_flip)
     torch.manual_seed(a.seed)  # the initial weights, so a fresh run is reproducible too
     trainer = fam.trainer(cfg, a.image_size, device=_device(a.device))
     fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
@@ -134,12 +169,12 @@ def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
     """Test-split frames (len(image_indices), 1, size, size) in [-1, 1] for conditional runs."""
     import torch
 
-    from .dataset import H5Images, open_dataset, split_indices
+    from .dataset import H5Images, dataset_split, open_dataset
 
     if not dataset:
         raise SystemExit("error: conditional families need --dataset")
     with open_dataset(dataset) as f:
-        test = split_indices(len(f["images"]), test_fraction)["test"]
+        test = dataset_split(f, test_fraction)["test"]
     if len(test) == 0:
         raise SystemExit("error: data.test_fraction is 0: a conditional family has no held-out frames")
     data = H5Images(dataset, size=size, indices=test)
@@ -248,10 +283,10 @@ def _figure(a):
     elif a.kind == "spectrum":
         figures.spectrum_figure(a.real, runs, a.out)
     else:
-        from .dataset import open_dataset, split_indices
+        from .dataset import dataset_split, open_dataset, read_images
 
         with open_dataset(a.real) as f:
-            real = f["images"][split_indices(len(f["images"]), a.test_fraction)["test"]]
+            real = read_images(f, dataset_split(f, a.test_fraction)["test"])
         figures.dft_figure(real, runs, a.out)
 
 
@@ -374,14 +409,31 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--wavelength", type=int, default=193)
     s.add_argument("--no-register", action="store_true")
     s.add_argument("--no-exposure", action="store_true")
+    s.add_argument("--method", choices=["fused", "reference"], default="fused",
+                   help="fused: one warp to the target grid; reference: aiapy register + block mean")
+    s.add_argument("--degradation", action="store_true", help="correct instrument degradation")
+    s.add_argument("--degradation-table", help="correction table file (default: the aiapy wheel's V8)")
+    s.add_argument("--pointing-table", help="pointing table file (default: the level-1 header's pointing)")
+    s.add_argument("--rsun-arcsec", type=float, help="rescale every frame to this solar radius (SDOML: 976)")
     s.set_defaults(func=_calibrate)
+
+    s = sub.add_parser("split", help="train/test split of the calibrated frames by contiguous time blocks")
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--block-hours", type=float, required=True)
+    s.add_argument("--test-fraction", type=float, required=True)
+    s.add_argument("--placement", choices=["last", "spread"], default="spread")
+    s.add_argument("--guard-hours", type=float, default=0.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_split)
 
     s = sub.add_parser("constants", help="global log-normalisation constants over all shards")
     s.add_argument("--shards", nargs="+", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--low-percentile", type=float, default=0.5)
     s.add_argument("--high-percentile", type=float, default=99.99)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--bins-per-decade", type=int, default=1000, help="log-histogram resolution")
+    s.add_argument("--split", help="split record (from the split command): use its training frames only")
     s.set_defaults(func=_constants)
 
     s = sub.add_parser("dataset", help="normalise shards into dataset.h5 and the PNG image folder")
@@ -390,7 +442,19 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--png-dir")
     s.add_argument("--source", default="")
+    s.add_argument("--split", help="split record (from the split command), stored per frame")
+    s.add_argument("--quantisation", choices=["float32", "float16", "uint8"], default="float32")
+    s.add_argument("--compression", choices=["gzip", "lzf", "none"], default="gzip")
     s.set_defaults(func=_dataset)
+
+    s = sub.add_parser("dataset-qa", help="dataset QA figure and summary for the report")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--raw-dirs", nargs="*", default=[], help="level-1 FITS folders or JSOC done-manifests (for the examples)")
+    s.add_argument("--east-west-flip", action="store_true", help="record that training mirrors frames")
+    s.add_argument("--out", required=True)
+    s.add_argument("--out-json", required=True)
+    s.set_defaults(func=_dataset_qa)
 
     s = sub.add_parser("train", help="train (or resume) a model up to --steps")
     s.add_argument("--family", required=True)
@@ -405,7 +469,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--in-memory", action="store_true")
     s.add_argument("--split", choices=["all", "train"], default="all",
                    help="frames to train on: all (the study: no split) or the training split")
-    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--test-fraction", type=float, default=0.1,
+                   help="only for datasets without a recorded split (the last fraction in time)")
+    s.add_argument("--east-west-flip", action="store_true", help="augmentation: mirror half the frames E–W")
     s.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     s.set_defaults(func=_train)
 

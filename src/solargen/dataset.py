@@ -2,10 +2,14 @@
 
 ``dataset.h5`` layout::
 
-    images      (N, H, W) float32 in [0, 1], chunked one frame per chunk
-    frames/     one column per metadata field (file, date_obs, exptime, quality), N rows
-    attrs       constants (JSON), calibration steps, package versions, source
+    images      (N, H, W) uint8 | float16 | float32 (``attrs["quantisation"]``) of y ∈ [0, 1],
+                one frame per chunk, compressed (gzip or lzf), in time order
+    frames/     the metadata table, N rows: file, date_obs, exptime, quality, degradation_factor,
+                crota2, cdelt1, rsun_obs, disk_x0, disk_y0, disk_radius (output pixels),
+                block, split (0 train, 1 test, 2 guard — see `solargen.split`)
+    attrs       constants (JSON), split (JSON), calibration_* steps, versions, source, quantisation
 
+The file is written frame by frame (memory does not grow with N; see benchmarks/dataset_rss.py).
 The PNG folder (``out_{i}.png``, 8-bit grey) is the study's own storage format and what the
 metrics read as the real set.
 """
@@ -22,73 +26,160 @@ import torch
 
 from .calibrate import read_shard
 from .io import InputError, atomic_dir, atomic_path, write_table
-from .normalise import normalise
+from .normalise import dequantise, normalise, quantise
+
+#: Metadata columns carried from the calibrated shards into the dataset.
+META_COLUMNS = ["file", "date_obs", "exptime", "quality", "degradation_factor", "crota2", "cdelt1",
+                "rsun_obs", "disk_x0", "disk_y0", "disk_radius"]
 
 
 def versions() -> dict:
     """Versions of the libraries that shape the data, recorded with every dataset."""
     import aiapy
     import astropy
+    import cv2
     import sunpy
 
     from . import __version__
 
     return {"solargen": __version__, "sunpy": sunpy.__version__, "aiapy": aiapy.__version__,
-            "astropy": astropy.__version__, "numpy": np.__version__, "h5py": h5py.__version__}
+            "astropy": astropy.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
+            "opencv": cv2.__version__}
+
+
+# --------------------------------------------------------------------------------------------
+# Frames across shards, in time order
+
+
+def frame_table(shard_paths: list[str | Path]) -> dict[str, np.ndarray]:
+    """The calibrated (status ok) frames of all shards, sorted by DATE-OBS: one row per frame,
+    with ``shard`` (index into ``shard_paths``) and ``index`` (position in that shard's images).
+    Only the tables are read. File names must be unique across shards."""
+    cols: dict[str, list] = {}
+    for s, path in enumerate(shard_paths):
+        _, frames = read_shard(path, images=False)
+        ok = np.flatnonzero(frames["status"] == "ok")
+        for k in META_COLUMNS:
+            if k not in frames:
+                raise InputError(f"{path}: frames table lacks column {k!r} (written by an older calibrate?)")
+            cols.setdefault(k, []).extend(np.asarray(frames[k])[ok].tolist())
+        cols.setdefault("shard", []).extend([s] * len(ok))
+        cols.setdefault("index", []).extend(range(len(ok)))
+    table = {k: np.asarray(v) for k, v in cols.items()}
+    if not cols or len(table["file"]) == 0:
+        raise InputError("no frames passed calibration; the dataset would be empty")
+    names, counts = np.unique(table["file"], return_counts=True)
+    if (counts > 1).any():
+        raise InputError(f"frame file names repeat across shards: {list(names[counts > 1][:3])}")
+    order = np.argsort(table["date_obs"], kind="stable")  # ISO strings sort in time order
+    return {k: v[order] for k, v in table.items()}
+
+
+def iter_images(shard_paths: list[str | Path], table: dict, rows=None):
+    """Yield the calibrated image (H, W) float32 of each row of ``table`` (or of ``rows``), one at a time."""
+    handles: dict[int, h5py.File] = {}
+    try:
+        for r in range(len(table["file"])) if rows is None else rows:
+            s = int(table["shard"][r])
+            if s not in handles:
+                try:
+                    handles[s] = h5py.File(shard_paths[s], "r")
+                except OSError as e:
+                    raise InputError(f"{shard_paths[s]}: not a readable calibrated shard ({e})") from None
+            yield handles[s]["images"][int(table["index"][r])]
+    finally:
+        for f in handles.values():
+            f.close()
+
+
+def _shard_attrs(shard_paths) -> dict:
+    """Calibration attributes, which must be the same in every shard (one calibration per dataset)."""
+    attrs = None
+    for p in shard_paths:
+        with h5py.File(p, "r") as f:
+            a = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        a = {k: (str(v) if isinstance(v, bytes) else v) for k, v in a.items()}
+        if attrs is None:
+            attrs = a
+        elif a != attrs:
+            diff = sorted(k for k in set(a) | set(attrs) if a.get(k) != attrs.get(k))
+            raise InputError(f"{p}: calibrated with other settings than {shard_paths[0]} ({', '.join(diff)})")
+    return attrs
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
 
 
 def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Path,
-                  png_dir: str | Path | None = None, source: str = "") -> int:
-    """Normalise calibrated shards into ``out`` (and ``png_dir``); return the number of frames."""
+                  png_dir: str | Path | None = None, source: str = "", split: dict | None = None,
+                  quantisation: str = "float32", compression: str = "gzip") -> int:
+    """Normalise calibrated shards into ``out`` (and ``png_dir``), streaming; return the number of frames.
+
+    ``split`` is the record written by the ``split`` command (per-file codes); None puts every
+    frame in the training split.
+    """
     from PIL import Image
     from tqdm import tqdm
 
     shard_paths = [Path(p) for p in shard_paths]
-    with h5py.File(shard_paths[0], "r") as f:
-        size = int(f.attrs["size"])
-        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-    n_total = 0
+    table = frame_table(shard_paths)
+    attrs = _shard_attrs(shard_paths)
+    size = int(attrs["size"])
+    n = len(table["file"])
+    codes, blocks = np.zeros(n, np.int8), np.full(n, -1, np.int64)
+    if split is not None:
+        by_file = {f: (c, b) for f, c, b in zip(split["frames"]["file"], split["frames"]["split"],
+                                                split["frames"]["block"])}
+        missing = [f for f in table["file"] if f not in by_file]
+        if missing:
+            raise InputError(f"split record has no entry for {len(missing)} frame(s), e.g. {missing[0]}; "
+                             "rebuild it from the same shards")
+        codes = np.array([by_file[f][0] for f in table["file"]], np.int8)
+        blocks = np.array([by_file[f][1] for f in table["file"]], np.int64)
+    comp = {"gzip": {"compression": "gzip", "compression_opts": 4}, "lzf": {"compression": "lzf"},
+            "none": {}}[compression]
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f, \
             (atomic_dir(png_dir) if png_dir else contextlib.nullcontext()) as pngs:
-        dset = f.create_dataset("images", shape=(0, size, size), maxshape=(None, size, size),
-                                dtype="f4", chunks=(1, size, size))
-        columns: dict[str, list] = {}
-        for shard in tqdm(shard_paths, desc="dataset", unit="shard"):
-            images, frames = read_shard(shard)
-            if images.shape[1:] != (size, size):
-                raise InputError(f"{shard}: frames of shape {images.shape[1:]}, expected {(size, size)}")
-            ok = frames["status"] == "ok"
-            y = np.stack([normalise(im, constants) for im in images]) if len(images) else images
-            dset.resize(n_total + len(y), axis=0)
-            dset[n_total:] = y
-            for k in ("file", "date_obs", "exptime", "quality"):
-                columns.setdefault(k, []).extend(np.asarray(frames[k])[ok].tolist())
+        dset = f.create_dataset("images", shape=(n, size, size), dtype=quantisation, chunks=(1, size, size),
+                                shuffle=bool(comp), **comp)
+        for i, image in enumerate(tqdm(iter_images(shard_paths, table), total=n, desc="dataset", unit="frame")):
+            if image.shape != (size, size):
+                raise InputError(f"{shard_paths[int(table['shard'][i])]}: frame of shape {image.shape}, "
+                                 f"expected {(size, size)}")
+            y = normalise(image, constants)
+            dset[i] = quantise(y, quantisation)
             if pngs is not None:
-                for i, im in enumerate(y):
-                    Image.fromarray(to_uint8(im)).save(pngs / f"out_{n_total + i}.png")
-            n_total += len(y)
-        if n_total == 0:
-            raise InputError("no frames passed calibration; the dataset would be empty")
-        write_table(f.create_group("frames"), columns)
+                Image.fromarray(to_uint8(y)).save(pngs / f"out_{i}.png")
+        write_table(f.create_group("frames"), {**{k: table[k].tolist() for k in META_COLUMNS},
+                                               "block": blocks.tolist(), "split": codes.tolist()})
         f.attrs.update({f"calibration_{k}": v for k, v in attrs.items()})
         f.attrs["constants"] = json.dumps(constants)
+        f.attrs["split"] = json.dumps({k: v for k, v in (split or {"method": "none"}).items() if k != "frames"})
         f.attrs["versions"] = json.dumps(versions())
         f.attrs["source"] = source
-        f.attrs["range"] = "[0, 1], log-normalised"
-    return n_total
+        f.attrs["quantisation"] = quantisation
+        f.attrs["compression"] = compression
+        f.attrs["range"] = "[0, 1], log-normalised" + (" (stored as round(255·y))" if quantisation == "uint8" else "")
+    return n
 
 
 def to_uint8(y: np.ndarray) -> np.ndarray:
     """[0, 1] float image → 8-bit grey, as the study's PNGs."""
-    return np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
+    return quantise(y, "uint8")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
 
 
 def read_attrs(path: str | Path) -> dict:
-    """Attributes of a dataset file, with ``constants`` and ``versions`` decoded."""
+    """Attributes of a dataset file, with ``constants``, ``split`` and ``versions`` decoded."""
     with open_dataset(path) as f:
         attrs = dict(f.attrs)
-    for k in ("constants", "versions"):
-        attrs[k] = json.loads(attrs[k])
+    for k in ("constants", "versions", "split"):
+        if k in attrs:
+            attrs[k] = json.loads(attrs[k])
     return attrs
 
 
@@ -104,13 +195,30 @@ def open_dataset(path: str | Path) -> h5py.File:
     return f
 
 
+def read_images(f: h5py.File, indices) -> np.ndarray:
+    """Frames ``indices`` (increasing) of an open dataset as float32 in [0, 1], whatever the storage dtype."""
+    return dequantise(f["images"][np.asarray(indices)])
+
+
 def split_indices(n: int, test_fraction: float) -> dict[str, np.ndarray]:
-    """Chronological split: the last ``test_fraction`` of the frames (frames are stored in time
-    order) are the test split, so neighbouring frames never straddle train and test."""
+    """Chronological split for datasets without a recorded split: the last ``test_fraction`` of
+    the frames (stored in time order) are the test split."""
     n_test = int(np.ceil(n * test_fraction)) if test_fraction > 0 else 0
     if n_test >= n:
         raise ValueError(f"test_fraction {test_fraction} leaves no training frames out of {n}")
     return {"all": np.arange(n), "train": np.arange(n - n_test), "test": np.arange(n - n_test, n)}
+
+
+def dataset_split(f: h5py.File, test_fraction: float = 0.1) -> dict[str, np.ndarray]:
+    """Indices of ``all``, ``train`` and ``test`` frames of an open dataset: the recorded time-block
+    split (``frames/split``) when there is one, else `split_indices` with ``test_fraction``."""
+    n = len(f["images"])
+    if "frames" in f and "split" in f["frames"]:
+        codes = f["frames"]["split"][()]
+        if len(codes) != n:
+            raise InputError(f"{f.filename}: split column has {len(codes)} rows for {n} frames")
+        return {"all": np.arange(n), "train": np.flatnonzero(codes == 0), "test": np.flatnonzero(codes == 1)}
+    return split_indices(n, test_fraction)
 
 
 class H5Images(torch.utils.data.Dataset):
@@ -118,17 +226,20 @@ class H5Images(torch.utils.data.Dataset):
 
     ``size`` below the stored resolution is reached by block averaging, so one dataset serves
     runs at several resolutions. Frames are read lazily (one handle per worker process).
+    ``east_west_flip`` mirrors a random half of the frames left–right (an augmentation only: it
+    mirrors the Sun, whose rotation and active-region tilts are not mirror-symmetric; default off).
     """
 
     def __init__(self, path: str | Path, size: int | None = None, in_memory: bool = False,
-                 indices: np.ndarray | None = None):
+                 indices: np.ndarray | None = None, east_west_flip: bool = False):
         self.path = str(path)
         with open_dataset(path) as f:
             n, h, _ = f["images"].shape
             self.indices = np.arange(n) if indices is None else np.asarray(indices)
             self.n = len(self.indices)
-            self.data = f["images"][()] if in_memory else None
+            self.data = dequantise(f["images"][()]) if in_memory else None
         self.size = size or h
+        self.flip = east_west_flip
         if h % self.size:
             raise ValueError(f"dataset resolution {h} is not a multiple of {self.size}")
         self._f = None
@@ -143,10 +254,24 @@ class H5Images(torch.utils.data.Dataset):
         else:
             if self._f is None:
                 self._f = h5py.File(self.path, "r")
-            img = self._f["images"][i]
+            img = dequantise(self._f["images"][i])
         x = torch.from_numpy(np.ascontiguousarray(img))[None]
         if x.shape[-1] != self.size:
             x = torch.nn.functional.avg_pool2d(x[None], x.shape[-1] // self.size)[0]
         if not torch.isfinite(x).all():
             raise InputError(f"{self.path}: frame {i} has non-finite values")
+        if self.flip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
         return x * 2 - 1
+
+
+def split_record(shard_paths: list[str | Path], **params) -> dict:
+    """The time-block split of the calibrated frames of ``shard_paths`` (see `solargen.split`):
+    its parameters and counts, plus one row per frame (file, date_obs, block, split)."""
+    from .split import block_split, summary
+
+    table = frame_table([Path(p) for p in shard_paths])
+    codes, blocks = block_split(table["date_obs"], **params)
+    return {**summary(codes, blocks, method="time blocks", **params),
+            "frames": {"file": table["file"].tolist(), "date_obs": table["date_obs"].tolist(),
+                       "block": blocks.tolist(), "split": codes.tolist()}}

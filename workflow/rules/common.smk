@@ -249,3 +249,24 @@ def report_targets():
 
 #: Trained models of the runs made here, with their training logs (written beside the checkpoints).
 TRAINED_MODELS = {model_of(r): family_of_model(model_of(r)) for r in RUNS if family_of_model(model_of(r)) in TRAINED}
+
+
+# Data stages (calibrate, split, constants, dataset): flags and the schema's defaults.
+
+
+def calibration_flags(cal):
+    """data.calibration → calibrate command flags (schema defaults for keys a config leaves out)."""
+    flags = [
+        "" if cal["register"] else "--no-register",
+        "" if cal["exposure"] else "--no-exposure",
+        f"--method {cal.get('method', 'fused')}",
+        "--degradation" if cal.get("degradation", False) else "",
+        f"--degradation-table {cal['degradation_table']}" if cal.get("degradation_table") else "",
+        f"--pointing-table {cal['pointing_table']}" if cal.get("pointing_table") else "",
+        f"--rsun-arcsec {cal['rsun_arcsec']}" if cal.get("rsun_arcsec") else "",
+    ]
+    return " ".join(f for f in flags if f)
+
+
+SPLIT = {"block_hours": 24, "placement": "spread", "guard_hours": 0, **config["data"].get("split", {})}
+NORM = {"bins_per_decade": 1000, "quantisation": "float32", "compression": "gzip", **config["data"]["normalisation"]}

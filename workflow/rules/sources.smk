@@ -14,11 +14,11 @@ if SOURCE in JSOC_SOURCES:
     SHARDS = [f"{i:04d}" for i in range(len(CHUNK_TIMES))]
 
 
-def calibrate_input(wildcards):
-    """A synthetic shard's FITS folder, or a JSOC chunk's done-manifest."""
+def raw_input(shard):
+    """A shard's level-1 frames: a synthetic shard's FITS folder, or a JSOC chunk's done-manifest."""
     if SOURCE in JSOC_SOURCES:
-        return f"{DATA}/acquire/done_{wildcards.shard}.parquet"
-    return f"{DATA}/raw/shard_{wildcards.shard}"
+        return f"{DATA}/acquire/done_{shard}.parquet"
+    return f"{DATA}/raw/shard_{shard}"
 
 
 def jsoc_args(shard):

@@ -21,6 +21,7 @@ rule train:
             if w.family in CONDITIONAL
             else "--split all"
         ),
+        flip="--east-west-flip" if config["data"].get("augment", {}).get("east_west_flip") else "",
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
@@ -32,4 +33,4 @@ rule train:
         "python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
         " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --seed {params.seed}"
-        " --threads {threads} {params.in_memory} {params.split} 2> {log}"
+        " --threads {threads} {params.in_memory} {params.split} {params.flip} 2> {log}"
