@@ -85,11 +85,18 @@ def _train(a):
     with open_dataset(a.dataset) as f:
         indices = split_indices(len(f["images"]), a.test_fraction)[a.split]
     data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices)
+    from . import distributed
+
+    # One process, or one rank of a data-parallel job started by torchrun or srun.
+    ctx, device = distributed.init(_device(a.device))
     torch.manual_seed(a.seed)  # the initial weights, so a fresh run is reproducible too
-    trainer = fam.trainer(cfg, a.image_size, device=_device(a.device))
-    fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
-        save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
-        extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size})
+    trainer = fam.trainer(cfg, a.image_size, device=device)
+    try:
+        fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
+            save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
+            extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size}, dist=ctx)
+    finally:
+        distributed.shutdown()
 
 
 def _sample(a):
