@@ -75,3 +75,16 @@ def test_training_log_drops_rows_of_a_lost_run(tmp_path):
         log_csv=log, log_every=1)
     steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_lr_scaling_rules():
+    from solargen.train import scale_lr
+
+    cfg = {"lr": 1e-4, "batch_size": 64}
+    assert scale_lr(cfg) == cfg
+    assert scale_lr({**cfg, "lr_scaling": "linear", "lr_reference_batch": 16})["lr"] == 4e-4
+    assert abs(scale_lr({**cfg, "lr_scaling": "sqrt", "lr_reference_batch": 16})["lr"] - 2e-4) < 1e-12
+    import pytest
+
+    with pytest.raises(ValueError, match="lr_reference_batch"):
+        scale_lr({**cfg, "lr_scaling": "linear"})

@@ -75,7 +75,7 @@ def _train(a):
 
     from .dataset import H5Images
     from .models import family
-    from .train import fit
+    from .train import fit, scale_lr
 
     torch.set_num_threads(a.threads)
     from .dataset import open_dataset, split_indices
@@ -90,7 +90,7 @@ def _train(a):
     # One process, or one rank of a data-parallel job started by torchrun or srun.
     ctx, device = distributed.init(_device(a.device))
     torch.manual_seed(a.seed)  # the initial weights, so a fresh run is reproducible too
-    trainer = fam.trainer(cfg, a.image_size, device=device)
+    trainer = fam.trainer(scale_lr(cfg), a.image_size, device=device)
     try:
         fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
             save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,

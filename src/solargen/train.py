@@ -86,6 +86,22 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     return out
 
 
+def scale_lr(cfg: dict) -> dict:
+    """The model config with ``lr`` scaled for its global batch (config keys ``lr_scaling``:
+    none | linear | sqrt, and ``lr_reference_batch``, the batch the configured lr was tuned for).
+
+    The batch is global, so the number of GPUs never changes the lr; scaling only matters when
+    a config changes the batch away from the one its lr comes from.
+    """
+    rule = cfg.get("lr_scaling", "none")
+    if rule == "none":
+        return cfg
+    if rule not in ("linear", "sqrt") or "lr_reference_batch" not in cfg:
+        raise ValueError(f"lr_scaling {rule!r} needs lr_scaling in (none, linear, sqrt) and lr_reference_batch")
+    ratio = cfg["batch_size"] / cfg["lr_reference_batch"]
+    return {**cfg, "lr": float(cfg["lr"]) * (ratio if rule == "linear" else ratio**0.5)}
+
+
 def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:
     return Path(ckpt_dir) / f"step{step:07d}.pt"
 

@@ -24,12 +24,18 @@ rule train:
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
+        # Data-parallel training: `mpi` launches the ranks. On a cluster it is srun (one task per
+        # GPU, `nodes` × tasks_per_node of them, set in profiles/juwels); "env" runs one process.
+        nodes=lambda w: MODELS[w.model].get("nodes", 1),
+        mpi="env",
     log:
         f"{OUT}/logs/train/{{family}}/{{model}}_step{{step}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
+        # srun does not inherit --cpus-per-task from the allocation since Slurm 22.05.
+        "export SRUN_CPUS_PER_TASK=${{SLURM_CPUS_PER_TASK:-{threads}}};"
+        " {resources.mpi} python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
         " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --seed {params.seed}"
         " --threads {threads} {params.in_memory} {params.split} 2> {log}"
