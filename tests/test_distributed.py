@@ -153,7 +153,7 @@ def _interrupt_and_resume(tmp_path, world, family, model, steps, signal_rank):
         time.sleep(0.05)  # the first row is written at step 10
     procs[signal_rank].send_signal(signal.SIGUSR1)
     results = _wait(procs)
-    assert all(rc != 0 for rc, _ in results), "the run should stop early and fail so it is re-submitted"
+    assert all(rc == 3 for rc, _ in results), "the run should stop early and fail (3) so it is re-submitted"
     assert "stopped by signal" in results[0][1], results[0][1][-2000:]
     saved = sorted((tmp_path / "cut").glob("step*.pt"))
     assert len(saved) == 1 and 10 <= int(saved[0].stem[4:]) < steps, saved

@@ -215,12 +215,19 @@ class Interrupted(RuntimeError):
 
 def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str | Path,
         save_every: int, seed: int = 0, log_csv: str | Path | None = None,
-        log_every: int = 10, extra: dict | None = None, dist: ddp.DistContext | None = None) -> Path:
+        log_every: int = 10, extra: dict | None = None, dist: ddp.DistContext | None = None,
+        precision: str = "fp32", compile: bool = False, tensorboard: str | Path | None = None) -> Path:
     """Train until ``total_steps``, resuming from the newest valid checkpoint in ``ckpt_dir``.
 
     ``batch_size`` is the global batch; with ``dist`` (an initialised process group of W
-    ranks) each rank trains on B/W of it. Returns the path of the checkpoint at ``total_steps``.
+    ranks) each rank trains on B/W of it. ``precision="bf16"`` runs each step under bf16
+    autocast on a GPU (ignored on the CPU, where it would only be slower); ``compile``
+    compiles every module with `torch.compile`. Rank 0 logs losses, images/s and (GPU) peak
+    memory every ``log_every`` steps to ``log_csv`` and, if given, TensorBoard scalars in
+    ``tensorboard``. Returns the path of the checkpoint at ``total_steps``.
     """
+    import contextlib
+
     from tqdm import tqdm
 
     ctx = dist or ddp.DistContext()
@@ -246,7 +253,14 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
     if ctx.active:
         ddp.broadcast_state(trainable)
         hooks = ddp.attach(trainable.optimizers)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision {precision!r}: use fp32 or bf16")
+    bf16 = precision == "bf16" and device.type == "cuda"
+    if compile:
+        for m in trainable.modules.values():
+            m.compile()  # in place: parameter names, hence checkpoints, stay the same
     logger = _CsvLog(log_csv, resume_step=step) if log_csv and ctx.is_main else None
+    tb = _TensorBoard(tensorboard, step) if tensorboard and ctx.is_main else None
     n = len(dataset)
     t0, seen = time.perf_counter(), 0
     try:
@@ -257,18 +271,24 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
                 if ctx.active:
                     idx = ddp.shard(idx, ctx)
                 batch = torch.stack([dataset[i] for i in idx.tolist()])
-                losses = trainable.training_step(batch.to(device), step, generator)
+                with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+                    losses = trainable.training_step(batch.to(device), step, generator)
                 if ctx.active:
                     ddp.sync_buffers(trainable)
                 step += 1
                 seen += batch_size
                 bar.update(1)
-                if log_csv and (step % log_every == 0 or step == total_steps):
+                if (log_csv or tensorboard) and (step % log_every == 0 or step == total_steps):
                     if ctx.active:  # the global batch's losses: the mean over ranks
                         losses = dict(zip(losses, ddp.gather_mean(list(losses.values()), device)))
                     dt = time.perf_counter() - t0
+                    row = {**losses, "images_per_s": seen / dt if dt else 0.0}
+                    if device.type == "cuda":
+                        row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
                     if logger:
-                        logger.write({"step": step, **losses, "images_per_s": seen / dt if dt else 0.0})
+                        logger.write({"step": step, **row})
+                    if tb:
+                        tb.write(step, row)
                     bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
                 stopping = stop.signum is not None
                 if ctx.active:  # every rank stops after the same step
@@ -281,6 +301,8 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
     finally:
         for h in hooks:
             h.remove()
+        if tb:
+            tb.close()
     return final
 
 
@@ -323,3 +345,25 @@ class _CsvLog:
             if new:
                 w.writeheader()
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+class _TensorBoard:
+    """TensorBoard scalars under ``train/<name>``; events of a lost run past the resumed step are purged."""
+
+    def __init__(self, log_dir, resume_step: int):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:  # the tensorboard package is optional; the CSV log has the same numbers
+            log.warning("no TensorBoard log (%s); the CSV log has the same scalars", e)
+            self.writer = None
+            return
+        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
+
+    def write(self, step: int, row: dict):
+        if self.writer:
+            for k, v in row.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+
+    def close(self):
+        if self.writer:
+            self.writer.close()

@@ -13,6 +13,7 @@ rule train:
         image_size=lambda w: MODELS[w.model]["image_size"],
         ckpt_dir=lambda w: f"{OUT}/models/{w.family}/{w.model}/checkpoints",
         log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
+        tensorboard=lambda w: f"{OUT}/models/{w.family}/{w.model}/tensorboard",
         seed=config["seed"],
         in_memory="--in-memory" if config["data"]["n_frames"] <= 5000 else "",
         # Conditional families are scored on held-out frames, so they train on the rest.
@@ -37,5 +38,5 @@ rule train:
         "export SRUN_CPUS_PER_TASK=${{SLURM_CPUS_PER_TASK:-{threads}}};"
         " {resources.mpi} python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
-        " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --seed {params.seed}"
+        " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --tensorboard {params.tensorboard} --seed {params.seed}"
         " --threads {threads} {params.in_memory} {params.split} 2> {log}"
