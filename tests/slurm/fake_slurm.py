@@ -6,7 +6,7 @@ behaves by the name it is called under:
 - ``sbatch``: records its argv in ``$FAKE_SLURM_DIR/sbatch.jsonl``, prints a job id and runs
   the ``--wrap`` command in the background as the batch script would, with the allocation's
   SLURM_* variables (nodes × tasks per node, cpus per task) set;
-- ``srun``: starts the step's tasks (``-n`` or the allocation's SLURM_NTASKS) with
+- ``srun``: starts the step's tasks (``-n``, ``--ntasks-per-node``, or SLURM_NTASKS) with
   SLURM_PROCID/SLURM_LOCALID, like one task per GPU on one node; the first failing task
   stops the others;
 - ``squeue``: ``jobid|STATE`` lines for the plugin's status query;
@@ -94,7 +94,12 @@ def run_batch(job, script, log):
 
 def srun(argv):
     opts, cmd = parse(argv)
-    ntasks = int(opts.get("ntasks", opts.get("n", os.environ.get("SLURM_NTASKS", 1))))
+    # Like srun: -n, else --ntasks-per-node × nodes, else the allocation's SLURM_NTASKS (which the
+    # plugin's job step removes before running a rule), else one task.
+    per_node = opts.get("ntasks-per-node")
+    nodes = int(opts.get("nodes", opts.get("N", os.environ.get("SLURM_NNODES", 1))))
+    ntasks = int(opts.get("ntasks", opts.get("n", int(per_node) * nodes if per_node else
+                                                 os.environ.get("SLURM_NTASKS", 1))))
     if len(cmd) == 1:  # the jobstep passes one shell string
         cmd = ["bash", "-c", cmd[0]]
     procs = []
