@@ -75,3 +75,34 @@ def test_training_log_drops_rows_of_a_lost_run(tmp_path):
         log_csv=log, log_every=1)
     steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_lr_scaling_rules():
+    from solargen.train import scale_lr
+
+    cfg = {"lr": 1e-4, "batch_size": 64}
+    assert scale_lr(cfg) == cfg
+    assert scale_lr({**cfg, "lr_scaling": "linear", "lr_reference_batch": 16})["lr"] == 4e-4
+    assert abs(scale_lr({**cfg, "lr_scaling": "sqrt", "lr_reference_batch": 16})["lr"] - 2e-4) < 1e-12
+    import pytest
+
+    with pytest.raises(ValueError, match="lr_reference_batch"):
+        scale_lr({**cfg, "lr_scaling": "linear"})
+
+
+def test_tensorboard_scalars_match_the_csv_log_and_survive_a_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = tmp_path / "tb"
+    fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
+        log_csv=tmp_path / "log.csv", log_every=1, tensorboard=tb)
+    (tmp_path / "c" / "step0000006.pt").unlink()  # steps 4–6 are lost and trained again
+    fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
+        log_csv=tmp_path / "log.csv", log_every=1, tensorboard=tb)
+    csv_rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert csv_rows[0] == "step,loss,images_per_s"
+    ev = EventAccumulator(str(tb))
+    ev.Reload()
+    loss = ev.Scalars("train/loss")
+    assert [e.step for e in loss] == [1, 2, 3, 4, 5, 6]  # the lost run's events were purged
+    assert [f"{e.value:.6g}" for e in loss] == [r.split(",")[1] for r in csv_rows[1:]]

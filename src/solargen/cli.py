@@ -108,7 +108,7 @@ def _train(a):
 
     from .dataset import H5Images
     from .models import family
-    from .train import fit
+    from .train import Interrupted, fit, scale_lr
 
     torch.set_num_threads(a.threads)
     from .dataset import dataset_split, open_dataset
@@ -119,11 +119,26 @@ def _train(a):
         indices = dataset_split(f, a.test_fraction)[a.split]
     data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices,
                     east_west_flip=a.east_west_flip)
+    from . import distributed
+
+    # One process, or one rank of a data-parallel job started by torchrun or srun.
+    ctx, device = distributed.init(_device(a.device))
+    if device.type == "cuda":  # TF32 matmuls/convolutions on Ampere+ (config tf32, default on)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.get("tf32", True))
     torch.manual_seed(a.seed)  # the initial weights, so a fresh run is reproducible too
-    trainer = fam.trainer(cfg, a.image_size, device=_device(a.device))
-    fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
-        save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
-        extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size})
+    trainer = fam.trainer(scale_lr(cfg), a.image_size, device=device)
+    try:
+        fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
+            save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
+            extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size}, dist=ctx,
+            precision=cfg.get("precision", "fp32"), compile=bool(cfg.get("compile", False)),
+            tensorboard=a.tensorboard)
+    except Interrupted as e:
+        # Not an error of the run: exit 3 so the job fails and is re-submitted (Snakemake retries).
+        logging.error("rank %d: %s; run again to resume", ctx.rank, e)
+        raise SystemExit(3) from None
+    finally:
+        distributed.shutdown()
 
 
 def _sample(a):
@@ -464,6 +479,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, required=True)
     s.add_argument("--ckpt-dir", required=True)
     s.add_argument("--log-csv")
+    s.add_argument("--tensorboard", help="TensorBoard log folder (needs the tensorboard package)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--in-memory", action="store_true")

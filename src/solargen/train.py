@@ -12,6 +12,10 @@ Checkpoints (``step{K:07d}.pt``) are written atomically and hold weights, optimi
 state and the RNG state, so a resumed run continues exactly; the data order is a pure
 function of (seed, step), so it needs no state. A corrupt newest checkpoint falls back to the
 previous one. SIGTERM/SIGUSR1 (SLURM's warning before the time limit) save and stop.
+
+Data parallel (several ranks, see `solargen.distributed`): ``batch_size`` is the *global*
+batch, each rank trains on its slice, gradients are averaged before every optimiser step;
+rank 0 alone writes checkpoints and logs, and every rank resumes from the same file.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from . import distributed as ddp
 from .io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -81,19 +86,56 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor
     return out
 
 
+def scale_lr(cfg: dict) -> dict:
+    """The model config with ``lr`` scaled for its global batch (config keys ``lr_scaling``:
+    none | linear | sqrt, and ``lr_reference_batch``, the batch the configured lr was tuned for).
+
+    The batch is global, so the number of GPUs never changes the lr; scaling only matters when
+    a config changes the batch away from the one its lr comes from.
+    """
+    rule = cfg.get("lr_scaling", "none")
+    if rule == "none":
+        return cfg
+    if rule not in ("linear", "sqrt") or "lr_reference_batch" not in cfg:
+        raise ValueError(f"lr_scaling {rule!r} needs lr_scaling in (none, linear, sqrt) and lr_reference_batch")
+    ratio = cfg["batch_size"] / cfg["lr_reference_batch"]
+    return {**cfg, "lr": float(cfg["lr"]) * (ratio if rule == "linear" else ratio**0.5)}
+
+
 def checkpoint_path(ckpt_dir: str | Path, step: int) -> Path:
     return Path(ckpt_dir) / f"step{step:07d}.pt"
 
 
-def save_checkpoint(path: str | Path, trainable, step: int, generator: torch.Generator, extra: dict | None = None):
+def rng_state(generator: torch.Generator, device: torch.device | None = None) -> dict:
+    """This process's random state: global CPU RNG, the training generator, and the GPU's RNG."""
+    out = {"torch": torch.get_rng_state(), "generator": generator.get_state()}
+    if device is not None and device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def set_rng_state(rng: dict, generator: torch.Generator, device: torch.device | None = None):
+    torch.set_rng_state(rng["torch"])
+    generator.set_state(rng["generator"])
+    if "cuda" in rng and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+def save_checkpoint(path: str | Path, trainable, step: int, generator: torch.Generator, extra: dict | None = None,
+                    rank_rng: list[dict] | None = None):
+    """Write the full training state atomically. ``rank_rng``: every rank's `rng_state`
+    (data-parallel runs; the top-level ``rng`` is rank 0's)."""
+    device = getattr(trainable, "device", None)
     state = {
         "step": step,
         "modules": {k: m.state_dict() for k, m in trainable.modules.items()},
         "optimizers": {k: o.state_dict() for k, o in trainable.optimizers.items()},
         "ema": {k: e.state_dict() for k, e in trainable.ema.items()},
-        "rng": {"torch": torch.get_rng_state(), "generator": generator.get_state()},
+        "rng": rank_rng[0] if rank_rng else rng_state(generator, device),
         "extra": extra or {},
     }
+    if rank_rng:
+        state["rng"] = {**state["rng"], "ranks": rank_rng}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -117,16 +159,34 @@ def latest_checkpoint(ckpt_dir: str | Path, max_step: int | None = None) -> tupl
     return None
 
 
-def restore(trainable, state: dict, generator: torch.Generator) -> int:
+def restore(trainable, state: dict, generator: torch.Generator, ctx: ddp.DistContext | None = None,
+            seed: int = 0) -> int:
+    """Load a checkpoint into ``trainable`` and this rank's random state; returns its step.
+
+    A data-parallel checkpoint resumed on the same number of ranks continues every rank's
+    random streams exactly. On another number of ranks the batches are still the same (they
+    depend on seed and step only) but the random streams restart from (seed, rank, step).
+    """
+    ctx = ctx or ddp.DistContext()
     for k, m in trainable.modules.items():
         m.load_state_dict(state["modules"][k])
     for k, o in trainable.optimizers.items():
         o.load_state_dict(state["optimizers"][k])
     for k, e in trainable.ema.items():
         e.load_state_dict(state["ema"][k])
-    torch.set_rng_state(state["rng"]["torch"])
-    generator.set_state(state["rng"]["generator"])
-    return int(state["step"])
+    step = int(state["step"])
+    rng = state["rng"]
+    saved = len(rng.get("ranks", [rng]))
+    device = getattr(trainable, "device", None)
+    if saved == ctx.world_size:
+        set_rng_state(rng["ranks"][ctx.rank] if "ranks" in rng else rng, generator, device)
+    else:
+        log.warning("checkpoint was written by %d rank(s), resuming on %d: same batches, new random "
+                    "streams from (seed, rank, step)", saved, ctx.world_size)
+        s = ddp.rank_seed(seed * 1_000_003 + step, ctx.rank)
+        generator.manual_seed(s)
+        torch.manual_seed(s)
+    return step
 
 
 class _StopRequest:
@@ -155,44 +215,107 @@ class Interrupted(RuntimeError):
 
 def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str | Path,
         save_every: int, seed: int = 0, log_csv: str | Path | None = None,
-        log_every: int = 10, extra: dict | None = None) -> Path:
+        log_every: int = 10, extra: dict | None = None, dist: ddp.DistContext | None = None,
+        precision: str = "fp32", compile: bool = False, tensorboard: str | Path | None = None) -> Path:
     """Train until ``total_steps``, resuming from the newest valid checkpoint in ``ckpt_dir``.
 
-    Returns the path of the checkpoint at ``total_steps``.
+    ``batch_size`` is the global batch; with ``dist`` (an initialised process group of W
+    ranks) each rank trains on B/W of it. ``precision="bf16"`` runs each step under bf16
+    autocast on a GPU (ignored on the CPU, where it would only be slower); ``compile``
+    compiles every module with `torch.compile`. Rank 0 logs losses, images/s and (GPU) peak
+    memory every ``log_every`` steps to ``log_csv`` and, if given, TensorBoard scalars in
+    ``tensorboard``. Returns the path of the checkpoint at ``total_steps``.
     """
+    import contextlib
+
     from tqdm import tqdm
 
+    ctx = dist or ddp.DistContext()
     ckpt_dir = Path(ckpt_dir)
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    device = getattr(trainable, "device", torch.device("cpu"))
+    generator = torch.Generator().manual_seed(ddp.rank_seed(seed, ctx.rank))
+    torch.manual_seed(ddp.rank_seed(seed, ctx.rank))
+    if ctx.active and batch_size % ctx.world_size:
+        raise ValueError(f"global batch_size {batch_size} is not divisible by the {ctx.world_size} ranks")
     step = 0
-    found = latest_checkpoint(ckpt_dir, max_step=total_steps)
+    found = latest_checkpoint(ckpt_dir, max_step=total_steps) if ctx.is_main else None
+    if ctx.active:  # rank 0 picks the file (a corrupt newest one is skipped once), all ranks read it
+        path = ddp.broadcast_object(str(found[0]) if found else None)
+        found = (Path(path), found[1] if found else load_checkpoint(path)) if path else None
     if found:
-        step = restore(trainable, found[1], generator)
-        log.info("resumed from %s (step %d)", found[0], step)
+        step = restore(trainable, found[1], generator, ctx, seed)
+        if ctx.is_main:
+            log.info("resumed from %s (step %d)", found[0], step)
     final = checkpoint_path(ckpt_dir, total_steps)
     if step == total_steps:
         return final
-    logger = _CsvLog(log_csv, resume_step=step) if log_csv else None
+    hooks = []
+    if ctx.active:
+        ddp.broadcast_state(trainable)
+        hooks = ddp.attach(trainable.optimizers)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision {precision!r}: use fp32 or bf16")
+    bf16 = precision == "bf16" and device.type == "cuda"
+    if compile:
+        for m in trainable.modules.values():
+            m.compile()  # in place: parameter names, hence checkpoints, stay the same
+    logger = _CsvLog(log_csv, resume_step=step) if log_csv and ctx.is_main else None
+    tb = _TensorBoard(tensorboard, step) if tensorboard and ctx.is_main else None
     n = len(dataset)
     t0, seen = time.perf_counter(), 0
-    with _StopRequest() as stop, tqdm(total=total_steps, initial=step, desc="train", unit="step") as bar:
-        while step < total_steps:
-            idx = batch_indices(step, batch_size, n, seed)
-            batch = torch.stack([dataset[i] for i in idx.tolist()])
-            losses = trainable.training_step(batch.to(trainable.device), step, generator)
-            step += 1
-            seen += batch_size
-            bar.update(1)
-            if logger and (step % log_every == 0 or step == total_steps):
-                dt = time.perf_counter() - t0
-                logger.write({"step": step, **losses, "images_per_s": seen / dt if dt else 0.0})
-                bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
-            if step % save_every == 0 or step == total_steps or stop.signum:
-                save_checkpoint(checkpoint_path(ckpt_dir, step), trainable, step, generator, extra)
-            if stop.signum and step < total_steps:
-                raise Interrupted(f"stopped by signal {stop.signum} at step {step}; checkpoint saved")
+    try:
+        with _StopRequest() as stop, tqdm(total=total_steps, initial=step, desc="train", unit="step",
+                                          disable=not ctx.is_main) as bar:
+            while step < total_steps:
+                idx = batch_indices(step, batch_size, n, seed)
+                if ctx.active:
+                    idx = ddp.shard(idx, ctx)
+                batch = torch.stack([dataset[i] for i in idx.tolist()])
+                with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+                    losses = trainable.training_step(batch.to(device), step, generator)
+                if ctx.active:
+                    ddp.sync_buffers(trainable)
+                step += 1
+                seen += batch_size
+                bar.update(1)
+                if (log_csv or tensorboard) and (step % log_every == 0 or step == total_steps):
+                    if ctx.active:  # the global batch's losses: the mean over ranks
+                        losses = dict(zip(losses, ddp.gather_mean(list(losses.values()), device)))
+                    dt = time.perf_counter() - t0
+                    row = {**losses, "images_per_s": seen / dt if dt else 0.0}
+                    if device.type == "cuda":
+                        row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+                    if logger:
+                        logger.write({"step": step, **row})
+                    if tb:
+                        tb.write(step, row)
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items()})
+                stopping = stop.signum is not None
+                if ctx.active:  # every rank stops after the same step
+                    stopping = ddp.any_rank(stopping, device)
+                if step % save_every == 0 or step == total_steps or stopping:
+                    _save(checkpoint_path(ckpt_dir, step), trainable, step, generator, extra, ctx, device)
+                if stopping and step < total_steps:
+                    raise Interrupted(f"stopped by signal {stop.signum or '(on another rank)'} at step {step}; "
+                                      "checkpoint saved")
+    finally:
+        for h in hooks:
+            h.remove()
+        if tb:
+            tb.close()
     return final
+
+
+def _save(path, trainable, step, generator, extra, ctx: ddp.DistContext, device):
+    """Rank 0 writes the checkpoint (with every rank's random state); the others wait for it."""
+    if not ctx.active:
+        save_checkpoint(path, trainable, step, generator, extra)
+        return
+    rank_rng = ddp.gather_objects(rng_state(generator, device))
+    if ctx.is_main:
+        save_checkpoint(path, trainable, step, generator, {**(extra or {}), "world_size": ctx.world_size},
+                        rank_rng=rank_rng)
+    ddp.barrier()
 
 
 class _CsvLog:
@@ -222,3 +345,25 @@ class _CsvLog:
             if new:
                 w.writeheader()
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+class _TensorBoard:
+    """TensorBoard scalars under ``train/<name>``; events of a lost run past the resumed step are purged."""
+
+    def __init__(self, log_dir, resume_step: int):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:  # the tensorboard package is optional; the CSV log has the same numbers
+            log.warning("no TensorBoard log (%s); the CSV log has the same scalars", e)
+            self.writer = None
+            return
+        self.writer = SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
+
+    def write(self, step: int, row: dict):
+        if self.writer:
+            for k, v in row.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+
+    def close(self):
+        if self.writer:
+            self.writer.close()

@@ -189,7 +189,8 @@ def chunk_range(chunk):
 
 def model_json(model):
     """The model's hyperparameters as JSON for the CLI (family and image size are separate args)."""
-    m = {k: v for k, v in MODELS[model].items() if k not in ("family", "image_size")}
+    # nodes: where it runs, not what it learns (batch_size is global), so no retraining on change.
+    m = {k: v for k, v in MODELS[model].items() if k not in ("family", "image_size", "nodes")}
     return json.dumps(m, sort_keys=True)
 
 
@@ -270,3 +271,31 @@ def calibration_flags(cal):
 
 SPLIT = {"block_hours": 24, "placement": "spread", "guard_hours": 0, **config["data"].get("split", {})}
 NORM = {"bins_per_decade": 1000, "quantisation": "float32", "compression": "gzip", **config["data"]["normalisation"]}
+
+
+def unset_profile_variables():
+    """Profile resources that still hold a literal $VAR after expansion: {resource: [VAR, ...]}.
+
+    A profile's "$JUWELS_ACCOUNT" stays literal when the variable is unset, which a dry run
+    accepts and sbatch rejects; stop before any job instead.
+    """
+    rs = workflow.resource_settings
+    layers = {"default-resources": rs.default_resources or {}}
+    layers.update({f"set-resources {r}": m for r, m in (rs.overwrite_resources or {}).items()})
+    bad = {}
+    for where, mapping in layers.items():
+        for name, res in mapping.items():
+            raw = getattr(res, "raw", res)
+            if isinstance(raw, str):
+                missing = re.findall(r"\$\{?([A-Za-z_]\w*)", os.path.expandvars(raw))
+                if missing:
+                    bad[f"{where}: {name}"] = missing
+    return bad
+
+
+if unset_profile_variables():
+    raise WorkflowError(
+        "environment variables used by the profile are not set: "
+        + "; ".join(f"{k} needs ${', $'.join(v)}" for k, v in unset_profile_variables().items())
+        + " (e.g. export JUWELS_ACCOUNT=<your compute project>)"
+    )

@@ -13,6 +13,7 @@ rule train:
         image_size=lambda w: MODELS[w.model]["image_size"],
         ckpt_dir=lambda w: f"{OUT}/models/{w.family}/{w.model}/checkpoints",
         log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
+        tensorboard=lambda w: f"{OUT}/models/{w.family}/{w.model}/tensorboard",
         seed=config["seed"],
         in_memory="--in-memory" if config["data"]["n_frames"] <= 5000 else "",
         # Conditional families are scored on held-out frames, so they train on the rest.
@@ -25,12 +26,18 @@ rule train:
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
+        # Data-parallel training: `mpi` launches the ranks. On a cluster it is srun (one task per
+        # GPU, `nodes` × tasks_per_node of them, set in profiles/juwels); "env" runs one process.
+        nodes=lambda w: MODELS[w.model].get("nodes", 1),
+        mpi="env",
     log:
         f"{OUT}/logs/train/{{family}}/{{model}}_step{{step}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
+        # srun does not inherit --cpus-per-task from the allocation since Slurm 22.05.
+        "export SRUN_CPUS_PER_TASK=${{SLURM_CPUS_PER_TASK:-{threads}}};"
+        " {resources.mpi} python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
-        " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --seed {params.seed}"
+        " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --tensorboard {params.tensorboard} --seed {params.seed}"
         " --threads {threads} {params.in_memory} {params.split} {params.flip} 2> {log}"

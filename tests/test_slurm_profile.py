@@ -1,0 +1,111 @@
+"""The JUWELS profile through the real SLURM executor plugin, against fake SLURM commands.
+
+snakemake-executor-plugin-slurm builds the sbatch lines; tests/slurm/fake_slurm.py records them
+and runs the jobs here (srun starts one process per task, so training really runs as 4 ranks).
+The exact flags of each rule are asserted: they are what JUWELS receives.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "slurm"))
+import fake_slurm  # noqa: E402
+
+NAME = "pytest_slurm_fake"
+MODEL = "diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip"
+#: Flags that vary per submission (run id, log path, wildcards, the job itself) and are not asserted.
+VARYING = ("--job-name", "--output", "--comment", "--wrap", "-D")
+
+
+def _flags(argv):
+    """The asserted part of an sbatch argv: every option, values attached, varying ones dropped."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-A", "-p", "-t", "-D", "--job-name", "--output", "--comment"):
+            if a not in VARYING:
+                out.append(f"{a} {argv[i + 1]}")
+            i += 2
+            continue
+        if not a.startswith(VARYING):
+            out.append(a)
+        i += 1
+    return sorted(out)
+
+
+def _rule(argv):
+    return argv[argv.index("--comment") + 1].split("_wildcards")[0].removeprefix("rule_")
+
+
+@pytest.fixture
+def fake_env(tmp_path):
+    env = {**os.environ, **fake_slurm.install(tmp_path / "bin", tmp_path / "state"),
+           "JUWELS_ACCOUNT": "testproject", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT / "src")}
+    env.pop("JUWELS_PARTITION", None)  # unset: the profile's default partition, booster
+    env["PATH"] = env["PATH"].replace(":", f":{Path(sys.executable).parent}:", 1)  # fakes, then the venv
+    yield env
+    shutil.rmtree(ROOT / "results" / NAME, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_juwels_profile_submits_exact_sbatch_flags_and_trains_on_four_ranks(tmp_path, fake_env):
+    target = f"results/{NAME}/models/diffusion/{MODEL}/checkpoints/step0000020.pt"
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/juwels",
+                        "--configfile", "config/ci.yaml", "--config", f"name={NAME}",
+                        "--retries", "0", "--latency-wait", "5", "--slurm-logdir", str(tmp_path / "logs"),
+                        "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+                        "--seconds-between-status-checks", "1", "--slurm-keep-successful-logs", "--", target],
+                       cwd=ROOT, env=fake_env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    calls = fake_slurm.recorded(tmp_path / "state")
+    by_rule = {}
+    for argv in calls:
+        by_rule.setdefault(_rule(argv), []).append(_flags(argv))
+    assert set(by_rule) == {"acquire_synthetic", "calibrate", "normalisation_constants", "dataset", "train"}
+    cpu = ["--cpus-per-task=48", "--export=ALL", "--nodes=1", "--ntasks=1", "--parsable", "-A testproject",
+           "-p booster", "-t 60"]
+    for rule in ("acquire_synthetic", "calibrate", "normalisation_constants", "dataset"):
+        for flags in by_rule[rule]:
+            assert flags == sorted(cpu), (rule, flags)
+    # Training: whole GPU nodes, one task per GPU started by srun (the plugin's mpi path: no
+    # --ntasks-per-gpu, which made plugin < 2.7.1 run the job once per GPU), 12 cores per rank,
+    # USR1 five minutes before the 24 h limit.
+    assert by_rule["train"] == [sorted(["--cpus-per-task=12", "--export=ALL", "--gres=gpu:4", "--nodes=1",
+                                        "--ntasks-per-node=4", "--parsable", "--signal=USR1@300",
+                                        "-A testproject", "-p booster", "-t 1440"])]
+    from solargen.train import load_checkpoint
+
+    state = load_checkpoint(ROOT / target)
+    assert state["extra"]["world_size"] == 4 and len(state["rng"]["ranks"]) == 4
+
+
+def test_unset_account_stops_before_any_job(fake_env):
+    env = {k: v for k, v in fake_env.items() if k != "JUWELS_ACCOUNT"}
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/juwels"], cwd=ROOT,
+                       env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "slurm_account needs $JUWELS_ACCOUNT" in r.stdout + r.stderr
+
+
+def test_download_rules_stay_on_the_login_node(fake_env):
+    """Compute nodes have no internet: a download rule must be local under the JUWELS profile."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/juwels"], cwd=ROOT,
+                       env=fake_env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    jobs = [line.split()[:2] for line in r.stdout.splitlines() if line.startswith(("rule ", "localrule "))]
+    remote = {name.rstrip(":") for kind, name in jobs if kind == "rule"}
+    assert "train" in remote
+    bad = {n for n in remote if n.startswith(("download_", "acquire_")) and n != "acquire_synthetic"}
+    assert not bad, f"download rules submitted to compute nodes: {bad}"
+    # Every data-parallel training job asks for the model's nodes, four ranks each.
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    assert cfg["models"]["diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip"]["nodes"] == 16
+    assert "nodes=16" in r.stdout and "tasks_per_node=4" in r.stdout
