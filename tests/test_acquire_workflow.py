@@ -1,28 +1,12 @@
 """The acquisition as the workflow drives it: chunked localrule jobs, and a real run against the fake JSOC."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from fakejsoc import FakeJsoc
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def smk(*args, cwd=ROOT, env=None, check=True):
-    e = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-         "PYTHONPATH": str(ROOT / "src"), **(env or {})}
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args], cwd=cwd,
-                       capture_output=True, text=True, env=e)
-    if check and r.returncode:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-    return r
+from helpers import ROOT, ci_config, smk
 
 
 def _stats(stdout):
@@ -51,22 +35,16 @@ def test_synoptic_config_dry_run_has_the_same_chunks_and_no_registration():
     assert "acquire-query --source jsoc_synoptic" in r.stdout and "--no-register" in r.stdout
 
 
-def _config(tmp_path, edit):
-    cfg = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
-    edit(cfg)
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    return p
 
 
 def test_jsoc_source_without_its_block_fails_validation(tmp_path):
-    r = smk("-n", "--configfile", str(_config(tmp_path, lambda c: c["data"].update(source="jsoc_lev1"))), check=False)
+    r = smk("-n", "--configfile", str(ci_config(tmp_path, lambda c: c["data"].update(source="jsoc_lev1"))), check=False)
     assert r.returncode and "'jsoc' is a required property" in r.stdout + r.stderr
 
 
 def test_image_folder_source_skips_calibration(tmp_path):
     (tmp_path / "pngs").mkdir()
-    cfg = _config(tmp_path, lambda c: c["data"].update(source="image_folder", image_folder={"path": str(tmp_path / "pngs")}))
+    cfg = ci_config(tmp_path, lambda c: c["data"].update(source="image_folder", image_folder={"path": str(tmp_path / "pngs")}))
     stats = _stats(smk("-n", "--configfile", str(cfg)).stdout)
     assert stats["dataset_image_folder"] == 1
     assert not {"calibrate", "acquire_synthetic", "normalisation_constants", "dataset"} & set(stats)
@@ -82,7 +60,7 @@ def test_workflow_acquires_from_the_fake_jsoc_and_calibrates(tmp_path):
                              "chunk_days": 0.25, "window_s": 60, "poll_s": 0.01, "backoff_s": 0.01}
 
     with FakeJsoc(size=64, pending_polls=1, records={"2011-01-01T02:00:00": {"QUALITY": 1 << 30}}) as fake:
-        cfg = _config(tmp_path, edit)
+        cfg = ci_config(tmp_path, edit)
         c = yaml.safe_load(cfg.read_text())
         c["data"]["jsoc"]["server"] = fake.url
         cfg.write_text(yaml.safe_dump(c))

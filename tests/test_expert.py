@@ -25,6 +25,8 @@ from solargen.expert.server import expert_order, make_server, read_answers
 from solargen.io import InputError
 from solargen.report.results import collect
 
+import helpers
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -496,11 +498,6 @@ def test_browser_experts_answer_a_packet_and_the_analysis_scores_them(browser, p
 
 # --- the workflow ------------------------------------------------------------------------------
 
-def _smk(*args, cwd=ROOT):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, capture_output=True, text=True, env=env)
-
-
 def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_path):
     """The rules themselves, on stand-in upstream outputs (the e2e test makes real ones): the packet
     from the real folder and the samples; then, once an expert has answered, the analysis and
@@ -510,7 +507,7 @@ def test_workflow_builds_the_packet_then_analyses_answers_into_results_csv(tmp_p
     cfg["expert_eval"] = {"runs": ["stylegan2", "bicubic"], "n_per_run": 2, "crops": [8]}
     conf = tmp_path / "expert.yaml"
     conf.write_text(yaml.safe_dump(cfg))
-    smk = lambda *a: _smk("-s", str(ROOT / "Snakefile"), "--configfile", str(conf), "--cores", "1", *a, cwd=tmp_path)
+    smk = lambda *a: helpers.smk("--configfile", str(conf), "--cores", "1", *a, cwd=tmp_path, check=False)
     r = smk("-n")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "expert_packet" in r.stdout and "expert_analysis" not in r.stdout

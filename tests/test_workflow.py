@@ -1,10 +1,8 @@
 """The workflow as a user drives it: config validation, the paper DAG, one end-to-end CI run."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def smk(*args, check=True, env=None):
-    e = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-         **(env or {})}
-    r = subprocess.run([*SNAKEMAKE, *args], cwd=ROOT, capture_output=True, text=True, env=e)
-    if check and r.returncode:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
-    return r
-
-
-def _ci_config(tmp_path, edit):
-    cfg = yaml.safe_load((ROOT / "config/ci.yaml").read_text())
-    edit(cfg)
-    p = tmp_path / "bad.yaml"
-    p.write_text(yaml.safe_dump(cfg))
-    return p
+from helpers import ROOT, ci_config, smk
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -48,7 +28,7 @@ def _ci_config(tmp_path, edit):
     (lambda c: c["models"]["full_projectedgan"].update(diffaug="colour"), "'colour' does not match"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, message):
-    r = smk("-n", "--configfile", str(_ci_config(tmp_path, edit)), check=False)
+    r = smk("-n", "--configfile", str(ci_config(tmp_path, edit)), check=False)
     assert r.returncode != 0
     assert message in r.stdout + r.stderr
     assert "rule " not in r.stdout  # no job was even scheduled
