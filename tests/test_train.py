@@ -106,3 +106,41 @@ def test_tensorboard_scalars_match_the_csv_log_and_survive_a_resume(tmp_path):
     loss = ev.Scalars("train/loss")
     assert [e.step for e in loss] == [1, 2, 3, 4, 5, 6]  # the lost run's events were purged
     assert [f"{e.value:.6g}" for e in loss] == [r.split(",")[1] for r in csv_rows[1:]]
+
+
+def test_periodic_check_is_logged_and_does_not_change_training(tmp_path):
+    calls = []
+
+    def check(trainable):
+        calls.append(1)
+        return {"check_value": float(len(calls))}
+
+    plain, checked = _Toy(), _Toy()
+    fit(plain, DATA, batch_size=3, total_steps=6, ckpt_dir=tmp_path / "a", save_every=100, seed=1)
+    fit(checked, DATA, batch_size=3, total_steps=6, ckpt_dir=tmp_path / "b", save_every=100, seed=1,
+        log_csv=tmp_path / "log.csv", log_every=5, check=check, check_every=2)
+    assert torch.equal(_weights(plain), _weights(checked))
+    import pandas as pd
+
+    log = pd.read_csv(tmp_path / "log.csv")
+    # Checks at 2, 4, 6 join the log (the column added when the first one came); loss rows at 5, 6.
+    assert log.step.tolist() == [2, 4, 5, 6] and log.check_value.tolist()[:2] == [1.0, 2.0]
+    assert log.check_value.isna().tolist() == [False, False, True, False] and log.loss.notna().all()
+
+
+def test_training_check_on_a_real_family():
+    from solargen.evaluate.training_check import TrainingCheck
+    from solargen.models import family
+
+    fam = family("stylegan2")
+    cfg = {"z_dim": 8, "w_dim": 8, "mapping_layers": 1, "channel_base": 64, "channel_max": 8, "lr": 0.002,
+           "batch_size": 2}
+    trainer = fam.trainer(cfg, 16, device=torch.device("cpu"))
+    real = torch.rand(4, 1, 16, 16) * 2 - 1
+    check = TrainingCheck(fam.sample, cfg, 16, real, conditional=False, steps=2)
+    state = torch.get_rng_state()
+    first = check(trainer)
+    assert torch.equal(state, torch.get_rng_state())  # the training's random stream is untouched
+    assert set(first) == {"check_spectral_distance", "check_spectral_distance_high"}
+    assert all(v >= 0 and v == v for v in first.values())
+    assert check(trainer) == first  # same weights, same seed: the same numbers

@@ -149,6 +149,10 @@ def test_end_to_end_ci_study():
     # Training resumed: the longer run continued from the shorter run's checkpoint.
     log = (out / "logs/train/diffusion/diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip_step0000030.log").read_text()
     assert "resumed from" in log and "step0000020.pt" in log
+    # The periodic spectral check of EMA samples (config training_check) is in the training logs.
+    for fam_model in ("diffusion/diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip", "stylegan2/stylegan2", "msdgan/msdgan"):
+        tl = pd.read_csv(out / f"models/{fam_model}/train_log.csv")
+        assert tl.check_spectral_distance_high.notna().any() and (tl.check_spectral_distance_high.dropna() >= 0).all()
     # The study's tables and figures, rebuilt from results.csv.
     rank = pd.read_csv(out / "tables/ranking.csv")
     assert set(rank.run) == set(runs) and rank.fid.is_monotonic_increasing

@@ -127,12 +127,19 @@ def _train(a):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(cfg.get("tf32", True))
     torch.manual_seed(a.seed)  # the initial weights, so a fresh run is reproducible too
     trainer = fam.trainer(scale_lr(cfg), a.image_size, device=device)
+    check = None
+    if a.check_every:
+        from .evaluate.training_check import TrainingCheck
+
+        real = torch.stack([data[i] for i in range(min(a.check_n, len(data)))])
+        check = TrainingCheck(fam.sample, cfg, a.image_size, real, conditional=fam.conditional,
+                              steps=a.check_sampling_steps, seed=a.seed, device=device)
     try:
         fit(trainer, data, batch_size=cfg["batch_size"], total_steps=a.steps, ckpt_dir=a.ckpt_dir,
             save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
             extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size}, dist=ctx,
             precision=cfg.get("precision", "fp32"), compile=bool(cfg.get("compile", False)),
-            tensorboard=a.tensorboard)
+            tensorboard=a.tensorboard, check=check, check_every=a.check_every)
     except Interrupted as e:
         # Not an error of the run: exit 3 so the job fails and is re-submitted (Snakemake retries).
         logging.error("rank %d: %s; run again to resume", ctx.rank, e)
@@ -489,6 +496,9 @@ def parser() -> argparse.ArgumentParser:
                    help="only for datasets without a recorded split (the last fraction in time)")
     s.add_argument("--east-west-flip", action="store_true", help="augmentation: mirror half the frames E–W")
     s.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
+    s.add_argument("--check-every", type=int, default=0, help="steps between spectral checks of EMA samples (0: off)")
+    s.add_argument("--check-n", type=int, default=16, help="images per check (and real frames it compares with)")
+    s.add_argument("--check-sampling-steps", type=int, default=25, help="DDIM steps of a diffusion model's check")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG folder")

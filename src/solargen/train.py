@@ -216,7 +216,8 @@ class Interrupted(RuntimeError):
 def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str | Path,
         save_every: int, seed: int = 0, log_csv: str | Path | None = None,
         log_every: int = 10, extra: dict | None = None, dist: ddp.DistContext | None = None,
-        precision: str = "fp32", compile: bool = False, tensorboard: str | Path | None = None) -> Path:
+        precision: str = "fp32", compile: bool = False, tensorboard: str | Path | None = None,
+        check=None, check_every: int = 0) -> Path:
     """Train until ``total_steps``, resuming from the newest valid checkpoint in ``ckpt_dir``.
 
     ``batch_size`` is the global batch; with ``dist`` (an initialised process group of W
@@ -224,7 +225,9 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
     autocast on a GPU (ignored on the CPU, where it would only be slower); ``compile``
     compiles every module with `torch.compile`. Rank 0 logs losses, images/s and (GPU) peak
     memory every ``log_every`` steps to ``log_csv`` and, if given, TensorBoard scalars in
-    ``tensorboard``. Returns the path of the checkpoint at ``total_steps``.
+    ``tensorboard``. With ``check`` (e.g. `solargen.evaluate.training_check.TrainingCheck`),
+    rank 0 adds ``check(trainable)``'s numbers to the log every ``check_every`` steps and at the
+    end. Returns the path of the checkpoint at ``total_steps``.
     """
     import contextlib
 
@@ -278,13 +281,16 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
                 step += 1
                 seen += batch_size
                 bar.update(1)
-                if (log_csv or tensorboard) and (step % log_every == 0 or step == total_steps):
+                checking = check is not None and check_every > 0 and (step % check_every == 0 or step == total_steps)
+                if (log_csv or tensorboard) and (step % log_every == 0 or step == total_steps or checking):
                     if ctx.active:  # the global batch's losses: the mean over ranks
                         losses = dict(zip(losses, ddp.gather_mean(list(losses.values()), device)))
                     dt = time.perf_counter() - t0
                     row = {**losses, "images_per_s": seen / dt if dt else 0.0}
                     if device.type == "cuda":
                         row["gpu_mem_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+                    if checking and ctx.is_main:
+                        row.update(check(trainable))
                     if logger:
                         logger.write({"step": step, **row})
                     if tb:
@@ -340,6 +346,15 @@ class _CsvLog:
         new = self.fields is None
         if new:
             self.fields = list(row)
+        elif set(row) - set(self.fields):  # a new column (a periodic check): widen the file once
+            with open(self.path) as f:
+                rows = list(csv.DictReader(f))
+            self.fields += [k for k in row if k not in self.fields]
+            with atomic_path(self.path) as tmp:
+                with open(tmp, "w", newline="") as f:
+                    w = csv.DictWriter(f, self.fields)
+                    w.writeheader()
+                    w.writerows(rows)
         with open(self.path, "a", newline="") as f:
             w = csv.DictWriter(f, self.fields, extrasaction="ignore")
             if new:

@@ -167,6 +167,14 @@ def conditional_args(run, dataset=None):
     )
 
 
+def training_check_args():
+    """The train command's periodic-check flags (config ``training_check``; off by default)."""
+    c = config.get("training_check", {})
+    if not c.get("every"):
+        return ""
+    return f"--check-every {c['every']} --check-n {c.get('n', 16)} --check-sampling-steps {c.get('sampling_steps', 25)}"
+
+
 def train_steps_of(model):
     """Every checkpoint step some run of ``model`` asks for, ascending."""
     return sorted({r["train_steps"] for r in ALL_RUNS.values() if r["model"] == model and "train_steps" in r})

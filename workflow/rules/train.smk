@@ -23,6 +23,7 @@ rule train:
             else "--split all"
         ),
         flip="--east-west-flip" if config["data"].get("augment", {}).get("east_west_flip") else "",
+        check=training_check_args(),
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
@@ -40,4 +41,4 @@ rule train:
         " {resources.mpi} python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
         " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --tensorboard {params.tensorboard} --seed {params.seed}"
-        " --threads {threads} {params.in_memory} {params.split} {params.flip} 2> {log}"
+        " --threads {threads} {params.in_memory} {params.split} {params.flip} {params.check} 2> {log}"

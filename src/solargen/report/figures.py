@@ -227,7 +227,8 @@ def spectral_distance_figure(table, families: dict[str, str], out: str | Path) -
 
 
 def training_curves(logs: dict[str, str | Path], out: str | Path) -> None:
-    """One panel per trained model: every logged loss against step (images/s left out)."""
+    """One panel per trained model: every logged loss against step (images/s left out) and, on a
+    second axis, the periodic spectral check of EMA samples where the log has it."""
     import pandas as pd
 
     n = len(logs)
@@ -237,11 +238,19 @@ def training_curves(logs: dict[str, str | Path], out: str | Path) -> None:
     for ax, (name, path) in zip(axes.flat, logs.items()):
         d = pd.read_csv(path)
         for c in d.columns:
-            if c not in ("step", "images_per_s") and d[c].abs().sum() > 0:
+            if c not in ("step", "images_per_s", "gpu_mem_gb") and not c.startswith("check_") and d[c].abs().sum() > 0:
                 ax.plot(d.step, d[c], label=c, lw=1)
         ax.set(title=_short(name, 40), xlabel="training step", ylabel="loss / logit")
         ax.title.set_fontsize(8)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper left")
+        checks = [c for c in d.columns if c.startswith("check_")]
+        if checks:  # the periodic spectral check of EMA samples, on its own axis
+            ax2 = ax.twinx()
+            for c, style in zip(checks, ("ko--", "ks:")):
+                m = d[c].notna()
+                ax2.plot(d.step[m], d[c][m], style, ms=3, lw=0.8, label=c.removeprefix("check_"))
+            ax2.set_ylabel("spectral distance (EMA samples)", fontsize=7)
+            ax2.legend(fontsize=6, loc="upper right")
     for ax in axes.flat[n:]:
         ax.set_axis_off()
     fig.tight_layout()
