@@ -98,7 +98,10 @@ def _close(a: dict, b: dict, exact=False):
 def test_rank_detection_from_torchrun_and_slurm(monkeypatch):
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "MASTER_ADDR",
               "MASTER_PORT", "SLURM_JOB_NODELIST", "SLURM_JOB_ID"):
-        monkeypatch.delenv(k, raising=False)
+        # set, then delete: monkeypatch then restores the original state even for the variables
+        # detect() itself sets (MASTER_ADDR/PORT), which would otherwise leak into later tests.
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
     assert ddp.detect() == ddp.DistContext(0, 1, 0)
     # Snakemake's own one-task job step is one process, not a data-parallel job.
     monkeypatch.setenv("SLURM_NTASKS", "1")

@@ -114,8 +114,10 @@ def test_training_job_is_interrupted_resubmitted_and_resumes_exactly(cluster, tm
     model_dir = out / "models" / "diffusion" / MODEL
     target = model_dir / "checkpoints" / f"step{STEPS:07d}.pt"
     log_csv = model_dir / "train_log.csv"
-    env = {**cluster, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # Jobs inherit this environment (--export=ALL): no rendezvous settings from the caller.
+    env = {k: v for k, v in cluster.items() if k not in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env |= {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     smk = subprocess.Popen([sys.executable, "-m", "snakemake", "--profile", str(_profile(tmp_path)),
                             "--configfile", str(_config(tmp_path)), "--", str(target.relative_to(ROOT))],
                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
