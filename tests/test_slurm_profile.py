@@ -69,10 +69,10 @@ def test_juwels_profile_submits_exact_sbatch_flags_and_trains_on_four_ranks(tmp_
     by_rule = {}
     for argv in calls:
         by_rule.setdefault(_rule(argv), []).append(_flags(argv))
-    assert set(by_rule) == {"acquire_synthetic", "calibrate", "normalisation_constants", "dataset", "train"}
+    assert set(by_rule) == {"acquire_synthetic", "calibrate", "split", "normalisation_constants", "dataset", "train"}
     cpu = ["--cpus-per-task=48", "--export=ALL", "--nodes=1", "--ntasks=1", "--parsable", "-A testproject",
            "-p booster", "-t 60"]
-    for rule in ("acquire_synthetic", "calibrate", "normalisation_constants", "dataset"):
+    for rule in ("acquire_synthetic", "calibrate", "split", "normalisation_constants", "dataset"):
         for flags in by_rule[rule]:
             assert flags == sorted(cpu), (rule, flags)
     # Training: whole GPU nodes, one task per GPU started by srun (the plugin's mpi path: no

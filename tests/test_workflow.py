@@ -125,9 +125,13 @@ def test_end_to_end_ci_study():
         assert set(whole.fake) == set(runs)
     assert df.value.notna().all()
     # Crop FIDs in the study's naming: the suffix on both the real and the fake name.
-    crop = df[df.fake.str.endswith("-CROPPED8")]
+    crop = df[df.fake.str.endswith("-CROPPED8") & (df.net != "power_spectrum")]
     assert set(crop.fake) == {f"{r}-CROPPED8" for r in runs} and set(crop.metric) == {"fid"}
     assert crop.real.str.endswith("-CROPPED8").all()
+    # Power spectra of on-disk crops (evaluation.spectrum_crops), scored under the same suffix.
+    spec = df[df.fake.str.endswith("-CROPPED8") & (df.net == "power_spectrum")]
+    assert set(spec.fake) == {f"{r}-CROPPED8" for r in runs}
+    assert set(spec.metric) == {"spectral_distance", "spectral_distance_high"} and (spec.value >= 0).all()
     # The conditional runs are also scored pixel by pixel and in the band they had to generate.
     for run in ("msdgan", "bicubic"):
         assert set(df[(df.fake == run) & (df.net == "pixel")].metric) == {"l1", "psnr", "ssim"}
