@@ -87,12 +87,18 @@ def test_juwels_profile_submits_exact_sbatch_flags_and_trains_on_four_ranks(tmp_
     assert state["extra"]["world_size"] == 4 and len(state["rng"]["ranks"]) == 4
 
 
-def test_unset_account_stops_before_any_job(fake_env):
+def test_unset_account_stops_a_real_run_before_any_job_and_warns_a_dry_run(tmp_path, fake_env):
     env = {k: v for k, v in fake_env.items() if k != "JUWELS_ACCOUNT"}
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/juwels"], cwd=ROOT,
-                       env=env, capture_output=True, text=True)
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/juwels"], cwd=ROOT,
+                         env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]  # planning (CI) needs no account
+    assert "slurm_account needs $JUWELS_ACCOUNT" in dry.stdout + dry.stderr
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/juwels", "--configfile",
+                        "config/ci.yaml", "--config", f"name={NAME}"], cwd=ROOT, env=env, capture_output=True,
+                       text=True)
     assert r.returncode != 0
     assert "slurm_account needs $JUWELS_ACCOUNT" in r.stdout + r.stderr
+    assert not fake_slurm.recorded(tmp_path / "state")  # nothing was submitted
 
 
 def test_download_rules_stay_on_the_login_node(fake_env):
