@@ -117,7 +117,7 @@ def test_fixed_radius_rescaling_gives_every_frame_the_same_disk(level1_dir):
 
 def test_fused_path_agrees_with_aiapy_register_then_block_mean(tmp_path):
     """On the disk (< 0.95 R_sun), at a realistic sampling (1024² level 1 → 256², 4× binning),
-    the one-warp path matches register + block mean to < 0.1 % mean relative error."""
+    the one-resampling path matches register + block mean to < 0.1 % relative error per pixel."""
     from solargen.acquire.synthetic import write_synthetic_frame
 
     path = tmp_path / "aia_lev1_193a_1024.fits"
@@ -126,11 +126,53 @@ def test_fused_path_agrees_with_aiapy_register_then_block_mean(tmp_path):
     fused, info = calibrate_frame(smap, 256, Options(method="fused"))
     ref, _ = calibrate_frame(smap, 256, Options(method="reference"))
     err = _rel_err(fused, ref, _on_disk(256, info["disk_radius"]))
-    assert err.mean() < 1e-3
-    assert np.median(err) < 1e-3
+    # 0.1 % per pixel at AIA 193's own plate scale; this frame's 0.6048″ (a stress case) leaves
+    # up to ~0.2 % where the spline's knots fall between the block's samples (see `block_filter`).
+    assert err.max() < 2e-3
+    assert err.mean() < 1e-4
     # Total on-disk flux agrees much better than pixel by pixel.
     on = _on_disk(256, info["disk_radius"])
     assert fused[on].sum() == pytest.approx(ref[on].sum(), rel=2e-4)
+
+
+def _exact_spline_block_mean(img, meta, size, clip=True):
+    """What register + block mean computes: every full-resolution level-1.5 pixel interpolated
+    by scipy's cubic spline, clipped to the input's range (sunpy), then block-averaged."""
+    import scipy.ndimage
+
+    n = img.shape[0]
+    m = level15_affine(meta, img.shape, n)
+    y, x = np.mgrid[:n, :n].astype(np.float64)
+    fine = scipy.ndimage.map_coordinates(img.astype(np.float64), [m[1, 0] * x + m[1, 1] * y + m[1, 2],
+                                                                  m[0, 0] * x + m[0, 1] * y + m[0, 2]],
+                                         order=3, mode="constant", cval=0.0)
+    return bin_image((np.clip(fine, img.min(), img.max()) if clip else fine).astype(np.float32), size)
+
+
+@pytest.mark.parametrize("cdelt, crota2", [(0.6, 0.0), (0.6031, 0.097), (0.5995, -0.35)])
+def test_fused_filter_reproduces_the_spline_block_mean(cdelt, crota2):
+    """One FIR filter + B-spline evaluation at block centres = the mean of f² spline samples,
+    for any plate scale and roll, including blocks next to a saturated plateau (the clip)."""
+    rng = np.random.default_rng(3)
+    img = scipy_smooth(rng.random((256, 256)), 1.0) * 1000.0
+    img[100:112, 140:150] = img.max() * 1.5  # a saturated plateau: the spline overshoots it
+    img = np.minimum(img, img.max() * 0.99).astype(np.float32)  # saturation: a flat maximum
+    meta = {"crpix1": 129.3, "crpix2": 127.9, "cdelt1": cdelt, "crota2": crota2, "rsun_obs": 960.0}
+    exact = _exact_spline_block_mean(img, meta, 64)
+    fused = fused_level15(img, meta, 64)
+    inner = (slice(6, -6), slice(6, -6))  # away from the detector edge
+    err = np.abs(fused[inner] - exact[inner]) / np.abs(exact[inner])
+    print(f"cdelt {cdelt}: max {err.max():.2e} mean {err.mean():.2e}")
+    assert err.max() < (1e-4 if cdelt == 0.6 else 1e-3) and err.mean() < 1e-4
+    # The plateau's blocks are where the clip matters: without it they would be off by > 0.1 %.
+    unclipped = _exact_spline_block_mean(img, meta, 64, clip=False)
+    assert (np.abs(unclipped[inner] - exact[inner]) / exact[inner]).max() > 1e-3
+
+
+def scipy_smooth(a, sigma):
+    import scipy.ndimage
+
+    return scipy.ndimage.gaussian_filter(a, sigma)
 
 
 def test_real_aia_file_registers_and_agrees(real_aia):
