@@ -38,6 +38,7 @@ from solargen.acquire.records import jsoc_time, parse_time, tai_minus_utc
 from solargen.acquire.synthetic import synthetic_frame
 
 SERIES = "aia.lev1_euv_12s"
+POINTING_SERIES = "aia.master_pointing3h"
 KEY_TYPES = {"T_REC": "time", "T_OBS": "time", "WAVELNTH": "int", "FSN": "int", "EXPTIME": "float",
              "QUALITY": "int", "IMG_TYPE": "string", "PERCENTD": "float", "MISSVALS": "int", "AECTYPE": "int",
              "NSATPIX": "int", "DATAMEDN": "float", "RSUN_OBS": "float", "CDELT1": "float", "CROTA2": "float"}
@@ -58,6 +59,7 @@ class FakeJsoc:
         self.drop: dict[str, int] = {}
         self.status7 = 0
         self.slow_s = 0.0
+        self.pointing_dx = 0.0
         self.slow: dict[str, int] = {}      # per file: the first n requests wait slow_s before answering
         self.stall_s = 0.0                   # every file body: half, a pause of stall_s, the rest
         self.hits: Counter = Counter()       # path (without query) → requests
@@ -163,7 +165,36 @@ class FakeJsoc:
                 "links": [], "segments": [{"name": "image", "type": "int", "units": "DN", "protocol": "fits",
                                            "dims": f"{self.size}x{self.size}", "note": "AIA level 1 image"}]}
 
+    def pointing(self, ds: str) -> list[dict]:
+        """aia.master_pointing3h[<start>Z-<end>Z]: an entry every 3 h from EPOCH; the 193 Å disk
+        centre sits ``pointing_dx`` pixels right of the detector centre (so an update is visible)."""
+        m = re.match(rf"^{re.escape(POINTING_SERIES)}\[(\S+?)Z-(\S+?)Z\]$", ds.strip())
+        if not m:
+            raise ValueError(f"bad record set {ds!r}")
+        t0, t1 = parse_time(m[1]), parse_time(m[2])
+        step = dt.timedelta(hours=3)
+        t = EPOCH + step * max(0, -(-(t0 - EPOCH) // step))
+        rows = []
+        while t <= t1:
+            row = {"T_START": f"{t:%Y-%m-%dT%H:%M:%S}Z", "T_STOP": f"{t + step:%Y-%m-%dT%H:%M:%S}Z"}
+            for wl in (171, 193, 211):
+                row.update({f"A_{wl}_X0": 2047.5 + (self.pointing_dx if wl == 193 else 0.0), f"A_{wl}_Y0": 2047.5,
+                            f"A_{wl}_IMSCALE": 0.6001, f"A_{wl}_INSTROT": 0.0578})
+            rows.append(row)
+            t += step
+        return rows
+
     def rs_list(self, q):
+        if q["ds"][0].startswith(POINTING_SERIES):
+            try:
+                rows = self.pointing(q["ds"][0])
+            except ValueError as e:
+                return {"status": 1, "error": str(e)}
+            keys = [k for k in q.get("key", [""])[0].split(",") if k]
+            keys = list(rows[0]) if rows and keys == ["**ALL**"] else keys
+            return {"status": 0, "count": len(rows), "runtime": 0.01,
+                    "keywords": [{"name": k, "values": [f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]
+                                                        for r in rows]} for k in keys]}
         try:
             times = self.select(q["ds"][0])
         except ValueError as e:

@@ -389,3 +389,30 @@ def test_image_folder_becomes_the_dataset(tmp_path):
     assert read_attrs(out)["source"] == "image_folder" and len(list(pngs.glob("out_*.png"))) == 3
     (folder / "out_11.png").write_bytes(b"\x89PNG broken")
     assert main(["dataset-images", "--folder", str(folder), "--out", str(out), "--size", "32"]) == 2
+
+
+def test_pointing_table_is_fetched_once_per_span_and_update_pointing_reads_it(fake, tmp_path, capsys):
+    """aia.master_pointing3h in year-sized pieces → ECSV + sha256; aiapy's update_pointing takes it."""
+    from astropy.table import QTable
+
+    from solargen.acquire.synthetic import write_synthetic_frame
+    from solargen.calibrate import apply_pointing, read_level1
+
+    fake.pointing_dx = 8.0  # native pixels: the table's 193 Å disk centre, right of the detector centre
+    out = tmp_path / "pointing_table.ecsv"
+    assert main(["acquire-pointing", "--server", fake.url, "--start", "2011-01-01T00:00:00",
+                 "--end", "2011-01-02T00:00:00", "--backoff-s", "0.01", "--out", str(out)]) == 0
+    table = QTable.read(out)
+    assert table["T_START"][0] <= "2011-01-01T00:00:00" and table["T_STOP"][-1] >= "2011-01-02T00:00:00"
+    assert str(table["A_193_IMSCALE"].unit) == "arcsec / pix" and len(table) == 11  # padded by 3 h
+    assert (tmp_path / "pointing_table.ecsv.sha256").read_text().strip() == sha256_of(out)
+    frame = tmp_path / "aia.fits"
+    write_synthetic_frame(frame, seed=5, date_obs="2011-01-01T05:00:00.000", native_size=256)
+    smap = apply_pointing(read_level1(frame), out)
+    # X0 = 2047.5 + 8 native px is CRPIX1 = (2048.5 + 8 − 0.5)/16 + 0.5 on the 256² grid.
+    assert smap.meta["crpix1"] == pytest.approx((2048.5 + 8 - 0.5) / 16 + 0.5)
+    assert smap.meta["cdelt1"] == pytest.approx(0.6001 * 16)
+    # A span JSOC has no entries for is a clear error, and nothing is written.
+    assert main(["acquire-pointing", "--server", fake.url, "--start", "2001-01-01T00:00:00",
+                 "--end", "2001-01-02T00:00:00", "--out", str(tmp_path / "none.ecsv")]) == 2
+    assert "no entries" in capsys.readouterr().err and not (tmp_path / "none.ecsv").exists()

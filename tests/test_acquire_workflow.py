@@ -58,6 +58,7 @@ def test_workflow_acquires_from_the_fake_jsoc_and_calibrates(tmp_path):
         c["data"].update(source="jsoc_lev1", resolution=32)
         c["data"]["jsoc"] = {"start": "2011-01-01T00:00:00", "end": "2011-01-01T12:00:00", "cadence": "2h",
                              "chunk_days": 0.25, "window_s": 60, "poll_s": 0.01, "backoff_s": 0.01}
+        c["data"]["calibration"]["pointing_table"] = "jsoc"
 
     with FakeJsoc(size=64, pending_polls=1, records={"2011-01-01T02:00:00": {"QUALITY": 1 << 30}}) as fake:
         cfg = ci_config(tmp_path, edit)
@@ -77,6 +78,11 @@ def test_workflow_acquires_from_the_fake_jsoc_and_calibrates(tmp_path):
 
         with h5py.File(out / "data/calibrated/shard_0000.h5") as f:
             assert f["images"].shape == (3, 32, 32) and np.isfinite(f["images"][()]).all()
+            # The pointing came from the table the acquisition stage fetched, and says which one.
+            table = out / "data/acquire/pointing_table.ecsv"
+            assert f.attrs["pointing"] == "table pointing_table.ecsv"
+            assert f.attrs["pointing_table_sha256"] == (table.parent / (table.name + ".sha256")).read_text().strip()
+        assert fake.ops["rs_list"] >= 3
         assert fake.ops["exp_request"] == 2  # one export per chunk
         hits = dict(fake.hits)
         # Forcing the downloads again re-verifies the store and fetches nothing.

@@ -57,6 +57,29 @@ if SOURCE in JSOC_SOURCES:
             " --email-env {params.email_env} --connections {params.connections} --poll-s {params.poll}"
             " --out {output} 2> {log}"
 
+    if POINTING == f"{DATA}/acquire/pointing_table.ecsv":
+
+        localrules:
+            pointing_table,
+
+        rule pointing_table:
+            """aia.master_pointing3h over the whole span, once: ECSV + sha256, for update_pointing."""
+            output:
+                POINTING,
+            params:
+                server=JSOC.get("server", "http://jsoc.stanford.edu/"),
+                start=iso_time(JSOC["start"]),
+                end=iso_time(JSOC["end"]),
+                retries=JSOC.get("retries", 6),
+                backoff=JSOC.get("backoff_s", 2.0),
+            log:
+                f"{OUT}/logs/acquire/pointing_table.log",
+            conda:
+                "../../envs/solargen.yaml"
+            shell:
+                "python -m solargen acquire-pointing --server {params.server} --start {params.start}"
+                " --end {params.end} --retries {params.retries} --backoff-s {params.backoff} --out {output} 2> {log}"
+
     rule data_summary:
         """Frames kept and rejected per reason, and the time coverage, over all chunks."""
         input:

@@ -271,7 +271,7 @@ def calibration_flags(cal):
         f"--method {cal.get('method', 'fused')}",
         "--degradation" if cal.get("degradation", False) else "",
         f"--degradation-table {cal['degradation_table']}" if cal.get("degradation_table") else "",
-        f"--pointing-table {cal['pointing_table']}" if cal.get("pointing_table") else "",
+        f"--pointing-table {POINTING}" if POINTING else "",
         f"--rsun-arcsec {cal['rsun_arcsec']}" if cal.get("rsun_arcsec") else "",
     ]
     return " ".join(f for f in flags if f)

@@ -34,7 +34,8 @@ rule calibrate:
     """Level 1 → 1.5 (pointing, registration, degradation, DN/s; switchable in
     data.calibration), binned to the study's resolution."""
     input:
-        lambda w: raw_input(w.shard),
+        frames=lambda w: raw_input(w.shard),
+        pointing=pointing_input(),
     output:
         f"{DATA}/calibrated/shard_{{shard}}.h5",
     params:
@@ -46,7 +47,7 @@ rule calibrate:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen calibrate --inputs {input} --out {output} --size {params.size}"
+        "python -m solargen calibrate --inputs {input.frames} --out {output} --size {params.size}"
         " --wavelength {params.wavelength} {params.flags} 2> {log}"
 
 

@@ -14,6 +14,20 @@ if SOURCE in JSOC_SOURCES:
     SHARDS = [f"{i:04d}" for i in range(len(CHUNK_TIMES))]
 
 
+#: data.calibration.pointing_table: "jsoc" = fetched by the acquisition stage (rule pointing_table).
+POINTING = config["data"].get("calibration", {}).get("pointing_table")
+if POINTING == "jsoc":
+    if SOURCE != "jsoc_lev1":
+        raise ValueError(f"data.calibration.pointing_table: jsoc needs data.source: jsoc_lev1 (got {SOURCE}); "
+                         "set a table file or null (the level-1 header's pointing)")
+    POINTING = f"{DATA}/acquire/pointing_table.ecsv"
+
+
+def pointing_input():
+    """The calibrate jobs' pointing-table file, when one is configured (fetched or given)."""
+    return [POINTING] if POINTING else []
+
+
 def raw_input(shard):
     """A shard's level-1 frames: a synthetic shard's FITS folder, or a JSOC chunk's done-manifest."""
     if SOURCE in JSOC_SOURCES:

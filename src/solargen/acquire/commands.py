@@ -56,6 +56,12 @@ def _query(a):
     log.info("%s: %d rows (%d selected)", a.out, len(df), int((df["status"] == "selected").sum()))
 
 
+def _pointing(a):
+    from .jsoc import client, fetch_pointing_table
+
+    fetch_pointing_table(client(a.server), a.start, a.end, a.out, retries=a.retries, backoff_s=a.backoff_s)
+
+
 def _download(a):
     from ..io import InputError
     from .manifest import read_manifest, write_manifest
@@ -169,6 +175,15 @@ def add_commands(sub) -> None:
     s.add_argument("--timeout-s", type=float, default=60.0, help="socket timeout per HTTP request")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_download)
+
+    s = sub.add_parser("acquire-pointing", help="fetch aia.master_pointing3h for a span into an ECSV table (+ sha256)")
+    s.add_argument("--server", default="http://jsoc.stanford.edu/")
+    s.add_argument("--start", required=True, help="span start (ISO)")
+    s.add_argument("--end", required=True, help="span end (ISO)")
+    s.add_argument("--retries", type=int, default=6)
+    s.add_argument("--backoff-s", type=float, default=2.0)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_pointing)
 
     s = sub.add_parser("acquire-summary", help="frames kept/rejected per reason and time coverage (table, figure)")
     s.add_argument("--manifests", nargs="+", required=True)

@@ -326,3 +326,61 @@ def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: 
         # An export's files vanish after ~7 days while its id may still answer: start afresh next time.
         state.unlink(missing_ok=True)
     return df
+
+
+# --------------------------------------------------------------------------------------------
+# Pointing
+
+#: JSOC's 3-hourly master pointing table (limb fits per channel): what ``update_pointing`` reads.
+POINTING_SERIES = "aia.master_pointing3h"
+_POINTING_UNITS = {"X0": "pixel", "Y0": "pixel", "IMSCALE": "arcsec / pixel", "INSTROT": "deg"}
+
+
+def fetch_pointing_table(c, t0, t1, out: str | os.PathLike, *, piece_days: int = 365, retries: int = 6,
+                         backoff_s: float = 2.0) -> str:
+    """``aia.master_pointing3h`` entries covering [t0, t1] → an ECSV table at ``out``; returns its sha256.
+
+    The span is padded by one 3-h entry each side and queried ``piece_days`` at a time (one query
+    for 9 years of entries would be ~27K rows × every keyword). Columns are converted as aiapy's
+    ``get_pointing_table`` does (T_START/T_STOP as UTC times, units on X0/Y0/IMSCALE/INSTROT,
+    missing values NaN), so `solargen.calibrate` hands the file to ``update_pointing`` as is.
+    The file is written atomically with its sha256 beside it (``<name>.sha256``).
+    """
+    import astropy.units as u
+    import numpy as np
+    from astropy.table import QTable
+    from astropy.time import Time
+
+    from ..io import atomic_path
+    from .download import _write_sidecar, sha256_of
+
+    t0, t1 = parse_time(t0) - dt.timedelta(hours=3), parse_time(t1) + dt.timedelta(hours=3)
+    pieces, a = [], t0
+    while a < t1:
+        b = min(a + dt.timedelta(days=piece_days), t1)
+        ds = f"{POINTING_SERIES}[{a:%Y-%m-%dT%H:%M:%S}Z-{b:%Y-%m-%dT%H:%M:%S}Z]"
+        pieces.append(with_retries(lambda ds=ds: c.query(ds, key="**ALL**"), f"query {ds}",
+                                   retries=retries, backoff_s=backoff_s))
+        a = b
+    df = pd.concat([p for p in pieces if len(p)], ignore_index=True) if any(len(p) for p in pieces) else None
+    if df is None or "T_START" not in df:
+        raise InputError(f"{POINTING_SERIES}: no entries between {t0:%Y-%m-%d %H:%M} and {t1:%Y-%m-%d %H:%M}")
+    df = df.drop_duplicates("T_START").sort_values("T_START", ignore_index=True)
+    table = QTable()
+    for name in df.columns:
+        col = df[name]
+        if name in ("T_START", "T_STOP"):
+            table[name] = Time([str(v).rstrip("Z") for v in col], scale="utc")
+            continue
+        unit = next((v for k, v in _POINTING_UNITS.items() if name.endswith("_" + k)), None)
+        if unit is None:
+            table[name] = col.to_numpy()
+        else:
+            table[name] = np.asarray(pd.to_numeric(col, errors="coerce"), dtype=float) * u.Unit(unit)
+    with atomic_path(out) as tmp:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+    digest = sha256_of(out)
+    _write_sidecar(Path(out), digest)
+    log.info("%s: %d pointing entries %s … %s, sha256 %s", out, len(table), table["T_START"][0].isot,
+             table["T_STOP"][-1].isot, digest)
+    return digest
