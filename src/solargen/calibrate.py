@@ -33,7 +33,6 @@ normalisation clips them to its lower constant.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
 import warnings
@@ -43,7 +42,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .io import InputError, atomic_path, write_table
+from .io import InputError, atomic_path, sha256_of, write_table
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +136,6 @@ def read_level1(path: str | Path, wavelength: int = 193):
     if got != wavelength:
         raise InputError(f"{path}: wavelength {got} Å, but the study uses {wavelength} Å")
     return smap
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file (calibration tables are recorded by content, not only by name)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,13 +518,13 @@ def steps_attrs(opts: Options) -> dict:
              "rsun_rescaled_arcsec": float(opts.rsun_arcsec) if opts.rsun_arcsec else 0.0}
     if opts.pointing_table:
         attrs["pointing"] = f"table {Path(opts.pointing_table).name}"
-        attrs["pointing_table_sha256"] = sha256(opts.pointing_table)
+        attrs["pointing_table_sha256"] = sha256_of(opts.pointing_table)
     else:
         attrs["pointing"] = "level-1 header"
     if opts.degradation:
         table = Path(opts.degradation_table) if opts.degradation_table else wheel_correction_table()
         attrs["degradation_table"] = table.name
-        attrs["degradation_table_sha256"] = sha256(table)
+        attrs["degradation_table_sha256"] = sha256_of(table)
     return attrs
 
 

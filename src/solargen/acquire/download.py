@@ -30,7 +30,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..io import atomic_path
+from ..io import atomic_path, sha256_of
 from .records import parse_time
 
 log = logging.getLogger(__name__)
@@ -94,14 +94,6 @@ def with_retries(fn, what: str, *, retries: int = 6, backoff_s: float = 2.0, max
         log.warning("%s: %s: %s; retry %d/%d in %.1f s", what, type(err).__name__, err, attempt + 1, retries, wait)
         time.sleep(wait)
     raise DownloadError(f"{what}: failed after {retries + 1} attempts ({type(err).__name__}: {err})")
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _stream(url: str, dest: Path, timeout_s: float) -> tuple[int, str]:

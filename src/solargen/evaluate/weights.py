@@ -6,22 +6,13 @@ interrupted or corrupted download never leaves a file that looks like weights.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import urllib.request
 from pathlib import Path
 
-from ..io import atomic_path
+from ..io import atomic_path, sha256_of
 
 log = logging.getLogger(__name__)
-
-
-def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 60) -> Path:

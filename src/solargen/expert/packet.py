@@ -12,7 +12,6 @@ two, box-filtered), so nothing but the picture tells them apart.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import InputError, atomic_dir, atomic_path, read_json, write_json
+from ..io import InputError, atomic_dir, atomic_path, read_json, sha256_of, write_json
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +153,7 @@ def build_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: 
         # What the packet was made from, to tell later whether it still stands (ensure_packet).
         params = _params(runs, real_dir, n_per_run, full_disk, crops, seed)
         write_json(record_path(key_path), {"packet": packet_id, "params": params, "shuffle_seed": shuffle_seed,
-                                           "sources": {f: _sha256(f) for f in sorted(set(key["file"]))}})
+                                           "sources": {f: sha256_of(f) for f in sorted(set(key["file"]))}})
     log.info("expert packet %s: %d items (%d runs × %s × %d real + %d generated)", packet_id, len(key), len(runs),
              "/".join(kinds), n_per_run, n_per_run)
     return key
@@ -168,10 +167,6 @@ def record_path(key_path: str | Path) -> Path:
 def _params(runs, real_dir, n_per_run, full_disk, crops, seed) -> dict:
     return {"runs": {r: str(p) for r, p in runs.items()}, "real": str(real_dir), "n_per_run": int(n_per_run),
             "full_disk": bool(full_disk), "crops": [int(c) for c in crops], "seed": int(seed)}
-
-
-def _sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def ensure_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: str | Path, key_path: str | Path,
@@ -198,7 +193,7 @@ def ensure_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir:
             if info.get("packet") != packet_id:
                 changed.append(f"the key and record are of packet {info.get('packet')}, the packet is {packet_id}")
             changed += [f"{f} changed or is gone" for f, h in info["sources"].items()
-                        if not Path(f).is_file() or _sha256(f) != h][:3]
+                        if not Path(f).is_file() or sha256_of(f) != h][:3]
         else:
             changed = [f"its key ({key_path}) or build record ({record}) is missing"]
         if not changed:
