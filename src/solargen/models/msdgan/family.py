@@ -99,7 +99,7 @@ def generator_input(x_target: torch.Tensor, factor: int, noise: bool,
         c = degrade(x_target[:, :1], factor)
     if not noise:
         return c
-    z = torch.randn(c.shape, generator=generator).to(c.device, c.dtype)
+    z = torch.randn((c.shape[0], 1, *c.shape[2:]), generator=generator).to(c.device, c.dtype)
     return torch.cat([c, z], 1)
 
 
