@@ -1,22 +1,8 @@
 # Optional extra channels (data.extra_wavelengths, e.g. 171 and 211 Å) for channel translation.
 # Each is acquired at the target channel's slots, calibrated with its own wavelength and gets its
 # own global constants over the training split, through the same commands as 193 Å; the dataset
-# then holds them as images_<wl>, aligned by time. Absent: no rule here exists.
-
-EXTRA_WAVELENGTHS = [int(w) for w in config["data"].get("extra_wavelengths", [])]
-CHANNEL_TOLERANCE_S = config["data"].get("channel_tolerance_s", 120)
-
-
-def channel_raw_input(wavelength, shard):
-    """An extra channel's level-1 frames of one shard (synthetic folder or JSOC done-manifest)."""
-    if SOURCE in JSOC_SOURCES:
-        return f"{DATA}/acquire_{wavelength}/done_{shard}.parquet"
-    return f"{DATA}/raw_{wavelength}/shard_{shard}"
-
-
-def channel_shards(wavelength):
-    return expand(f"{DATA}/calibrated_{wavelength}/shard_{{shard}}.h5", shard=SHARDS)
-
+# then holds them as images_<wl>, aligned by time. Absent: no rule here exists. (Their
+# paths: sources.smk.)
 
 if EXTRA_WAVELENGTHS:
 

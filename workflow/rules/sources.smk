@@ -41,3 +41,19 @@ def jsoc_args(shard, wavelength=None):
         f" --min-percentd {j.get('min_percentd', 99.9)} --retries {j.get('retries', 6)}"
         f" --backoff-s {j.get('backoff_s', 2.0)}"
     )
+
+
+# Optional extra channels (data.extra_wavelengths; rules in channels.smk).
+EXTRA_WAVELENGTHS = [int(w) for w in config["data"].get("extra_wavelengths", [])]
+CHANNEL_TOLERANCE_S = config["data"].get("channel_tolerance_s", 120)
+
+
+def channel_raw_input(wavelength, shard):
+    """An extra channel's level-1 frames of one shard (synthetic folder or JSOC done-manifest)."""
+    if SOURCE in JSOC_SOURCES:
+        return f"{DATA}/acquire_{wavelength}/done_{shard}.parquet"
+    return f"{DATA}/raw_{wavelength}/shard_{shard}"
+
+
+def channel_shards(wavelength):
+    return expand(f"{DATA}/calibrated_{wavelength}/shard_{{shard}}.h5", shard=SHARDS)
