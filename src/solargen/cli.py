@@ -23,13 +23,17 @@ def _acquire_synthetic(a):
 
     dates = synthetic_series(a.start, a.cadence_s, a.first_index + a.n)[a.first_index:]
     with atomic_dir(a.out) as tmp:
-        for i, date in enumerate(tqdm(dates, desc="synthesize", unit="frame")):
+        for i, date in enumerate(tqdm(dates, desc=f"synthesize {a.wavelength} Å", unit="frame")):
             index = a.first_index + i
-            rng = np.random.default_rng([a.seed, index, 1])
+            # Another channel's frames are flagged independently of 193 Å's, so a slot can lack one
+            # channel (the dataset then drops it); the 193 Å stream is the one it always was.
+            rng = np.random.default_rng([a.seed, index, 1] + ([a.wavelength] if a.wavelength != 193 else []))
             # A realistic archive has flagged frames; the calibration must reject them, with reasons.
             quality = int(1 << int(rng.integers(0, 31))) if rng.random() < a.bad_fraction else 0
-            write_synthetic_frame(tmp / f"aia_lev1_193a_{index:06d}.fits", seed=int(np.random.SeedSequence([a.seed, index]).generate_state(1)[0]),
-                                  date_obs=date, native_size=a.native_size, exptime=a.exptime, quality=quality)
+            # The same seed per slot in every channel: one Sun, seen at several wavelengths.
+            write_synthetic_frame(tmp / f"aia_lev1_{a.wavelength}a_{index:06d}.fits", seed=int(np.random.SeedSequence([a.seed, index]).generate_state(1)[0]),
+                                  date_obs=date, native_size=a.native_size, exptime=a.exptime, quality=quality,
+                                  wavelength=a.wavelength)
 
 
 def _calibrate(a):
@@ -66,7 +70,16 @@ def _constants(a):
     rows = range(len(table["file"]))
     if a.split:
         codes = dict(zip(*(read_json(a.split)["frames"][k] for k in ("file", "split"))))
-        rows = [r for r, f in enumerate(table["file"]) if codes.get(f) == 0]
+        if a.reference_shards:
+            # An extra channel: its training frames are those matched to a training frame of the
+            # target channel, i.e. exactly the ones that enter the dataset's training split.
+            from .dataset import align_channel
+
+            ref = frame_table(a.reference_shards)
+            match, _ = align_channel(ref["date_obs"], table["date_obs"], a.tolerance_s)
+            rows = sorted({int(m) for m, f in zip(match, ref["file"]) if m >= 0 and codes.get(f) == 0})
+        else:
+            rows = [r for r, f in enumerate(table["file"]) if codes.get(f) == 0]
         if not rows:
             raise SystemExit(f"error: {a.split}: no training frames")
     c = compute_constants(iter_images(a.shards, table, rows), low_percentile=a.low_percentile,
@@ -82,8 +95,12 @@ def _dataset(a):
 
     constants = validate_constants(read_json(a.constants), a.constants)
     split = read_json(a.split) if a.split else None
+    channels = {}
+    for wl, c, *shards in a.channel or []:
+        channels[int(wl)] = (shards, validate_constants(read_json(c), c))
     n = build_dataset(a.shards, constants, a.out, png_dir=a.png_dir, source=a.source, split=split,
-                      quantisation=a.quantisation, compression=a.compression)
+                      quantisation=a.quantisation, compression=a.compression, channels=channels,
+                      tolerance_s=a.tolerance_s)
     logging.info("dataset: %d frames", n)
 
 
@@ -118,7 +135,7 @@ def _train(a):
     with open_dataset(a.dataset) as f:
         indices = dataset_split(f, a.test_fraction)[a.split]
     data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices,
-                    east_west_flip=a.east_west_flip)
+                    east_west_flip=a.east_west_flip, channels=fam.channels(cfg))
     from . import distributed
 
     # One process, or one rank of a data-parallel job started by torchrun or srun.
@@ -172,7 +189,7 @@ def _sample(a):
     if fam.conditional:
         # Condition on held-out frames, image i on test frame i (cycling if N exceeds the split).
         extra["targets"] = held_out_targets(a.dataset, a.test_fraction, a.image_size,
-                                            range(a.first_index, a.first_index + a.n))
+                                            range(a.first_index, a.first_index + a.n), fam.channels(cfg))
     # Each chunk of a run (its own job: a CPU core set or a GPU) has its own noise stream.
     seed = a.seed * 1_000_003 + a.first_index
     x = fam.sample(state, cfg, a.image_size, a.n, steps=a.steps, sampler=a.sampler,
@@ -187,8 +204,9 @@ def _sample(a):
                                            "sampler": a.sampler, "batch_size": a.batch_size, "model": cfg})
 
 
-def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
-    """Test-split frames (len(image_indices), 1, size, size) in [-1, 1] for conditional runs."""
+def held_out_targets(dataset, test_fraction: float, size: int, image_indices, channels=()):
+    """Test-split frames (len(image_indices), 1 + len(channels), size, size) in [-1, 1] for
+    conditional runs: the target, then the extra ``channels`` (Å) a translation model reads."""
     import torch
 
     from .dataset import H5Images, dataset_split, open_dataset
@@ -199,7 +217,7 @@ def held_out_targets(dataset, test_fraction: float, size: int, image_indices):
         test = dataset_split(f, test_fraction)["test"]
     if len(test) == 0:
         raise SystemExit("error: data.test_fraction is 0: a conditional family has no held-out frames")
-    data = H5Images(dataset, size=size, indices=test)
+    data = H5Images(dataset, size=size, indices=test, channels=channels)
     return torch.stack([data[i % len(test)] for i in image_indices])
 
 
@@ -418,6 +436,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--native-size", type=int, default=4096)
     s.add_argument("--exptime", type=float, default=2.0)
     s.add_argument("--bad-fraction", type=float, default=0.0)
+    s.add_argument("--wavelength", type=int, default=193, help="WAVELNTH (Å): 193, or an extra channel (171, 211)")
     s.set_defaults(func=_acquire_synthetic)
 
     from .acquire.commands import add_commands
@@ -456,6 +475,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--high-percentile", type=float, default=99.99)
     s.add_argument("--bins-per-decade", type=int, default=1000, help="log-histogram resolution")
     s.add_argument("--split", help="split record (from the split command): use its training frames only")
+    s.add_argument("--reference-shards", nargs="+", help="an extra channel's constants: the target channel's "
+                   "shards, whose split the channel's frames follow (matched by time)")
+    s.add_argument("--tolerance-s", type=float, default=120.0, help="time match of --reference-shards (s)")
     s.set_defaults(func=_constants)
 
     s = sub.add_parser("dataset", help="normalise shards into dataset.h5 and the PNG image folder")
@@ -467,6 +489,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--split", help="split record (from the split command), stored per frame")
     s.add_argument("--quantisation", choices=["float32", "float16", "uint8"], default="float32")
     s.add_argument("--compression", choices=["gzip", "lzf", "none"], default="gzip")
+    s.add_argument("--channel", nargs="+", action="append", metavar="WL CONSTANTS SHARD",
+                   help="an extra channel: wavelength (Å), its constants.json and its calibrated shards "
+                        "→ images_<WL>, aligned by time (repeat per channel)")
+    s.add_argument("--tolerance-s", type=float, default=120.0,
+                   help="an extra channel's frame must lie within this many seconds of the target frame")
     s.set_defaults(func=_dataset)
 
     s = sub.add_parser("dataset-qa", help="dataset QA figure and summary for the report")

@@ -4,9 +4,15 @@
 
     images      (N, H, W) uint8 | float16 | float32 (``attrs["quantisation"]``) of y ∈ [0, 1],
                 one frame per chunk, compressed (gzip or lzf), in time order
+    images_<wl> optional (N, H, W), the same for each extra channel (e.g. ``images_171``): frame i
+                is the <wl> Å frame nearest in time to frame i of ``images`` (within
+                ``attrs["channel_tolerance_s"]``), normalised with that channel's own constants
+                (``attrs["channels"]``); frames lacking a channel are left out of every dataset
+                (``attrs["dropped_frames"]``: file, date_obs, reason)
     frames/     the metadata table, N rows: file, date_obs, exptime, quality, degradation_factor,
                 crota2, cdelt1, rsun_obs, disk_x0, disk_y0, disk_radius (output pixels),
-                block, split (0 train, 1 test, 2 guard — see `solargen.split`)
+                block, split (0 train, 1 test, 2 guard — see `solargen.split`);
+                file_<wl>, date_obs_<wl> per extra channel
     attrs       constants (JSON), split (JSON), calibration_* steps, versions, source, quantisation
 
 The file is written frame by frame (memory does not grow with N; see benchmarks/dataset_rss.py).
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 
 import h5py
@@ -27,6 +34,8 @@ import torch
 from .calibrate import read_shard
 from .io import InputError, atomic_dir, atomic_path, write_table
 from .normalise import dequantise, normalise, quantise
+
+log = logging.getLogger(__name__)
 
 #: Metadata columns carried from the calibrated shards into the dataset.
 META_COLUMNS = ["file", "date_obs", "exptime", "quality", "degradation_factor", "crota2", "cdelt1",
@@ -108,16 +117,79 @@ def _shard_attrs(shard_paths) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# Extra channels (e.g. 171 Å and 211 Å beside 193 Å), aligned by time
+
+
+def align_channel(dates, channel_dates, tolerance_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """For each frame time in ``dates`` the index of the nearest frame in ``channel_dates`` (ISO
+    strings, any order), or -1 when none lies within ``tolerance_s``. Returns (index (n,) int64,
+    |offset| in s (n,) float64, inf where the channel has no frame at all)."""
+    from .split import parse_dates
+
+    t = parse_dates(dates).astype(np.int64)
+    n = len(t)
+    if len(channel_dates) == 0:
+        return np.full(n, -1, np.int64), np.full(n, np.inf)
+    c = parse_dates(channel_dates).astype(np.int64)
+    order = np.argsort(c, kind="stable")
+    cs = c[order]
+    right = np.clip(np.searchsorted(cs, t), 0, len(cs) - 1)
+    left = np.clip(right - 1, 0, len(cs) - 1)
+    pick = np.where(np.abs(cs[left] - t) <= np.abs(cs[right] - t), left, right)
+    offset = np.abs(cs[pick] - t).astype(np.float64)
+    return np.where(offset <= tolerance_s, order[pick], -1).astype(np.int64), offset
+
+
+def align_channels(table: dict, channel_tables: dict[int, dict], tolerance_s: float
+                   ) -> tuple[np.ndarray, dict[int, np.ndarray], list[dict]]:
+    """Match the frames of ``table`` (`frame_table` of the target channel) with each extra channel's.
+
+    Returns (keep (n,) bool: frames that have every channel, per channel the matched row of its
+    table for each kept frame, the dropped frames as {file, date_obs, reason} rows).
+    """
+    n = len(table["file"])
+    keep = np.ones(n, bool)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    rows = {}
+    for wl, ct in channel_tables.items():
+        idx, offset = align_channel(table["date_obs"], ct["date_obs"] if ct else [], tolerance_s)
+        for i in np.flatnonzero(idx < 0):
+            near = f" (nearest {offset[i]:.0f} s away)" if np.isfinite(offset[i]) else ""
+            reasons[i].append(f"no {wl} Å frame within ±{tolerance_s:g} s{near}")
+        keep &= idx >= 0
+        rows[wl] = idx
+    dropped = [{"file": str(table["file"][i]), "date_obs": str(table["date_obs"][i]), "reason": "; ".join(reasons[i])}
+               for i in np.flatnonzero(~keep)]
+    return keep, {wl: r[keep] for wl, r in rows.items()}, dropped
+
+
+def channel_frame_table(shard_paths: list[str | Path]) -> dict | None:
+    """`frame_table` of an extra channel's shards, or None when no frame of it passed calibration
+    (then every target frame lacks it and is dropped, with that reason)."""
+    try:
+        return frame_table(shard_paths)
+    except InputError as e:
+        if "no frames passed calibration" not in str(e):
+            raise
+        return None
+
+
+# --------------------------------------------------------------------------------------------
 # Writing
 
 
 def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Path,
                   png_dir: str | Path | None = None, source: str = "", split: dict | None = None,
-                  quantisation: str = "float32", compression: str = "gzip") -> int:
+                  quantisation: str = "float32", compression: str = "gzip",
+                  channels: dict[int, tuple[list[str | Path], dict]] | None = None,
+                  tolerance_s: float = 120.0) -> int:
     """Normalise calibrated shards into ``out`` (and ``png_dir``), streaming; return the number of frames.
 
     ``split`` is the record written by the ``split`` command (per-file codes); None puts every
-    frame in the training split.
+    frame in the training split. ``channels`` maps an extra wavelength (Å) to (its calibrated
+    shards, its constants): each becomes ``images_<wl>``, aligned frame by frame with ``images``
+    (see `align_channels`); frames without every channel within ``tolerance_s`` are dropped,
+    logged and listed in ``attrs["dropped_frames"]``. The PNG folder holds the target channel only.
     """
     from PIL import Image
     from tqdm import tqdm
@@ -126,6 +198,25 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
     table = frame_table(shard_paths)
     attrs = _shard_attrs(shard_paths)
     size = int(attrs["size"])
+    channels = {int(wl): ([Path(p) for p in ps], c) for wl, (ps, c) in (channels or {}).items()}
+    ch_tables = {wl: channel_frame_table(ps) for wl, (ps, _) in channels.items()}
+    dropped: list[dict] = []
+    ch_rows: dict[int, np.ndarray] = {}
+    if channels:
+        keep, ch_rows, dropped = align_channels(table, ch_tables, tolerance_s)
+        for d in dropped:
+            log.warning("%s (%s): dropped, %s", d["file"], d["date_obs"], d["reason"])
+        if not keep.any():
+            raise InputError(f"no frame has every channel ({', '.join(map(str, channels))} Å) within "
+                             f"±{tolerance_s:g} s; the dataset would be empty")
+        table = {k: v[keep] for k, v in table.items()}
+        for wl, rows in ch_rows.items():
+            ch_attrs = _shard_attrs(channels[wl][0])
+            if int(ch_attrs["size"]) != size:
+                raise InputError(f"{channels[wl][0][0]}: {wl} Å calibrated at {ch_attrs['size']} px, "
+                                 f"the target channel at {size}")
+            table[f"file_{wl}"] = ch_tables[wl]["file"][rows]
+            table[f"date_obs_{wl}"] = ch_tables[wl]["date_obs"][rows]
     n = len(table["file"])
     codes, blocks = np.zeros(n, np.int8), np.full(n, -1, np.int64)
     if split is not None:
@@ -151,8 +242,21 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
             dset[i] = quantise(y, quantisation)
             if pngs is not None:
                 Image.fromarray(to_uint8(y)).save(pngs / f"out_{i}.png")
+        for wl, (paths, c) in channels.items():
+            # The same streaming writer, over the channel's own shards and with its own constants.
+            d = f.create_dataset(f"images_{wl}", shape=(n, size, size), dtype=quantisation, chunks=(1, size, size),
+                                 shuffle=bool(comp), **comp)
+            for i, image in enumerate(tqdm(iter_images(paths, ch_tables[wl], ch_rows[wl].tolist()), total=n, desc=f"dataset {wl} Å",
+                                           unit="frame")):
+                d[i] = quantise(normalise(image, c), quantisation)
+        extra_cols = {k: table[k].tolist() for wl in channels for k in (f"file_{wl}", f"date_obs_{wl}")}
         write_table(f.create_group("frames"), {**{k: table[k].tolist() for k in META_COLUMNS},
-                                               "block": blocks.tolist(), "split": codes.tolist()})
+                                               "block": blocks.tolist(), "split": codes.tolist(), **extra_cols})
+        if channels:
+            f.attrs["channels"] = json.dumps({str(wl): {"constants": c, **{
+                f"calibration_{k}": v for k, v in _shard_attrs(paths).items()}} for wl, (paths, c) in channels.items()})
+            f.attrs["channel_tolerance_s"] = float(tolerance_s)
+            f.attrs["dropped_frames"] = json.dumps(dropped)
         f.attrs.update({f"calibration_{k}": v for k, v in attrs.items()})
         f.attrs["constants"] = json.dumps(constants)
         f.attrs["split"] = json.dumps({k: v for k, v in (split or {"method": "none"}).items() if k != "frames"})
@@ -177,7 +281,7 @@ def read_attrs(path: str | Path) -> dict:
     """Attributes of a dataset file, with ``constants``, ``split`` and ``versions`` decoded."""
     with open_dataset(path) as f:
         attrs = dict(f.attrs)
-    for k in ("constants", "versions", "split"):
+    for k in ("constants", "versions", "split", "channels", "dropped_frames"):
         if k in attrs:
             attrs[k] = json.loads(attrs[k])
     return attrs
@@ -221,8 +325,17 @@ def dataset_split(f: h5py.File, test_fraction: float = 0.1) -> dict[str, np.ndar
     return split_indices(n, test_fraction)
 
 
+def channel_key(wavelength: int) -> str:
+    """The HDF5 dataset of an extra channel."""
+    return f"images_{int(wavelength)}"
+
+
 class H5Images(torch.utils.data.Dataset):
     """Frames of ``dataset.h5`` as (1, size, size) tensors in [-1, 1] (the models' range).
+
+    With ``channels`` (extra wavelengths in Å, e.g. [171, 211]) each item is (1 + k, size, size):
+    the target frame, then the aligned frames of those channels (``images_<wl>``), in that order.
+    A channel the file lacks is an `InputError` naming what it has.
 
     ``size`` below the stored resolution is reached by block averaging, so one dataset serves
     runs at several resolutions. Frames are read lazily (one handle per worker process).
@@ -231,13 +344,23 @@ class H5Images(torch.utils.data.Dataset):
     """
 
     def __init__(self, path: str | Path, size: int | None = None, in_memory: bool = False,
-                 indices: np.ndarray | None = None, east_west_flip: bool = False):
+                 indices: np.ndarray | None = None, east_west_flip: bool = False, channels=()):
         self.path = str(path)
+        self.keys = ["images"] + [channel_key(wl) for wl in channels or ()]
         with open_dataset(path) as f:
             n, h, _ = f["images"].shape
+            have = sorted(k for k in f if k.startswith("images_"))
+            for k in self.keys[1:]:
+                if k not in f or f[k].shape != f["images"].shape:
+                    raise InputError(f"{path}: no {k} aligned with images (extra channels here: "
+                                     f"{', '.join(have) or 'none'}); build the dataset with "
+                                     f"data.extra_wavelengths: [{', '.join(k[7:] for k in self.keys[1:])}]")
             self.indices = np.arange(n) if indices is None else np.asarray(indices)
             self.n = len(self.indices)
-            self.data = dequantise(f["images"][()]) if in_memory else None
+            self.data = None
+            if in_memory:  # (N, 1 + k, H, W); one channel needs no stacked copy
+                arrays = [dequantise(f[k][()]) for k in self.keys]
+                self.data = arrays[0][:, None] if len(arrays) == 1 else np.stack(arrays, 1)
         self.size = size or h
         self.flip = east_west_flip
         if h % self.size:
@@ -254,8 +377,8 @@ class H5Images(torch.utils.data.Dataset):
         else:
             if self._f is None:
                 self._f = h5py.File(self.path, "r")
-            img = dequantise(self._f["images"][i])
-        x = torch.from_numpy(np.ascontiguousarray(img))[None]
+            img = np.stack([dequantise(self._f[k][i]) for k in self.keys])
+        x = torch.from_numpy(np.ascontiguousarray(img))
         if x.shape[-1] != self.size:
             x = torch.nn.functional.avg_pool2d(x[None], x.shape[-1] // self.size)[0]
         if not torch.isfinite(x).all():

@@ -61,6 +61,23 @@ def _check_config(cfg):
             raise ValueError(
                 f"config: models.{name}.image_size = {m['image_size']} must divide data.resolution = {d['resolution']}"
             )
+    extra = d.get("extra_wavelengths", [])
+    if extra and d["source"] == "image_folder":
+        raise ValueError("config: data.extra_wavelengths needs a level-1 source (synthetic, jsoc_lev1, jsoc_synoptic)")
+    if d["wavelength"] in extra:
+        raise ValueError(f"config: data.extra_wavelengths holds the target wavelength {d['wavelength']}")
+    for name, m in cfg["models"].items():
+        if m["family"] == "msdgan" and m.get("condition") == "translation":
+            missing = [w for w in m.get("input_wavelengths", []) if w not in extra]
+            if not m.get("input_wavelengths"):
+                raise ValueError(f"config: models.{name}: condition translation needs input_wavelengths")
+            if missing:
+                raise ValueError(
+                    f"config: models.{name}.input_wavelengths asks for {', '.join(map(str, missing))} Å, which "
+                    f"the data does not fetch (data.extra_wavelengths: {extra or 'none'})"
+                )
+        elif m.get("input_wavelengths"):
+            raise ValueError(f"config: models.{name}.input_wavelengths is only read with condition: translation")
     if d["source"] == "synthetic" and d["synthetic"]["native_size"] % d["resolution"]:
         raise ValueError(
             f"config: data.synthetic.native_size = {d['synthetic']['native_size']} must be a multiple "
@@ -161,10 +178,9 @@ def conditional_args(run, dataset=None):
     if not is_conditional(run):
         return ""
     m = MODELS[model_of(run)]
-    return (
-        f"--dataset {dataset or DATASET} --test-fraction {config['data'].get('test_fraction', 0.1)}"
-        f" --factor {m.get('factor', 4)}"
-    )
+    # A channel translation has no degradation factor (its input is at full resolution).
+    factor = "" if m.get("condition") == "translation" else f" --factor {m.get('factor', 4)}"
+    return f"--dataset {dataset or DATASET} --test-fraction {config['data'].get('test_fraction', 0.1)}{factor}"
 
 
 def training_check_args():

@@ -131,3 +131,6 @@ rule dataset_qa:
     shell:
         "python -m solargen dataset-qa --dataset {input.dataset} --shards {input.shards} --raw-dirs {input.raw}"
         " {params.flip} --out {output.png} --out-json {output.json} 2> {log}"
+
+
+include: "channels.smk"

@@ -35,16 +35,39 @@ def raw_input(shard):
     return f"{DATA}/raw/shard_{shard}"
 
 
-def jsoc_args(shard):
-    """CLI arguments shared by the query and download commands of one chunk."""
+def jsoc_args(shard, wavelength=None):
+    """CLI arguments shared by the query and download commands of one chunk (of the target
+    channel, or of the extra channel ``wavelength``: same slots, that channel's nominal EXPTIME)."""
     t0, t1 = CHUNK_TIMES[int(shard)]
     j = JSOC
+    if wavelength is None:
+        wavelength, nominal = config["data"]["wavelength"], j.get("nominal_exptime", 2.0)
+    else:
+        from solargen.acquire.manifest import NOMINAL_EXPTIME_S
+
+        nominal = NOMINAL_EXPTIME_S[int(wavelength)]
     return (
         f"--source {SOURCE} --server {j.get('server', 'http://jsoc.stanford.edu/')}"
         f" --series {j.get('series', 'aia.lev1_euv_12s')} --segment {j.get('segment', 'image')}"
-        f" --wavelength {config['data']['wavelength']} --start {iso_time(t0)} --end {iso_time(t1)}"
-        f" --window-s {j.get('window_s', 60)} --nominal-exptime {j.get('nominal_exptime', 2.0)}"
+        f" --wavelength {wavelength} --start {iso_time(t0)} --end {iso_time(t1)}"
+        f" --window-s {j.get('window_s', 60)} --nominal-exptime {nominal}"
         f" --exptime-min-fraction {j.get('exptime_min_fraction', 0.8)}"
         f" --min-percentd {j.get('min_percentd', 99.9)} --retries {j.get('retries', 6)}"
         f" --backoff-s {j.get('backoff_s', 2.0)}"
     )
+
+
+# Optional extra channels (data.extra_wavelengths; rules in channels.smk).
+EXTRA_WAVELENGTHS = [int(w) for w in config["data"].get("extra_wavelengths", [])]
+CHANNEL_TOLERANCE_S = config["data"].get("channel_tolerance_s", 120)
+
+
+def channel_raw_input(wavelength, shard):
+    """An extra channel's level-1 frames of one shard (synthetic folder or JSOC done-manifest)."""
+    if SOURCE in JSOC_SOURCES:
+        return f"{DATA}/acquire_{wavelength}/done_{shard}.parquet"
+    return f"{DATA}/raw_{wavelength}/shard_{shard}"
+
+
+def channel_shards(wavelength):
+    return expand(f"{DATA}/calibrated_{wavelength}/shard_{{shard}}.h5", shard=SHARDS)

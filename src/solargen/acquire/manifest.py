@@ -48,6 +48,11 @@ COLUMNS = {
 STATUSES = ("selected", "rejected", "unused", "verified", "missing", "failed")
 
 
+#: Nominal EXPTIME (s) of the AIA EUV channels, for the short-exposure filter of an extra channel
+#: (data.jsoc.nominal_exptime is the target channel's).
+NOMINAL_EXPTIME_S = {94: 2.9, 131: 2.9, 171: 2.0, 193: 2.0, 211: 2.9, 304: 2.9, 335: 2.9}
+
+
 def empty() -> pd.DataFrame:
     """A manifest with no rows and every column."""
     return pd.DataFrame({k: pd.Series([], dtype=v) for k, v in COLUMNS.items()})

@@ -16,6 +16,13 @@ frame looks like a binned large one):
 * a log-normal texture with a power-law spectrum, so there is structure on every scale;
 * photon and read noise, 14-bit clipping.
 
+Other channels (``wavelength`` 171, 211, ...) see the same Sun — the same seed gives the same
+geometry, features and texture — through a channel response (`CHANNEL_RESPONSE`): the 193-like
+emission e (quiet Sun ≈ 1) becomes rate · e^gamma, so contrasts differ monotonically by channel
+(171 Å: flatter, brighter; 211 Å: steeper, fainter), with its own photon-noise draw. A crude
+stand-in for the channels' temperature responses, enough for a channel-translation task to be
+learnable but not an identity.
+
 Geometry, features and ephemeris are drawn from the seed independently of ``native_size``, and the
 texture shares its large-scale Fourier modes between sizes, so the same seed at 256² and 4096²
 gives the same Sun. Intensities are DN per native (≈0.6″) pixel, as in JSOC's binned synoptic
@@ -56,6 +63,9 @@ DATA_MAX = 16383
 TELESCOPE = {94: 4, 131: 1, 171: 3, 193: 2, 211: 2, 304: 4, 335: 1, 1600: 3, 1700: 3, 4500: 3}
 #: Read noise (DN) per camera, Boerner et al. (2012) Table 6 (as in aiapy's uncertainty code).
 READ_NOISE_DN = {1: 1.18, 2: 1.20, 3: 1.15, 4: 1.14}
+#: Extra channels: (count-rate factor, contrast exponent) applied to the 193-like emission
+#: (quiet-Sun 171 Å is brighter and lower-contrast, 211 Å fainter and higher-contrast than 193 Å).
+CHANNEL_RESPONSE = {171: (1.6, 0.7), 211: (0.45, 1.25)}
 #: 193 Å: DN per detected photon (aiapy's V3 error table), so photon-noise variance = signal × this.
 DN_PER_PHOTON = 0.962
 #: Nominal instrument roll of the 193 Å telescope (deg), as in real headers' INST_ROT.
@@ -650,6 +660,11 @@ def _render(geom: FrameGeometry, corona: Corona, regions, holes, points, seeds, 
 
     rng_low, rng_high, rng_noise = (np.random.default_rng(s) for s in seeds)
     image *= _texture(n, corona, rng_low, rng_high)
+    if wavelength in CHANNEL_RESPONSE:  # 193 Å (and unlisted channels) pass unchanged
+        rate, gamma = CHANNEL_RESPONSE[wavelength]
+        np.maximum(image, 0.0, out=image)
+        np.power(image, np.float32(gamma), out=image)
+        image *= np.float32(rate)
     image *= np.float32(corona.qs_rate * exptime)  # DN per native pixel
 
     # Photon noise (Gaussian approximation, var = signal × DN/photon) and read noise, for the mean
@@ -798,7 +813,8 @@ def synthetic_frame(seed: int, date_obs: str, native_size: int = 4096, exptime: 
     quality : int
         Value of the QUALITY keyword (the image itself is always good).
     wavelength : int
-        Value of WAVELNTH (Å); the image is always 193-like.
+        Value of WAVELNTH (Å); 193-like, through `CHANNEL_RESPONSE` for the channels listed there
+        (the same Sun as the same seed at 193 Å, with its own noise draw).
 
     Returns
     -------
@@ -814,6 +830,8 @@ def synthetic_frame(seed: int, date_obs: str, native_size: int = 4096, exptime: 
     if not exptime > 0:
         raise ValueError(f"exptime must be positive, got {exptime}")
     ss_geom, ss_low, ss_high, ss_noise = np.random.SeedSequence(int(seed)).spawn(4)
+    if int(wavelength) in CHANNEL_RESPONSE:  # another exposure: same Sun, independent photon noise
+        ss_noise = np.random.SeedSequence([int(seed), int(wavelength)])
     rng = np.random.default_rng(ss_geom)
     geom = _draw_geometry(rng, date_obs, native_size)
     corona, regions, holes, points = _draw_features(rng)

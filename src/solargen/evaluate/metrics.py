@@ -175,7 +175,8 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
     conditioned on, and the degradation ``factor``: then per-pixel L1/PSNR/SSIM and the spectral
-    distance above the input's Nyquist frequency (the band that had to be generated) are added.
+    distance above the input's Nyquist frequency (the band that had to be generated) are added
+    (the latter only with a ``factor``: channel translation has none).
     ``real_crop_spectra`` (spectra of real crops, e.g. on-disk ones) add the spectral distances of
     the run's crops, cut by the same protocol, under the crop's name suffix.
     """
@@ -233,10 +234,11 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         fakes = load_images(samples, by_index=True)
         rows += [{"metric": k, "value": v, "net": "pixel"} for k, v in pixel_metrics(fakes, targets).items()
                  if np.isfinite(v)]
-        _, p_t = radial_power_spectrum(targets, window)
-        band = (1 / factor, 1.0)
-        rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
-                     "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
+        if factor:  # super-resolution; a channel translation's input has the full resolution
+            _, p_t = radial_power_spectrum(targets, window)
+            band = (1 / factor, 1.0)
+            rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
+                         "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
     for r in rows:
         r.setdefault("real", real_name)
         r.setdefault("fake", fake_name)

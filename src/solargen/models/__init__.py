@@ -2,7 +2,8 @@
 
 `family` returns a `Family`: the trainer class (None for a non-learned baseline), the
 ``sample(state, cfg, image_size, n, **run)`` function, and whether sampling is conditioned on
-held-out frames (``targets``). Families whose issue is not done are simply absent.
+held-out frames (``targets``), and ``channels(cfg)``: the extra wavelengths (Å) its batches carry
+after the target (channel translation; [] for all others). Families whose issue is not done are simply absent.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class Family:
     trainer: type | None
     sample: Callable
     conditional: bool
+    channels: Callable = lambda cfg: []
 
 
 def family(name: str) -> Family:
@@ -36,9 +38,9 @@ def family(name: str) -> Family:
 
         return Family(name, StyleGAN2Trainer, sample, conditional=False)
     if name == "msdgan":
-        from .msdgan.family import MSDGANTrainer, sample
+        from .msdgan.family import MSDGANTrainer, input_wavelengths, sample
 
-        return Family(name, MSDGANTrainer, sample, conditional=True)
+        return Family(name, MSDGANTrainer, sample, conditional=True, channels=input_wavelengths)
     if name == "bicubic":
         from .msdgan.family import sample_bicubic
 

@@ -6,6 +6,13 @@ interpolation prior baked in) plus an optional N(0, 1) noise channel, generate t
 frame. All power above the low-res Nyquist k_Nyq/factor must be generated. `bicubic_baseline`
 is the non-learned reference.
 
+Optional channel translation (``condition: translation``): G's input is instead the frames of
+``input_wavelengths`` (e.g. 171 Å and 211 Å, taken at the same slot; plus the noise channel), the
+target the 193 Å frame, all at full resolution. Batches then carry the target and its inputs as
+channels, (B, 1 + k, H, W) = [193, input_wavelengths...] (`solargen.dataset.H5Images` with
+``channels``); everything else — losses, EMA, D (conditioned on the k input channels), sampling —
+is the same.
+
 Model: pix2pix U-Net G, pix2pixHD multi-scale PatchGAN D conditioned on the block image,
 LSGAN + L1 matching loss (+ optional pix2pixHD feature matching). Per ``training_step``:
 
@@ -19,6 +26,8 @@ pix2pixHD's weighting 4/(n_layers+1)·1/num_D summed, so λ_fm = 10 is pix2pixHD
 Config keys (``models.<name>`` entries):
 
 - ``factor`` (4): block-averaging factor of the condition (4 or 8; H must be divisible by it).
+- ``condition`` ("superresolution"): or "translation" (see above); ``input_wavelengths``: the
+  translation's input channels in Å (required there, refused otherwise).
 - ``noise`` (true): append one N(0, 1) channel to G's input (Schmidt et al.'s ``Cnoise``;
   pix2pix notes G may learn to ignore it, dropout being its other noise source).
 - ``base_channels`` (64): G's first-level width (capped at 8× deeper).
@@ -53,16 +62,44 @@ def degrade(x: torch.Tensor, factor: int) -> torch.Tensor:
     return F.interpolate(F.avg_pool2d(x, factor), scale_factor=factor, mode="nearest")
 
 
+def input_wavelengths(cfg: dict) -> list[int]:
+    """The wavelengths (Å) G is conditioned on besides the target: [] for super-resolution, the
+    ``input_wavelengths`` for ``condition: translation``. A wrong combination is a ValueError."""
+    condition = cfg.get("condition", "superresolution")
+    wls = [int(w) for w in cfg.get("input_wavelengths") or []]
+    if condition == "superresolution":
+        if wls:
+            raise ValueError("input_wavelengths is only read with condition: translation")
+        return []
+    if condition != "translation":
+        raise ValueError(f"condition must be 'superresolution' or 'translation', got {condition!r}")
+    if not wls:
+        raise ValueError("condition: translation needs input_wavelengths (e.g. [171, 211])")
+    return wls
+
+
+def n_condition(cfg: dict) -> int:
+    """Channels of the condition: the block image (1) or the translation's input channels (k)."""
+    return len(input_wavelengths(cfg)) or 1
+
+
 def generator_input(x_target: torch.Tensor, factor: int, noise: bool,
-                    generator: torch.Generator | None) -> torch.Tensor:
+                    generator: torch.Generator | None, translation: bool = False) -> torch.Tensor:
     """G's input: (B, 1, H, W) target → (B, 1 + noise, H, W) = [block image, N(0, 1) noise].
 
+    With ``translation`` ``x_target`` is (B, 1 + k, H, W) = [target, k input channels] and the
+    input is (B, k + noise, H, W) = [input channels, noise]; ``factor`` is not used.
     Noise is drawn on the CPU ``generator`` and moved over, so runs are reproducible on any device.
     """
-    c = degrade(x_target, factor)
+    if translation:
+        if x_target.shape[1] < 2:
+            raise ValueError(f"channel translation needs [target, inputs...] channels, got shape {tuple(x_target.shape)}")
+        c = x_target[:, 1:]
+    else:
+        c = degrade(x_target[:, :1], factor)
     if not noise:
         return c
-    z = torch.randn(c.shape, generator=generator).to(c.device, c.dtype)
+    z = torch.randn((c.shape[0], 1, *c.shape[2:]), generator=generator).to(c.device, c.dtype)
     return torch.cat([c, z], 1)
 
 
@@ -73,15 +110,23 @@ def bicubic_baseline(x_target: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 def build_generator(cfg: dict, image_size: int) -> UNetGenerator:
-    return UNetGenerator(2 if cfg.get("noise", True) else 1, 1, int(cfg.get("base_channels", 64)),
+    return UNetGenerator(n_condition(cfg) + (1 if cfg.get("noise", True) else 0), 1, int(cfg.get("base_channels", 64)),
                          dropout=float(cfg.get("dropout", 0.5)), image_size=image_size,
                          upsample=cfg.get("upsample", "nearest"))
 
 
 def build_discriminator(cfg: dict, image_size: int) -> MultiScaleDiscriminator:
-    return MultiScaleDiscriminator(2, int(cfg.get("num_scales", 3)), cfg.get("scales"),
+    return MultiScaleDiscriminator(n_condition(cfg) + 1, int(cfg.get("num_scales", 3)), cfg.get("scales"),
                                    int(cfg.get("disc_channels", cfg.get("base_channels", 64))),
                                    int(cfg.get("disc_layers", 3)), image_size=image_size)
+
+
+def check_channels(x: torch.Tensor, inputs: list[int]):
+    """Batches must carry the target plus exactly the model's input channels."""
+    if x.ndim != 4 or x.shape[1] != 1 + len(inputs):
+        want = f"[193, {', '.join(map(str, inputs))}]" if inputs else "[193]"
+        raise ValueError(f"the model expects (B, {1 + len(inputs)}, H, W) batches {want}, got {tuple(x.shape)}"
+                         + (" (is the dataset read with its extra channels?)" if inputs else ""))
 
 
 def _mean(xs):
@@ -96,6 +141,8 @@ class MSDGANTrainer:
         self.device = torch.device(device)
         self.factor = int(cfg.get("factor", 4))
         self.noise = bool(cfg.get("noise", True))
+        self.inputs = input_wavelengths(cfg)
+        self.n_cond = n_condition(cfg)
         self.lambda_l1 = float(cfg.get("lambda_l1", 10.0))
         self.lambda_gan = float(cfg.get("lambda_gan", 1.0))
         self.lambda_fm = float(cfg.get("lambda_fm", 0.0))
@@ -111,10 +158,13 @@ class MSDGANTrainer:
         self.ema = {"G": EMA(self.G, float(cfg.get("ema_rate", 0.999)))}
 
     def training_step(self, y: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
-        """One D then one G Adam step on targets ``y`` (B, 1, H, W) in [-1, 1] at 0-based ``step``."""
+        """One D then one G Adam step on targets ``y`` (B, 1, H, W) in [-1, 1] at 0-based ``step``
+        (translation: (B, 1 + k, H, W), the target then its k input channels)."""
         self.G.train()
-        inp = generator_input(y, self.factor, self.noise, generator)
-        cond = inp[:, :1]  # D sees the block image only: the noise channel says nothing about y
+        check_channels(y, self.inputs)
+        inp = generator_input(y, self.factor, self.noise, generator, translation=bool(self.inputs))
+        y = y[:, :1]
+        cond = inp[:, :self.n_cond]  # D sees the condition only: the noise channel says nothing about y
         fake = self.G(inp)
         l1 = (fake - y).abs().mean()
         zero = torch.zeros((), device=self.device)
@@ -148,12 +198,15 @@ class MSDGANTrainer:
 def sample(state: dict, cfg: dict, image_size: int, n: int, *, targets: torch.Tensor, seed: int = 0,
            batch_size: int = 16, device: str | torch.device = "cpu", **_) -> torch.Tensor:
     """``n`` super-resolved images (n, 1, H, W) in [-1, 1] from the EMA G, conditioned on
-    degrade(targets[:n]) (targets (N, 1, H, W) or (N, H, W) in [-1, 1]).
+    degrade(targets[:n]) (targets (N, 1, H, W) or (N, H, W) in [-1, 1]); for a translation model
+    on the input channels of targets (N, 1 + k, H, W) (channel 0, the target, is not read).
 
     Noise comes from ``torch.Generator().manual_seed(seed)``; other kwargs (steps, sampler) are
     ignored so every family can be called alike.
     """
     targets = targets[:, None] if targets.ndim == 3 else targets
+    inputs = input_wavelengths(cfg)
+    check_channels(targets, inputs)
     if len(targets) < n:
         raise ValueError(f"{n} samples need {n} targets to condition on, got {len(targets)}")
     G = build_generator(cfg, image_size)
@@ -169,12 +222,13 @@ def sample(state: dict, cfg: dict, image_size: int, n: int, *, targets: torch.Te
     # Dropout draws from the global RNG: fork and seed it so sample_dropout stays deterministic.
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
-        out = [G(generator_input(targets[i:min(i + batch_size, n)].to(dev, torch.float32), factor, noise, g))
+        out = [G(generator_input(targets[i:min(i + batch_size, n)].to(dev, torch.float32), factor, noise, g,
+                                 translation=bool(inputs)))
                for i in range(0, n, batch_size)]
     return torch.cat(out).clamp(-1, 1).cpu()
 
 
 def sample_bicubic(state, cfg: dict, image_size: int, n: int, *, targets: torch.Tensor, **_) -> torch.Tensor:
     """The non-learned baseline as a "sampler": bicubic upsampling of the degraded ``targets[:n]``."""
-    x = targets[:n].reshape(n, 1, image_size, image_size).float()
+    x = (targets[:n, :1] if targets.ndim == 4 else targets[:n]).reshape(n, 1, image_size, image_size).float()
     return bicubic_baseline(x, cfg.get("factor", 4))
