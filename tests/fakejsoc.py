@@ -12,8 +12,10 @@
 * ``/data/aia/synoptic/YYYY/MM/DD/Hhh00/AIAYYYYMMDD_HHMM_0193.fits`` — synoptic-style files on
   the even minutes.
 
-The archive: a record every 12 s at any time; ``records`` overrides keywords of given T_RECs
-(ISO strings), ``absent`` removes records. Fault switches (attributes, changeable between calls):
+The archive: a record every 12 s at any time in every EUV channel (`WAVES`; FSNs distinct per
+channel, the same Sun in all of them); ``records`` overrides keywords of given T_RECs (ISO
+strings: 193 Å; ``"<ISO>|<wavelength>"``: that channel), ``absent`` removes records (all
+channels). ``aia.master_pointing3h`` answers an entry every 3 h (`FakeJsoc.pointing`). Fault switches (attributes, changeable between calls):
 ``json_503`` (next n CGI calls answer 503), ``file_503`` (per file: the first n requests answer
 503), ``drop`` (per file: the first n requests send half the body, then close), ``status7``
 (next n export requests are refused as "pending elsewhere"), ``slow`` (per file: the first n
@@ -34,6 +36,7 @@ from urllib.parse import parse_qs, urlparse
 
 from astropy.io import fits
 
+from solargen.acquire.manifest import NOMINAL_EXPTIME_S
 from solargen.acquire.records import jsoc_time, parse_time, tai_minus_utc
 from solargen.acquire.synthetic import synthetic_frame
 
@@ -43,6 +46,8 @@ KEY_TYPES = {"T_REC": "time", "T_OBS": "time", "WAVELNTH": "int", "FSN": "int", 
              "QUALITY": "int", "IMG_TYPE": "string", "PERCENTD": "float", "MISSVALS": "int", "AECTYPE": "int",
              "NSATPIX": "int", "DATAMEDN": "float", "RSUN_OBS": "float", "CDELT1": "float", "CROTA2": "float"}
 EPOCH = dt.datetime(2010, 1, 1)
+#: Channels served; FSN = 100_000_000 × (1 + position) + 12-s index, so 193 Å keeps 1xxxxxxxx.
+WAVES = (193, 171, 211, 94, 131, 304, 335)
 _RS = re.compile(r"^([\w.]+)\[([^\]]*)\](?:\[(\d+)\])?(?:\[\?(.*?)\?\])?(?:\{([^}]*)\})?$")
 _SPAN = re.compile(r"^([^/@]+)(?:/(\d+(?:\.\d+)?)([smhd]))?(?:@(\d+(?:\.\d+)?)([smhd]))?$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -94,22 +99,27 @@ class FakeJsoc:
             self.exports.pop(request_id, None)
 
     # ---------------------------------------------------------------- the archive
-    def keywords(self, t: dt.datetime) -> dict:
+    def keywords(self, t: dt.datetime, wave: int = 193) -> dict:
         index = int((t - EPOCH).total_seconds() // 12)
         k = {"T_REC": jsoc_time(t), "T_OBS": (t + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.00Z"),
-             "WAVELNTH": 193, "FSN": 100_000_000 + index, "EXPTIME": 2.0, "QUALITY": 0, "IMG_TYPE": "LIGHT",
+             "WAVELNTH": wave, "FSN": 100_000_000 * (1 + WAVES.index(wave)) + index,
+             "EXPTIME": NOMINAL_EXPTIME_S[wave], "QUALITY": 0, "IMG_TYPE": "LIGHT",
              "PERCENTD": 100.0, "MISSVALS": 0, "AECTYPE": 0, "NSATPIX": 0, "DATAMEDN": 80.0, "RSUN_OBS": 975.0,
              "CDELT1": 0.6 * 4096 / self.size, "CROTA2": 0.05}
-        k.update(self.records.get(t.strftime("%Y-%m-%dT%H:%M:%S"), {}))
+        ts = t.strftime("%Y-%m-%dT%H:%M:%S")
+        k.update(self.records.get(ts, {}) if wave == 193 else {})
+        k.update(self.records.get(f"{ts}|{wave}", {}))
         return k
 
-    def select(self, ds: str) -> list[dt.datetime]:
+    def select(self, ds: str) -> tuple[list[dt.datetime], int]:
+        """The record set's times and its channel (193 when the set names none)."""
         m = _RS.match(ds.replace(" ", "") if "?" not in ds else ds.strip())
         if not m:
             raise ValueError(f"bad record set {ds!r}")
         series, span, wave, where, _seg = m.groups()
-        if series != SERIES or (wave and int(wave) != 193):
-            return []
+        wave = int(wave) if wave else 193
+        if series != SERIES or wave not in WAVES:
+            return [], wave
         s = _SPAN.match(span.strip())
         if not s:
             raise ValueError(f"bad time span {span!r}")
@@ -131,21 +141,22 @@ class FakeJsoc:
             if not fsn:
                 raise ValueError(f"unsupported where clause {where!r}")
             wanted = {int(x) for x in fsn[1].split(",")}
-            times = [t for t in times if self.keywords(t)["FSN"] in wanted]
-        return times
+            times = [t for t in times if self.keywords(t, wave)["FSN"] in wanted]
+        return times, wave
 
-    def filename(self, t: dt.datetime) -> str:
-        return f"{SERIES}.{t:%Y%m%d_%H%M%S}_TAI.193.image_lev1.fits"
+    def filename(self, t: dt.datetime, wave: int = 193) -> str:
+        return f"{SERIES}.{t:%Y%m%d_%H%M%S}_TAI.{wave}.image_lev1.fits"
 
-    def fits_bytes(self, t: dt.datetime, level: float = 1.0) -> bytes:
-        key = f"{t.isoformat()}:{level}"
+    def fits_bytes(self, t: dt.datetime, level: float = 1.0, wave: int = 193) -> bytes:
+        key = f"{t.isoformat()}:{level}:{wave}"
         with self._lock:
             if key in self._files:
                 return self._files[key]
-        k = self.keywords(t)
-        data, header = synthetic_frame(seed=k["FSN"] % 2**31, date_obs=t.strftime("%Y-%m-%dT%H:%M:%S"),
+        k = self.keywords(t, wave)
+        # The 193 Å FSN seeds every channel: one Sun, seen through each channel's response.
+        data, header = synthetic_frame(seed=self.keywords(t)["FSN"] % 2**31, date_obs=t.strftime("%Y-%m-%dT%H:%M:%S"),
                                        native_size=self.size, exptime=float(k["EXPTIME"]),
-                                       quality=int(k["QUALITY"]))
+                                       quality=int(k["QUALITY"]), wavelength=wave)
         for name in ("T_REC", "FSN", "IMG_TYPE", "PERCENTD", "MISSVALS", "WAVELNTH"):
             header[name] = k[name]
         header["LVL_NUM"] = level
@@ -196,11 +207,11 @@ class FakeJsoc:
                     "keywords": [{"name": k, "values": [f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]
                                                         for r in rows]} for k in keys]}
         try:
-            times = self.select(q["ds"][0])
+            times, wave = self.select(q["ds"][0])
         except ValueError as e:
             return {"status": 1, "error": str(e)}
         keys = [k for k in q.get("key", [""])[0].split(",") if k]
-        rows = [self.keywords(t) for t in times]
+        rows = [self.keywords(t, wave) for t in times]
 
         def fmt(k, v):
             if k == "QUALITY":
@@ -222,13 +233,13 @@ class FakeJsoc:
             if any(not e["done"] for e in self.exports.values()):
                 return {"status": 7, "error": "User has 1 pending export requests"}
         try:
-            times = self.select(q["ds"][0])
+            times, wave = self.select(q["ds"][0])
         except ValueError as e:
             return {"status": 4, "error": str(e)}
         with self._lock:
             self._n_requests += 1
             rid = f"JSOC_20260101_{self._n_requests:03d}"
-            self.exports[rid] = {"times": times, "polls": 0, "done": False, "ds": q["ds"][0]}
+            self.exports[rid] = {"times": times, "wave": wave, "polls": 0, "done": False, "ds": q["ds"][0]}
             self.max_pending = max(self.max_pending, sum(not e["done"] for e in self.exports.values()))
         return {"status": 2, "requestid": rid, "method": q["method"][0], "protocol": q["protocol"][0], "wait": 0,
                 "size": 0}
@@ -247,8 +258,8 @@ class FakeJsoc:
         return {"status": 0, "requestid": rid, "method": "url", "protocol": "FITS", "wait": 0,
                 "dir": f"/SUM{n}/D{1000 + n}/S00000", "count": len(e["times"]), "size": 1,
                 # AIA record names are in UTC ("…Z"), unlike T_REC here: the client must convert.
-                "data": [{"record": f"{SERIES}[{t - dt.timedelta(seconds=tai_minus_utc(t)):%Y-%m-%dT%H:%M:%S}Z][193]",
-                          "filename": self.filename(t)}
+                "data": [{"record": f"{SERIES}[{t - dt.timedelta(seconds=tai_minus_utc(t)):%Y-%m-%dT%H:%M:%S}Z]"
+                                    f"[{e['wave']}]", "filename": self.filename(t, e["wave"])}
                          for t in e["times"]]}
 
     def file(self, path: str) -> bytes | None:
@@ -261,10 +272,10 @@ class FakeJsoc:
             if t.minute % 2 or t.strftime("%Y-%m-%dT%H:%M:%S") in self.absent:
                 return None
             return self.fits_bytes(t, level=1.5)
-        m = re.match(rf"{re.escape(SERIES)}\.(\d{{8}}_\d{{6}})_TAI\.193\.image_lev1\.fits$", name)
-        if not m or not re.match(r"^/SUM\d+/D\d+/S\d+/", path):
+        m = re.match(rf"{re.escape(SERIES)}\.(\d{{8}}_\d{{6}})_TAI\.(\d+)\.image_lev1\.fits$", name)
+        if not m or not re.match(r"^/SUM\d+/D\d+/S\d+/", path) or int(m[2]) not in WAVES:
             return None
-        return self.fits_bytes(dt.datetime.strptime(m[1], "%Y%m%d_%H%M%S"))
+        return self.fits_bytes(dt.datetime.strptime(m[1], "%Y%m%d_%H%M%S"), wave=int(m[2]))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -314,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
                 f.ops[op] += 1
             handlers = {"series_struct": f.series_struct, "rs_list": f.rs_list, "exp_request": f.exp_request,
                         "exp_status": f.exp_status, "checkAddress.sh": lambda q: {"status": 2, "msg": "registered"},
-                        "rs_summary": lambda q: {"status": 0, "count": len(f.select(q["ds"][0]))}}
+                        "rs_summary": lambda q: {"status": 0, "count": len(f.select(q["ds"][0])[0])}}
             if op not in handlers:
                 return self._send(404, b"{}")
             return self._send(200, json.dumps(handlers[op](q)).encode())

@@ -89,3 +89,33 @@ def test_workflow_acquires_from_the_fake_jsoc_and_calibrates(tmp_path):
         r = smk(*targets, "--configfile", str(cfg), "--cores", "1", "--forcerun", "jsoc_download", cwd=tmp_path, env=env)
         assert "jsoc_download" in r.stdout + r.stderr
         assert dict(fake.hits) == hits, r.stderr[-2000:]  # not even a status call
+
+
+@pytest.mark.slow
+def test_extra_channels_are_fetched_from_the_fake_jsoc_and_aligned_in_the_dataset(tmp_path):
+    """data.extra_wavelengths with the JSOC source: each channel's own query/export/download,
+    calibrated with its wavelength; a slot whose 171 Å frame is flagged is dropped from the dataset."""
+    import h5py
+
+    def edit(c):
+        c["name"] = "chan"
+        c["data"].update(source="jsoc_lev1", resolution=32, extra_wavelengths=[171], test_fraction=0.25)
+        c["data"]["jsoc"] = {"start": "2011-01-01T00:00:00", "end": "2011-01-01T16:00:00", "cadence": "2h",
+                             "chunk_days": 0.5, "window_s": 0, "poll_s": 0.01, "backoff_s": 0.01}
+        c["data"]["split"] = {"block_hours": 2, "placement": "last", "guard_hours": 0}
+
+    with FakeJsoc(size=64, pending_polls=1, records={"2011-01-01T04:00:00|171": {"QUALITY": 1 << 30}}) as fake:
+        cfg = ci_config(tmp_path, edit)
+        c = yaml.safe_load(cfg.read_text())
+        c["data"]["jsoc"]["server"] = fake.url
+        cfg.write_text(yaml.safe_dump(c))
+        smk("--configfile", str(cfg), "--cores", "2", "results/chan/data/dataset.h5", cwd=tmp_path,
+            env={"JSOC_EMAIL": "someone@example.org"})
+        out = tmp_path / "results/chan/data"
+        assert len(list((out / "store").rglob("*.171.image.fits"))) == 7  # 8 slots, one flagged
+        with h5py.File(out / "dataset.h5") as f:
+            assert f["images"].shape[0] == f["images_171"].shape[0] == 7
+            kept = " ".join(d.decode() if isinstance(d, bytes) else str(d) for d in f["frames/date_obs"][()])
+            assert "2011-01-01T04:00" not in kept and "2011-01-01T06:00" in kept
+        with h5py.File(out / "calibrated_171/shard_0000.h5") as f:
+            assert int(f.attrs["wavelength"]) == 171

@@ -80,7 +80,8 @@ if EXTRA_WAVELENGTHS:
         """Level 1 → 1.5 of an extra channel: the same calibration, with the channel's own
         wavelength (its degradation factor, its WAVELNTH check)."""
         input:
-            lambda w: channel_raw_input(w.wavelength, w.shard),
+            frames=lambda w: channel_raw_input(w.wavelength, w.shard),
+            pointing=pointing_input(),
         output:
             f"{DATA}/calibrated_{{wavelength}}/shard_{{shard}}.h5",
         params:
@@ -91,7 +92,7 @@ if EXTRA_WAVELENGTHS:
         conda:
             "../../envs/solargen.yaml"
         shell:
-            "python -m solargen calibrate --inputs {input} --out {output} --size {params.size}"
+            "python -m solargen calibrate --inputs {input.frames} --out {output} --size {params.size}"
             " --wavelength {wildcards.wavelength} {params.flags} 2> {log}"
 
     rule normalisation_constants_channel:
