@@ -29,3 +29,16 @@ def ci_config(tmp_path, edit, name="cfg.yaml"):
     p = tmp_path / name
     p.write_text(yaml.safe_dump(cfg))
     return p
+
+
+def smooth_fields(n=8, size=32, seed=0):
+    """(n, 1, size, size) smooth random torch fields in [-0.9, 0.9], structure at all scales down to ~4 px."""
+    import torch
+    import torch.nn.functional as F
+
+    z = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    k = torch.tensor([1.0, 4, 6, 4, 1])
+    k = (k[:, None] * k[None]) / 256
+    for _ in range(2):
+        z = F.conv2d(z, k[None, None], padding=2)
+    return 0.9 * z / z.abs().amax(dim=(1, 2, 3), keepdim=True)

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import smooth_fields
 from solargen.models.msdgan.family import (MSDGANTrainer, bicubic_baseline, degrade, generator_input,
                                            sample)
 from solargen.models.msdgan.metrics import dft_magnitude, pixel_metrics
@@ -15,16 +16,6 @@ from solargen.train import fit, load_checkpoint
 
 TINY = {"factor": 4, "noise": True, "base_channels": 8, "lr": 2e-3, "lambda_l1": 10.0, "lambda_gan": 1.0,
         "ema_rate": 0.9, "batch_size": 8, "save_every": 1000}
-
-
-def _fields(n=8, size=32, seed=0):
-    """(n, 1, size, size) smooth random fields in [-0.9, 0.9], structure at all scales down to ~4 px."""
-    z = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
-    k = torch.tensor([1.0, 4, 6, 4, 1])
-    k = (k[:, None] * k[None]) / 256
-    for _ in range(2):
-        z = F.conv2d(z, k[None, None], padding=2)
-    return 0.9 * z / z.abs().amax(dim=(1, 2, 3), keepdim=True)
 
 
 def _train(cfg, y, steps=30):
@@ -39,7 +30,7 @@ def trained_gan():
     n = torch.get_num_threads()  # module-scoped: set up before the per-test one-thread fixture
     torch.set_num_threads(1)
     with torch.random.fork_rng():
-        y = _fields()
+        y = smooth_fields()
         out = (y, *_train(TINY, y))
     torch.set_num_threads(n)
     return out
@@ -82,7 +73,7 @@ def test_the_generator_adapts_its_depth_and_keeps_the_size(size, depth):
 # --- degradation and baseline -------------------------------------------------------------------
 
 def test_degrade_keeps_block_means_and_only_replicates_the_low_res_spectrum():
-    x, f = _fields(2, 32, seed=1), 4
+    x, f = smooth_fields(2, 32, seed=1), 4
     d = degrade(x, f)
     lo = F.avg_pool2d(x, f)
     assert torch.allclose(F.avg_pool2d(d, f), lo, atol=1e-6)
@@ -115,7 +106,7 @@ def _keys_bicubic_1d(a: np.ndarray, out: int) -> np.ndarray:
 
 
 def test_bicubic_baseline_matches_a_reference_implementation():
-    x = _fields(2, 32, seed=2)
+    x = smooth_fields(2, 32, seed=2)
     lo = F.avg_pool2d(x, 4).double().numpy()
     ref = _keys_bicubic_1d(np.swapaxes(_keys_bicubic_1d(lo, 32), -1, -2), 32)
     ref = np.clip(np.swapaxes(ref, -1, -2), -1, 1)
@@ -124,14 +115,14 @@ def test_bicubic_baseline_matches_a_reference_implementation():
     assert torch.allclose(bicubic_baseline(const, 4), const, atol=1e-6)
     # Block means survive approximately where the image is resolved at low res (bicubic is an
     # interpolant, not mean-preserving: it overshoots on rough low-res grids).
-    smooth = F.interpolate(_fields(2, 16, seed=3), size=64, mode="bilinear", align_corners=False)
+    smooth = F.interpolate(smooth_fields(2, 16, seed=3), size=64, mode="bilinear", align_corners=False)
     lo = F.avg_pool2d(smooth, 4)
     block_err = (F.avg_pool2d(bicubic_baseline(smooth, 4), 4) - lo).abs().mean()
     assert block_err < 0.05 * (lo - lo.mean()).abs().mean()
 
 
 def test_generator_input_has_a_noise_channel_only_when_asked():
-    x = _fields(2, 16)
+    x = smooth_fields(2, 16)
     g = torch.Generator().manual_seed(0)
     assert generator_input(x, 4, False, g).shape == (2, 1, 16, 16)
     inp = generator_input(x, 4, True, g)
@@ -141,7 +132,7 @@ def test_generator_input_has_a_noise_channel_only_when_asked():
 # --- training ---------------------------------------------------------------------------------
 
 def test_the_l1_only_arm_has_no_discriminator_and_regresses():
-    y = _fields()
+    y = smooth_fields()
     t, losses = _train({**TINY, "lambda_gan": 0.0, "lambda_l1": 1.0}, y)
     assert set(t.modules) == set(t.optimizers) == {"G"} and t.D is None
     assert all(r["loss_D"] == 0.0 and r["gan_G"] == 0.0 for r in losses)
@@ -159,7 +150,7 @@ def test_the_gan_lowers_l1_and_trains_both_players(trained_gan):
 
 
 def test_feature_matching_is_reported_when_on():
-    _, losses = _train({**TINY, "lambda_fm": 10.0}, _fields(4, 16), steps=2)
+    _, losses = _train({**TINY, "lambda_fm": 10.0}, smooth_fields(4, 16), steps=2)
     assert all(r["fm"] > 0 for r in losses)
     r = losses[-1]
     assert r["loss_G"] == pytest.approx(r["gan_G"] + 10 * r["l1"] + 10 * r["fm"], rel=1e-5)
@@ -188,7 +179,7 @@ def test_sample_is_deterministic_and_in_range(trained_gan):
 
 
 def test_through_the_shared_loop_checkpoints_hold_both_players(tmp_path):
-    y = _fields(4, 16)
+    y = smooth_fields(4, 16)
     torch.manual_seed(0)
     path = fit(MSDGANTrainer(TINY, 16), list(y), batch_size=2, total_steps=3, ckpt_dir=tmp_path,
                save_every=1000, seed=0)
@@ -200,7 +191,7 @@ def test_through_the_shared_loop_checkpoints_hold_both_players(tmp_path):
 # --- metrics ----------------------------------------------------------------------------------
 
 def test_pixel_metrics_on_closed_form_cases():
-    x = ((_fields(3, 32, seed=4)[:, 0] + 0.9) / 2).numpy()  # in [0, 0.9]
+    x = ((smooth_fields(3, 32, seed=4)[:, 0] + 0.9) / 2).numpy()  # in [0, 0.9]
     same = pixel_metrics(x, x)
     assert same["l1"] == 0 and same["psnr"] == math.inf and same["ssim"] == pytest.approx(1, abs=1e-12)
     shifted = pixel_metrics(x + 0.1, x)

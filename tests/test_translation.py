@@ -7,8 +7,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+from helpers import smooth_fields
 from solargen.acquire.synthetic import write_synthetic_frame
 from solargen.calibrate import calibrate_files, read_shard
 from solargen.cli import main
@@ -22,18 +22,9 @@ TRANSLATION = {"condition": "translation", "input_wavelengths": [171, 211], "noi
                "save_every": 1000}
 
 
-def _fields(n, size, seed):
-    z = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
-    k = torch.tensor([1.0, 4, 6, 4, 1])
-    k = (k[:, None] * k[None]) / 256
-    for _ in range(2):
-        z = F.conv2d(z, k[None, None], padding=2)
-    return 0.9 * z / z.abs().amax(dim=(1, 2, 3), keepdim=True)
-
-
 def _batch(n=8, size=16):
     """(n, 3, size, size) = [193 target, 171, 211]: the target a fixed function of both inputs."""
-    a, b = _fields(n, size, 1), _fields(n, size, 2)
+    a, b = smooth_fields(n, size, 1), smooth_fields(n, size, 2)
     return torch.cat([(0.7 * a - 0.5 * b).clamp(-1, 1), a, b], 1)
 
 
