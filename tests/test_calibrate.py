@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import sunpy.map
+import torch
 
 from solargen.calibrate import (
     ON_DISK, Options, bin_image, calibrate_files, calibrate_frame, calibrate_map, degradation_factor,
@@ -521,10 +522,13 @@ def test_dataset_streams_split_quantisation_and_metadata(level1_dir, tmp_path):
     ds = H5Images(tmp_path / "dataset.h5", size=16)
     x = ds[0]
     assert x.shape == (1, 16, 16) and -1 <= x.min() and x.max() <= 1
+    # In memory when the selected frames at the run's size fit the budget (2 × 16² × 4 B here).
+    held = H5Images(tmp_path / "dataset.h5", size=16, in_memory=2048 / 2**30, indices=[0, 2])
+    assert held.data is not None and held.data.shape == (2, 1, 16, 16)
+    assert torch.equal(held[1], ds[2]) and torch.equal(held[0], ds[0])
+    assert H5Images(tmp_path / "dataset.h5", size=16, in_memory=2047 / 2**30, indices=[0, 2]).data is None
     full = H5Images(tmp_path / "dataset.h5", in_memory=True)
     flipped = H5Images(tmp_path / "dataset.h5", in_memory=True, east_west_flip=True)
-    import torch
-
     torch.manual_seed(0)
     seen = {bool(torch.equal(flipped[0], full[0].flip(-1))) for _ in range(20)}
     assert seen == {True, False}  # about half the draws are mirrored

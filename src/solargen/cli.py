@@ -134,7 +134,7 @@ def _train(a):
     fam = family(a.family)
     with open_dataset(a.dataset) as f:
         indices = dataset_split(f, a.test_fraction)[a.split]
-    data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory, indices=indices,
+    data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory_gib, indices=indices,
                     east_west_flip=a.east_west_flip, channels=fam.channels(cfg))
     from . import distributed
 
@@ -516,7 +516,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tensorboard", help="TensorBoard log folder (needs the tensorboard package)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--threads", type=int, default=1)
-    s.add_argument("--in-memory", action="store_true")
+    s.add_argument("--in-memory-gib", type=float, default=2.0,
+                   help="hold the training frames (at --image-size) in memory when they fit in this many GiB")
     s.add_argument("--split", choices=["all", "train"], default="all",
                    help="frames to train on: all (the study: no split) or the training split")
     s.add_argument("--test-fraction", type=float, default=0.1,

@@ -338,12 +338,14 @@ class H5Images(torch.utils.data.Dataset):
     A channel the file lacks is an `InputError` naming what it has.
 
     ``size`` below the stored resolution is reached by block averaging, so one dataset serves
-    runs at several resolutions. Frames are read lazily (one handle per worker process).
+    runs at several resolutions. Frames are read lazily (one handle per worker process), or, with
+    ``in_memory`` (True, or a budget in GiB that the selected frames at ``size`` must fit in),
+    once at construction, frame by frame, already block-averaged.
     ``east_west_flip`` mirrors a random half of the frames left–right (an augmentation only: it
     mirrors the Sun, whose rotation and active-region tilts are not mirror-symmetric; default off).
     """
 
-    def __init__(self, path: str | Path, size: int | None = None, in_memory: bool = False,
+    def __init__(self, path: str | Path, size: int | None = None, in_memory: bool | float = False,
                  indices: np.ndarray | None = None, east_west_flip: bool = False, channels=()):
         self.path = str(path)
         self.keys = ["images"] + [channel_key(wl) for wl in channels or ()]
@@ -357,32 +359,40 @@ class H5Images(torch.utils.data.Dataset):
                                      f"data.extra_wavelengths: [{', '.join(k[7:] for k in self.keys[1:])}]")
             self.indices = np.arange(n) if indices is None else np.asarray(indices)
             self.n = len(self.indices)
-            self.data = None
-            if in_memory:  # (N, 1 + k, H, W); one channel needs no stacked copy
-                arrays = [dequantise(f[k][()]) for k in self.keys]
-                self.data = arrays[0][:, None] if len(arrays) == 1 else np.stack(arrays, 1)
-        self.size = size or h
+            self.size = size or h
+            if h % self.size:
+                raise ValueError(f"dataset resolution {h} is not a multiple of {self.size}")
+            self._f = f
+            nbytes = self.n * len(self.keys) * self.size ** 2 * 4
+            fits = in_memory is True or (in_memory and nbytes <= float(in_memory) * 2 ** 30)
+            # (N, 1 + k, size, size) float32 in [0, 1]: only the selected frames, at the run's size.
+            self.data = np.empty((self.n, len(self.keys), self.size, self.size), np.float32) if fits else None
+            for j, i in enumerate(self.indices if fits else ()):
+                self.data[j] = self._read(int(i))
+            log.info("%s: %d frames at %d², %s", path, self.n, self.size,
+                     f"in memory ({nbytes / 2**20:.0f} MiB)" if fits else "read lazily")
         self.flip = east_west_flip
-        if h % self.size:
-            raise ValueError(f"dataset resolution {h} is not a multiple of {self.size}")
         self._f = None
+
+    def _read(self, i: int) -> np.ndarray:
+        """Frame ``i`` (all of ``keys``) as float32 (1 + k, size, size) in [0, 1]."""
+        img = np.stack([dequantise(self._f[k][i]) for k in self.keys]).astype(np.float32, copy=False)
+        f = img.shape[-1] // self.size
+        return img if f == 1 else img.reshape(len(img), self.size, f, self.size, f).mean(axis=(2, 4))
 
     def __len__(self):
         return self.n
 
     def __getitem__(self, i):
-        i = int(self.indices[i])
         if self.data is not None:
             img = self.data[i]
         else:
             if self._f is None:
                 self._f = h5py.File(self.path, "r")
-            img = np.stack([dequantise(self._f[k][i]) for k in self.keys])
+            img = self._read(int(self.indices[i]))
         x = torch.from_numpy(np.ascontiguousarray(img))
-        if x.shape[-1] != self.size:
-            x = torch.nn.functional.avg_pool2d(x[None], x.shape[-1] // self.size)[0]
         if not torch.isfinite(x).all():
-            raise InputError(f"{self.path}: frame {i} has non-finite values")
+            raise InputError(f"{self.path}: frame {int(self.indices[i])} has non-finite values")
         if self.flip and torch.rand(()) < 0.5:
             x = x.flip(-1)
         return x * 2 - 1

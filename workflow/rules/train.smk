@@ -15,7 +15,6 @@ rule train:
         log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
         tensorboard=lambda w: f"{OUT}/models/{w.family}/{w.model}/tensorboard",
         seed=config["seed"],
-        in_memory="--in-memory" if config["data"]["n_frames"] <= 5000 else "",
         # Conditional families are scored on held-out frames, so they train on the rest.
         split=lambda w: (
             f"--split train --test-fraction {config['data'].get('test_fraction', 0.1)}"
@@ -41,4 +40,4 @@ rule train:
         " {resources.mpi} python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
         " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --tensorboard {params.tensorboard} --seed {params.seed}"
-        " --threads {threads} {params.in_memory} {params.split} {params.flip} {params.check} 2> {log}"
+        " --threads {threads} {params.split} {params.flip} {params.check} 2> {log}"
