@@ -130,7 +130,7 @@ def test_fused_path_agrees_with_aiapy_register_then_block_mean(tmp_path):
     # 0.1 % per pixel at AIA 193's own plate scale; this frame's 0.6048″ (a stress case) leaves
     # up to ~0.2 % where the spline's knots fall between the block's samples (see `block_filter`).
     assert err.max() < 2e-3
-    assert err.mean() < 1e-4
+    assert err.mean() < 2e-4
     # Total on-disk flux agrees much better than pixel by pixel.
     on = _on_disk(256, info["disk_radius"])
     assert fused[on].sum() == pytest.approx(ref[on].sum(), rel=2e-4)
