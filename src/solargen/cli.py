@@ -1,8 +1,10 @@
 """``python -m solargen <command>``: the steps of the study, each one a workflow rule.
 
 acquire → calibrate → constants → dataset → train → sample → features/spectrum → evaluate →
-collect → figures. Every command writes its outputs atomically and exits non-zero with a
-message naming the bad file on bad input.
+collect → tables/figures. The acquisition, report and expert-test commands live beside their
+code (``acquire/commands.py``, ``report/commands.py``, ``expert/commands.py``) and register here.
+Every command writes its outputs atomically and exits non-zero with a message naming the bad
+file on bad input.
 """
 
 from __future__ import annotations
@@ -291,138 +293,10 @@ def _png_size(folder) -> int:
         return im.size[0]
 
 
-def _collect(a):
-    from .report.results import collect
-
-    collect(a.metrics, a.out, a.not_run, skipped=json.loads(a.skipped_json), out_meta=a.meta,
-            extra_rows=a.extra_rows)
-
-
-def _spearman(a):
-    import pandas as pd
-
-    from .io import atomic_path
-    from .report.results import spearman_table
-
-    with atomic_path(a.out) as tmp:
-        spearman_table(pd.read_csv(a.results)).round(3).to_csv(tmp)
-
-
-def _figure(a):
-    from .report import figures
-
-    runs = dict(kv.split("=", 1) for kv in a.runs)
-    if a.kind == "training":
-        figures.training_curves(runs, a.out)
-    elif a.kind == "run_samples":
-        figures.run_grid(a.real, a.out)
-    elif a.kind == "samples":
-        figures.sample_grid(a.real, runs, a.out)
-    elif a.kind == "zoom":
-        figures.zoom_grid(a.real, runs, a.out)
-    elif a.kind == "spectrum":
-        figures.spectrum_figure(a.real, runs, a.out)
-    else:
-        from .dataset import dataset_split, open_dataset, read_images
-
-        with open_dataset(a.real) as f:
-            real = read_images(f, dataset_split(f, a.test_fraction)["test"])
-        figures.dft_figure(real, runs, a.out)
-
-
-TABLES = ("ranking", "diffusion_sampling", "diffusion_training", "regularisation", "ablations", "crops",
-          "metric_details", "spectral")
-
-
-def _table(a):
-    from .io import atomic_path
-    from .report import tables
-
-    df = tables.read_results(a.results)
-    families = json.loads(a.families)
-    t = {"ranking": lambda: tables.ranking(df, families),
-         "diffusion_sampling": lambda: tables.fid_vs_sampling_steps(df),
-         "diffusion_training": lambda: tables.fid_vs_training_steps(df),
-         "regularisation": lambda: tables.regularisation_table(df),
-         "ablations": lambda: tables.ablation_table(df),
-         "crops": lambda: tables.crop_table(df),
-         "metric_details": lambda: tables.metric_details(df),
-         "spectral": lambda: tables.spectral_table(df)}[a.kind]()
-    index = a.kind in ("ranking", "crops", "metric_details", "spectral")
-    with atomic_path(a.out) as tmp:
-        t.to_csv(tmp, index=index, float_format="%.6g")
-
-
-def _plot(a):
-    """Figures drawn from results.csv (or, for ``spearman``, from the Spearman table)."""
-    import pandas as pd
-
-    from .report import figures, tables
-
-    if a.kind == "spearman":
-        figures.spearman_figure(pd.read_csv(a.results, index_col=0), a.out)
-        return
-    df = tables.read_results(a.results)
-    families = json.loads(a.families)
-    if a.kind == "ranking":
-        figures.ranking_figure(tables.ranking(df, families), a.out)
-    elif a.kind == "diffusion":
-        figures.diffusion_figure(tables.fid_vs_sampling_steps(df), tables.fid_vs_training_steps(df), a.out,
-                                 net=tables.primary_net(df) or "?")
-    else:
-        fam = {r: tables.family_of(r, families) for r in df.run.unique()}
-        figures.spectral_distance_figure(tables.spectral_table(df), fam, a.out)
-
-
-def _compare(a):
-    from .io import atomic_path
-    from .report import compare, tables
-
-    ours, ref = tables.read_results(a.results), tables.read_results(a.reference)
-    both = compare.side_by_side(ours, ref)
-    agree = compare.ranking_agreement(both)
-    note = compare.scale_note(ours, ref)
-    with atomic_path(a.out_csv) as tmp:
-        both.to_csv(tmp, index=False, float_format="%.6g")
-    with atomic_path(a.out_ranking) as tmp:
-        agree.to_csv(tmp, index=False, float_format="%.4g")
-    html = (f"<h3>Comparison with {a.reference_label or a.reference}</h3><p>{note}</p>"
-            f"<p>{both.run.nunique()} runs and {len(both)} metric values in common.</p>"
-            "<h4>Agreement of the run rankings</h4>" + agree.to_html(index=False, float_format="%.3g", na_rep="–")
-            + "<h4>Values side by side</h4>" + both.to_html(index=False, float_format="%.4g"))
-    with atomic_path(a.out_html) as tmp:
-        Path(tmp).write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{html}</body></html>")
-
-
-def _expert_packet(a):
-    from .expert.packet import ensure_packet
-    from .io import write_json
-
-    runs = dict(kv.split("=", 1) for kv in a.runs)
-    answers = a.answers or Path(a.out).resolve().parent / "answers"
-    try:
-        key, action = ensure_packet(runs, a.real, a.out, a.key, a.n_per_run, answers, full_disk=not a.no_full_disk,
-                                    crops=a.crops, seed=a.seed, shuffle_seed=a.shuffle_seed)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
-    if a.status:
-        write_json(a.status, {"packet": key["packet"].iloc[0], "items": len(key), "action": action,
-                              "packet_dir": str(a.out), "key": str(a.key)})
-
-
-def _expert_serve(a):
-    from .expert.server import serve
-
-    serve(a.packet, a.answers or Path(a.packet).resolve().parent / "answers", host=a.host, port=a.port)
-
-
-def _expert_analyse(a):
-    from .expert.analysis import analyse
-
-    analyse(a.key, a.answers, a.out_table, a.out_figure, a.out_rows, real_name=a.real_name)
-
-
 def parser() -> argparse.ArgumentParser:
+    from .expert.commands import add_commands as expert_commands
+    from .report.commands import add_commands as report_commands
+
     p = argparse.ArgumentParser(prog="python -m solargen", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -584,83 +458,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_evaluate)
 
-    s = sub.add_parser("collect", help="gather metrics.json files into results.csv")
-    s.add_argument("--metrics", nargs="+", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--not-run")
-    s.add_argument("--skipped-json", default="{}", help='{"run": "reason"} for runs the workflow left out')
-    s.add_argument("--meta", help="sidecar CSV: per run n_samples, n_real, sampling seeds, checkpoint")
-    s.add_argument("--extra-rows", nargs="*", default=[], help="CSVs of results.csv rows made elsewhere (human_accuracy)")
-    s.set_defaults(func=_collect)
-
-    s = sub.add_parser("spearman", help="Spearman rank correlation between metrics across runs")
-    s.add_argument("--results", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_spearman)
-
-    s = sub.add_parser("figure", help="report figures")
-    s.add_argument("kind", choices=["samples", "zoom", "spectrum", "dft", "training", "run_samples"])
-    s.add_argument("--test-fraction", type=float, default=0.1)
-    s.add_argument("--real", help="real images (run_samples: the run's sample folder)")
-    s.add_argument("--runs", nargs="*", default=[], metavar="NAME=PATH",
-                   help="per run its samples/spectrum (training: per model its train_log.csv)")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_figure)
-
-    s = sub.add_parser("table", help="one of the study's tables from a results.csv")
-    s.add_argument("kind", choices=TABLES)
-    s.add_argument("--results", required=True)
-    s.add_argument("--families", default="{}", help='{"run": "family"} (else inferred from the run names)')
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_table)
-
-    s = sub.add_parser("plot", help="one of the study's figures from a results.csv")
-    s.add_argument("kind", choices=["ranking", "diffusion", "spearman", "spectral_distance"])
-    s.add_argument("--results", required=True, help="results.csv (spearman: the Spearman table)")
-    s.add_argument("--families", default="{}", help='{"run": "family"} (else inferred from the run names)')
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_plot)
-
-    s = sub.add_parser("compare", help="this run's results.csv beside a reference one (e.g. the published study)")
-    s.add_argument("--results", required=True)
-    s.add_argument("--reference", required=True)
-    s.add_argument("--reference-label", default="")
-    s.add_argument("--out-csv", required=True)
-    s.add_argument("--out-ranking", required=True)
-    s.add_argument("--out-html", required=True)
-    s.set_defaults(func=_compare)
-
-    s = sub.add_parser("expert-eval", help="human-expert test: blinded packet, local web form, statistics")
-    ex = s.add_subparsers(dest="expert_command", required=True)
-    s = ex.add_parser("packet", help="blinded packet of M real and M generated images per run, key apart "
-                      "(kept if it exists and its inputs are unchanged)")
-    s.add_argument("--real", required=True, help="the real PNG folder")
-    s.add_argument("--runs", nargs="+", required=True, metavar="NAME=SAMPLES_DIR")
-    s.add_argument("--n-per-run", type=int, required=True, help="M: real and generated images per run and view")
-    s.add_argument("--crops", type=int, nargs="*", default=[], help="crop sides in px of the real frames")
-    s.add_argument("--no-full-disk", action="store_true", help="crops only")
-    s.add_argument("--seed", type=int, default=0, help="picks the images and crops")
-    s.add_argument("--shuffle-seed", type=int, help="presentation order (default: a fresh secret, kept in the key)")
-    s.add_argument("--out", required=True, help="the packet folder (served)")
-    s.add_argument("--key", required=True, help="the key (CSV); must lie outside the packet")
-    s.add_argument("--answers", help="answer files folder (default: answers/ beside the packet): a packet "
-                   "with answers is never rebuilt")
-    s.add_argument("--status", help="JSON written on success: packet id, item count, kept or built")
-    s.set_defaults(func=_expert_packet)
-    s = ex.add_parser("serve", help="the local web form over a packet")
-    s.add_argument("packet")
-    s.add_argument("--answers", help="answer files folder (default: answers/ beside the packet)")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    s.add_argument("--port", type=int, default=8765)
-    s.set_defaults(func=_expert_serve)
-    s = ex.add_parser("analyse", help="accuracy per expert, run and image type, with binomial tests")
-    s.add_argument("--key", required=True)
-    s.add_argument("--answers", required=True, help="folder of <expert>.jsonl files")
-    s.add_argument("--real-name", default="real", help="the real set's name in results.csv")
-    s.add_argument("--out-table", required=True)
-    s.add_argument("--out-figure")
-    s.add_argument("--out-rows", help="results.csv-shaped rows (metric=human_accuracy)")
-    s.set_defaults(func=_expert_analyse)
+    report_commands(sub)  # collect, spearman, figure, table, plot, compare
+    expert_commands(sub)  # expert-eval packet | serve | analyse
     return p
 
 
