@@ -345,14 +345,16 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     edge = cv2.BORDER_REFLECT_101
     pairs = cv2.boxFilter(src, cv2.CV_32F, (w, w), borderType=edge) if w > 1 else src
     coeffs = cv2.sepFilter2D(pairs, cv2.CV_32F, g, g, borderType=edge)
-    y, x = np.arange(size, dtype=np.float64)[:, None], np.arange(size, dtype=np.float64)[None, :]
-    rows = m[1, 0] * x + m[1, 1] * y + m[1, 2]
-    cols = m[0, 0] * x + m[0, 1] * y + m[0, 2]
-    # The 2-wide box's anchor is at 1: its mean sits half a pixel before its index.
+    # Level-1 (row, col) of every block centre; the 2-wide box's anchor is at 1, so its mean sits
+    # half a pixel before its index and the spline is evaluated half a pixel on.
     shift = (w - 1) / 2.0
-    out = scipy.ndimage.map_coordinates(coeffs, [rows + shift, cols + shift], order=3, prefilter=False,
-                                        mode="constant", cval=0.0, output=np.float32)
-    _clip_to_input_range(out, src, m, rows, cols)
+    y, x = np.arange(size, dtype=np.float64)[:, None], np.arange(size, dtype=np.float64)[None, :]
+    at = np.empty((2, size, size))
+    np.add(m[1, 0] * x + m[1, 2] + shift, m[1, 1] * y, out=at[0])
+    np.add(m[0, 0] * x + m[0, 2] + shift, m[0, 1] * y, out=at[1])
+    out = scipy.ndimage.map_coordinates(coeffs, at, order=3, prefilter=False, mode="constant", cval=0.0,
+                                        output=np.float32)
+    _clip_to_input_range(out, src, m)
     return out
 
 
@@ -363,8 +365,7 @@ def _block_reduce(a: np.ndarray, f: int, op) -> np.ndarray:
     return np.ascontiguousarray(functools.reduce(op, (rows[:, j::f] for j in range(f))))
 
 
-def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, rows: np.ndarray,
-                         cols: np.ndarray) -> None:
+def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray) -> None:
     """Redo exactly, in place, the blocks where the reference clips (sunpy's ``clip=True``).
 
     ``register`` clips every full-resolution interpolated pixel to [min, max] of the input, which
@@ -388,9 +389,16 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, rows: 
     risky = top + _SPLINE_OVERSHOOT * (top - bottom) > hi
     if not risky.any():
         return
-    by = np.clip(np.floor(rows / f).astype(int), 0, size - 1)
-    bx = np.clip(np.floor(cols / f).astype(int), 0, size - 1)
-    redo = risky[by, bx]
+    # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
+    # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
+    ry, rx = np.nonzero(risky)
+    centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
+    qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(int)
+    redo = np.zeros(out.shape, bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            ok = (qy + dy >= 0) & (qy + dy < size) & (qx + dx >= 0) & (qx + dx < size)
+            redo[qy[ok] + dy, qx[ok] + dx] = True
     a = m[:, :2] / f  # one full-res level-1.5 pixel in level-1 pixels
     o = np.arange(f) - (f - 1) / 2.0
     fine = np.stack(np.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)  # (f², (dy, dx))
@@ -399,9 +407,11 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, rows: 
     labels, _ = scipy.ndimage.label(redo)
     pad = FUSED_HALF_WIDTH + 4
     for box in scipy.ndimage.find_objects(labels):
-        sel = redo[box]
-        r = rows[box][sel][:, None] + dy[None, :]  # (blocks, f²) level-1 rows of the fine samples
-        c = cols[box][sel][:, None] + dx[None, :]
+        y, x = np.nonzero(redo[box])
+        y, x = y + box[0].start, x + box[1].start
+        # (blocks, f²) level-1 rows and columns of the fine samples
+        r = (m[1, 0] * x + m[1, 1] * y + m[1, 2])[:, None] + dy[None, :]
+        c = (m[0, 0] * x + m[0, 1] * y + m[0, 2])[:, None] + dx[None, :]
         r0, c0 = max(int(r.min()) - pad, 0), max(int(c.min()) - pad, 0)
         r1, c1 = min(int(r.max()) + pad + 2, n), min(int(c.max()) + pad + 2, n)
         if r0 >= r1 or c0 >= c1:
@@ -409,7 +419,7 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, rows: 
         spline = scipy.ndimage.spline_filter(src[r0:r1, c0:c1].astype(np.float64), order=3, mode="mirror")
         samples = scipy.ndimage.map_coordinates(spline, [r - r0, c - c0], order=3, prefilter=False,
                                                 mode="constant", cval=0.0)
-        out[box][sel] = np.clip(samples, lo, hi).mean(axis=1)
+        out[y, x] = np.clip(samples, lo, hi).mean(axis=1)
 
 
 def reference_level15(smap, size: int, rsun_arcsec: float | None = None) -> np.ndarray:
