@@ -551,7 +551,7 @@ def steps_attrs(opts: Options) -> dict:
     """The calibration steps as HDF5 attributes: what was applied, with which table (and its sha256)."""
     attrs = {"level": "1.5" if opts.register else "1 (binned)",
              "units": "DN/s" if opts.exposure else "DN",
-             "register": ({"fused": "fused: spline-matched FIR + cubic B-spline at block centres (one resampling)",
+             "register": ({"fused": "fused: 2-wide box + spline-matched symmetric filter + cubic B-spline at block centres (one resampling)",
                            "reference": "aiapy.calibrate.register (scipy, order 3) + block mean"}[opts.method]
                           if opts.register else "off"),
              "method": opts.method if opts.register else "off",
