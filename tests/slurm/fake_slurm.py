@@ -18,6 +18,7 @@ Only what the plugin uses is implemented; the real thing is tested by tests/test
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
@@ -59,14 +60,24 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
     return opts, argv[i:]
 
 
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically: squeue and other sbatch calls read these files concurrently."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def sbatch(argv):
     d = state_dir()
-    with open(d / "sbatch.jsonl", "a") as f:
-        f.write(json.dumps(argv) + "\n")
     opts, _ = parse(argv)
-    counter = d / "next_id"
-    job = int(counter.read_text()) if counter.exists() else 1000 + os.getpid() % 5000 * 4
-    counter.write_text(str(job + 1))
+    # Snakemake submits several jobs at once: one sbatch at a time takes an id and logs its call.
+    with open(d / "sbatch.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(d / "sbatch.jsonl", "a") as f:
+            f.write(json.dumps(argv) + "\n")
+        counter = d / "next_id"
+        job = int(counter.read_text()) if counter.exists() else 1000 + os.getpid() % 5000 * 4
+        _write(counter, str(job + 1))
     nodes = int(opts.get("nodes", opts.get("N", 1)))
     per_node = opts.get("ntasks-per-node")
     ntasks = nodes * int(per_node) if per_node else int(opts.get("ntasks", opts.get("n", 1)))
@@ -75,8 +86,8 @@ def sbatch(argv):
            "SLURM_CPUS_PER_TASK": str(opts.get("cpus-per-task", 1)), "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
     if per_node:
         env["SLURM_NTASKS_PER_NODE"] = str(per_node)
-    (d / f"{job}.state").write_text("RUNNING")
-    (d / f"{job}.name").write_text(str(opts.get("job-name", "")))
+    _write(d / f"{job}.state", "RUNNING")
+    _write(d / f"{job}.name", str(opts.get("job-name", "")))
     log = str(opts.get("output", d / f"{job}.log")).replace("%j", str(job))
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     # The batch script runs detached, like a job on a cluster; --run marks it done when it ends.
@@ -89,7 +100,7 @@ def sbatch(argv):
 def run_batch(job, script, log):
     with open(log, "w") as out:
         rc = subprocess.run(["bash", "-c", script], stdout=out, stderr=subprocess.STDOUT).returncode
-    (state_dir() / f"{job}.state").write_text("COMPLETED" if rc == 0 else "FAILED")
+    _write(state_dir() / f"{job}.state", "COMPLETED" if rc == 0 else "FAILED")
 
 
 def srun(argv):
