@@ -13,12 +13,12 @@ Steps per frame, each switchable and recorded in the shard's (and the dataset's)
    * ``fused`` (the default, the hot loop): ONE resampling from the level-1 grid straight to the
      target grid, with the reference's own kernel. The block mean of f × f cubic-spline samples
      is rewritten as one separable filter on the level-1 grid (`block_filter`: the spline
-     prefilter, the f-sample mean and the sample spacing folded into a symmetric 15-tap filter at
+     prefilter, the f-sample mean and the sample spacing folded into a symmetric 13-tap filter at
      f = 4, plus a 2-wide box for even f) followed by cubic B-spline evaluation only at the
      target pixels' block centres, through the full affine (rotation by CROTA2, scale to
      0.6″·f/px, reference pixel to the centre). OpenCV runs the filter band by band; the
      evaluation, with the box folded into its weights, is compiled (`solargen.resample`). At
-     AIA 193's plate scale it agrees with the reference to ~0.005 % mean and ~0.024 % max
+     AIA 193's plate scale it agrees with the reference to ~0.002 % mean and ~0.04 % max
      relative error on the disk, ~7× faster, within 1.5× of reading the file
      (benchmarks/calibrate.py);
 
@@ -259,12 +259,14 @@ def level15_affine(meta, shape: tuple[int, int], size: int, rsun_arcsec: float |
 #: Pole of the cubic B-spline's interpolation prefilter (Unser 1999); the reference path
 #: interpolates with scipy's order-3 spline, which is this prefilter + cubic B-spline evaluation.
 _SPLINE_POLE = math.sqrt(3.0) - 2.0
-#: Half-width of the fused path's FIR filter (2·7+1 taps at f = 4): the cardinal cubic spline's
-#: weights decay as |pole|^k, so truncating at 7 leaves ~1e-4 of a kernel's weight. Measured on
-#: disk at AIA 193's plate scale against the reference, max relative error: 0.055–0.062 % at 6,
-#: 0.028–0.030 % at 7, 0.026–0.028 % at 8 (the max is set by the knot mismatch and the clip, not
-#: the truncation); each tap costs ~4.5 ms per 4096² frame.
-FUSED_HALF_WIDTH = 7
+#: Half-width of the fused path's FIR filter (2·6+1 taps at f = 4): the cardinal cubic spline's
+#: weights decay as |pole|^k, so truncating at 6 leaves ~4e-4 of a kernel's weight, and with the
+#: gain held at 1 (`block_filter`) that barely shows. Measured on the disk at AIA 193's plate
+#: scale against the reference, max relative error 0.080–0.094 % at 5, 0.029–0.041 % at 6,
+#: 0.025–0.027 % at 7, 0.024–0.026 % at 8 (at 6 the max sits beside features several times
+#: brighter, the truncation; from 7 on it is the knot mismatch and the clip); each step of 1
+#: costs ~7 ms per 4096² frame, 1.43× → ~1.47× the read floor from 6 to 7.
+FUSED_HALF_WIDTH = 6
 #: sup Σ|weights| of 2-D cubic-spline interpolation (the 1-D Lebesgue constant 1.549, squared):
 #: an interpolated pixel exceeds its neighbourhood's max by at most (L − 1)/2 of the range.
 _SPLINE_OVERSHOOT = (1.549038**2 - 1) / 2
@@ -324,7 +326,13 @@ def block_filter(f: int, step: float) -> np.ndarray:
         return np.mean([_bspline3(u + o) for o in pair], axis=0)
 
     basis = np.stack([knots(t)] + [knots(t - j) + knots(t + j) for j in range(1, half + 1)], 1)
-    w, *_ = np.linalg.lstsq(basis, g_target, rcond=None)
+    # Least squares with the gain fixed at 1 (Σg = w₀ + 2Σw_j): the truncated fit's gain error,
+    # not its shape, is what a smooth image sees (it was most of the mean error on the disk).
+    ones = np.concatenate([[1.0], np.full(half, 2.0)])
+    normal = basis.T @ basis
+    w = np.linalg.solve(normal, basis.T @ g_target)
+    v = np.linalg.solve(normal, ones)
+    w += (1.0 - ones @ w) / (ones @ v) * v
     return np.concatenate([w[:0:-1], w]).astype(np.float32)
 
 
@@ -334,8 +342,8 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     The reference's block mean of f × f cubic-spline samples is a symmetric FIR filter on the
     level-1 grid (`block_filter`) followed by cubic B-spline evaluation, with a 2-wide box for
     even f folded in, at each target pixel's block centre (see `level15_affine`) — N²/f²
-    evaluations instead of N². ~80 ms per 4096² int16 frame on one core: the filter ~50 ms, the
-    evaluation ~16 ms, the clip ~13 ms.
+    evaluations instead of N². ~72 ms per 4096² int16 frame on one core: the filter ~43 ms, the
+    evaluation ~16 ms, block extrema + the clip ~13 ms.
     Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
     input's range where a saturated neighbourhood could make the spline overshoot
     (`_clip_to_input_range`).
