@@ -224,6 +224,13 @@ def test_block_filter_has_unit_gain(f, step):
     assert g.sum() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_fused_path_keeps_a_flat_frame_flat():
+    """A constant frame (hi == lo: nothing to clip) stays constant where the detector covers it."""
+    meta = {"crpix1": 129.3, "crpix2": 127.9, "cdelt1": 0.6, "crota2": 0.1, "rsun_obs": 960.0}
+    out = fused_level15(np.full((256, 256), 7, np.int16), meta, 64)
+    np.testing.assert_allclose(out[4:-4, 4:-4], 7.0, rtol=1e-6)
+
+
 def test_block_extrema_is_the_block_max_and_min():
     from solargen.resample import block_extrema
 

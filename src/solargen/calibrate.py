@@ -420,6 +420,8 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     # block above it within r: the test runs only on the window around those (usually a few).
     k = _SPLINE_OVERSHOOT
     above = top > (hi + k * lo) / (1 + k)
+    if not above.any():
+        return  # a flat frame (hi == lo): nothing can overshoot
     by, bx = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
     y0, x0 = max(by[0] - 2 * r, 0), max(bx[0] - 2 * r, 0)
     win = np.s_[y0:by[-1] + 2 * r + 1, x0:bx[-1] + 2 * r + 1]
