@@ -6,7 +6,9 @@ Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
   fused path's 2-wide box filter folded into the spline weights (5 taps per axis instead of a
   separate pass over the 4096² level-1 grid);
 * `block_extrema`: per-block maximum and minimum of the level-1 image in one pass (the clip
-  emulation's screening).
+  emulation's screening);
+* `block_curvature`: per-block maximum second differences (the screening of the clip at the
+  minimum).
 
 Single-threaded and GIL-free: the pipeline parallelises by frame across processes. Compiled on
 first use and cached on disk (numba ``cache=True``).
@@ -172,3 +174,32 @@ def block_extrema(a: np.ndarray, f: int, top: np.ndarray, bottom: np.ndarray) ->
                 l_ = min(l_, lo[bx * f + k])
             top[by, bx] = h
             bottom[by, bx] = l_
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> None:
+    """dxx/dyy (rows/f, cols/f) float32 = max over each f × f block of ``a`` of |a[y, x-1] -
+    2a[y, x] + a[y, x+1]| and |a[y-1, x] - 2a[y, x] + a[y+1, x]| (the first and last row and
+    column count 0). The clip emulation's bound on how far a cubic spline departs from the
+    bilinear interpolant of the same pixels (`solargen.calibrate._clip_to_input_range`)."""
+    ny, nx = a.shape
+    hx = np.empty(nx, np.float32)  # column-wise maxima over the block's rows (vectorises)
+    hy = np.empty(nx, np.float32)
+    for by in range(dxx.shape[0]):
+        hx[:] = 0.0
+        hy[:] = 0.0
+        for y in range(by * f, by * f + f):
+            if 0 < y < ny - 1:
+                for x in range(nx):
+                    c = np.float32(a[y, x])
+                    hy[x] = max(hy[x], abs(np.float32(a[y - 1, x]) + np.float32(a[y + 1, x]) - 2 * c))
+            for x in range(1, nx - 1):
+                c = np.float32(a[y, x])
+                hx[x] = max(hx[x], abs(np.float32(a[y, x - 1]) + np.float32(a[y, x + 1]) - 2 * c))
+        for bx in range(dxx.shape[1]):
+            mx, my = hx[bx * f], hy[bx * f]
+            for k in range(1, f):
+                mx = max(mx, hx[bx * f + k])
+                my = max(my, hy[bx * f + k])
+            dxx[by, bx] = mx
+            dyy[by, bx] = my
