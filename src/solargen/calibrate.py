@@ -481,7 +481,8 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     relative error means nothing. ``top``/``bottom``: max/min of ``src`` over each f × f block.
     """
     import cv2
-    import scipy.ndimage
+
+    from solargen.resample import exact_clipped_means
 
     size, n = out.shape[0], src.shape[0]
     f = n // size
@@ -517,9 +518,9 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
             x0, x1 = max(int(cx - 1.05 * rad) - 1, 0), min(int(cx + 1.05 * rad) + 2, size)
         if y0 < y1 and x0 < x1:
             rd = -(-_CURVATURE_REACH // f) + 1  # blocks whose second differences reach a sample
-            cy0, cy1, cx0, cx1 = max(y0 - rd, 0), min(y1 + rd, size), max(x0 - rd, 0), min(x1 + rd, size)
-            dxx, dyy = np.zeros((cy1 - cy0, cx1 - cx0), np.float32), np.zeros((cy1 - cy0, cx1 - cx0), np.float32)
-            block_curvature(src[cy0 * f:cy1 * f, cx0 * f:cx1 * f], f, dxx, dyy)
+            cy0, cy1, cx0, cx1 = max(y0 - rd, 0), min(y1 + rd, size), 0, size  # whole rows (fast)
+            dxx, dyy = np.zeros((cy1 - cy0, size), np.float32), np.zeros((cy1 - cy0, size), np.float32)
+            block_curvature(src[cy0 * f:cy1 * f], f, dxx, dyy)  # a row slice stays C-contiguous
             wide = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * rd + 1, 2 * rd + 1))
             bend = 1.549038 * cv2.dilate(dxx, wide) + cv2.dilate(dyy, wide)
             near = cv2.erode(bottom[cy0:cy1, cx0:cx1], cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
@@ -551,7 +552,7 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     dy = a[1, 0] * fine[:, 1] + a[1, 1] * fine[:, 0]
     dx = a[0, 0] * fine[:, 1] + a[0, 1] * fine[:, 0]
     pad = FUSED_HALF_WIDTH + 4
-    # In tiles of 16 × 16 target pixels: one local spline prefilter per tile.
+    # In tiles of 16 × 16 target pixels: one local spline prefilter per tile (compiled).
     y, x = np.divmod(redo, size)
     tile = (y // 16) * size + x // 16
     order = np.argsort(tile, kind="stable")
@@ -565,10 +566,7 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
         r1, c1 = min(int(rows.max()) + pad + 2, n), min(int(cols.max()) + pad + 2, n)
         if r0 >= r1 or c0 >= c1:
             continue  # mapped from outside the detector: already 0
-        spline = scipy.ndimage.spline_filter(src[r0:r1, c0:c1].astype(np.float64), order=3, mode="mirror")
-        samples = scipy.ndimage.map_coordinates(spline, [rows - r0, cols - c0], order=3, prefilter=False,
-                                                mode="constant", cval=0.0)
-        out[ty, tx] = np.clip(samples, lo, hi).mean(axis=1)
+        exact_clipped_means(src, m, f, ty, tx, r0, r1, c0, c1, lo, hi, out)
 
 
 def reference_level15(smap, size: int, rsun_arcsec: float | None = None) -> np.ndarray:
