@@ -2,7 +2,9 @@
 
 Steps per frame, each switchable and recorded in the shard's (and the dataset's) attributes:
 
-1. read and validate the level-1 FITS (wavelength, QUALITY, NaNs, readable data);
+1. read and validate the level-1 FITS (wavelength, QUALITY, EXPTIME, NaNs, readable data, a
+   physical plausibility check: `Plausibility`; from a done-manifest, each file is checked to be
+   the manifest's record: `check_stored`);
 2. pointing: from a pointing-table file (``aiapy.calibrate.update_pointing``; the file's sha256 is
    recorded) or, with no table configured, the level-1 header's own pointing keywords;
 3. registration to level 1.5 — solar north up, 0.6″/px, the reference pixel (disk centre) at the
@@ -16,11 +18,14 @@ Steps per frame, each switchable and recorded in the shard's (and the dataset's)
      prefilter, the f-sample mean and the sample spacing folded into a symmetric 13-tap filter at
      f = 4, plus a 2-wide box for even f) followed by cubic B-spline evaluation only at the
      target pixels' block centres, through the full affine (rotation by CROTA2, scale to
-     0.6″·f/px, reference pixel to the centre). OpenCV runs the filter band by band; the
-     evaluation, with the box folded into its weights, is compiled (`solargen.resample`). At
-     AIA 193's plate scale it agrees with the reference to ~0.002 % mean and ~0.04 % max
-     relative error on the disk, ~7× faster, within 1.5× of reading the file
-     (benchmarks/calibrate.py);
+     0.6″·f/px, reference pixel to the centre; the rotation read as sunpy reads it, PCi_j
+     before CDi_j before CROTA2). OpenCV runs the filter band by band; the evaluation, with the
+     box folded into its weights, is compiled (`solargen.resample`). sunpy's clip of every
+     sample to the input's range is reproduced at both ends (exactly, where the spline could
+     cross it). Frames rolled beyond `MAX_FUSED_ROLL_DEG`, or whose clip would need the exact
+     path on more than `FUSED_MAX_EXACT_SHARE` of the pixels, take the reference path instead
+     (recorded per frame). On the disk it agrees with the reference to ≤ 0.1 % max relative
+     error on ordinary, dark and rolled frames (benchmarks/calibrate.py);
 
 4. optional fixed solar-radius rescaling (as SDOML: every frame's disk gets the same size);
 5. degradation correction (``aiapy.calibrate.degradation`` with a correction-table file; the
