@@ -33,6 +33,7 @@ pipeline parallelises by frame across processes. The last line is key=value pair
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -101,8 +102,6 @@ def roll_fallback_share(threshold_deg: float, n: int = 1_000_000, seed: int = 0)
 
 
 def _rolled(header, roll_deg: float):
-    import math
-
     h = header.copy()
     t = math.radians(roll_deg)
     h["CROTA2"] = roll_deg
@@ -124,7 +123,8 @@ def agreement(frames, size, dates):
     from aiapy.calibrate import register
 
     from solargen.acquire.synthetic import synthetic_frame
-    from solargen.calibrate import MAX_FUSED_ROLL_DEG, Options, bin_image, calibrate_frame, fused_level15
+    from solargen.calibrate import (MAX_FUSED_ROLL_DEG, Options, bin_image, calibrate_frame, fused_level15,
+                                    lattice_roll_deg)
 
     ref_opts = Options(method="reference")
     errs, ctx, dark_abs = {}, [], []
@@ -133,6 +133,10 @@ def agreement(frames, size, dates):
             data, header = synthetic_frame(1000 + i, dates[i % len(dates)], native_size=4096)
             if scale is not None:
                 header["CDELT1"] = header["CDELT2"] = scale
+            if lattice_roll_deg(header) > MAX_FUSED_ROLL_DEG:  # a generator drawing larger rolls
+                print(f"seed {1000 + i}: CROTA2 {header['CROTA2']:+.3f}° is beyond the fused path's "
+                      f"{MAX_FUSED_ROLL_DEG:g}°; its ordinary and dark frames are rolled to the threshold")
+                header = _rolled(header, math.copysign(MAX_FUSED_ROLL_DEG, header["CROTA2"]))
             cases = [("ordinary", data, header), ("dark", _dark(data, header), header),
                      (f"roll +{MAX_FUSED_ROLL_DEG:g}°", data, _rolled(header, MAX_FUSED_ROLL_DEG)),
                      (f"roll -{MAX_FUSED_ROLL_DEG / 2:g}°", data, _rolled(header, -MAX_FUSED_ROLL_DEG / 2))]
