@@ -138,7 +138,8 @@ def test_fused_path_agrees_with_aiapy_register_then_block_mean(tmp_path):
 
 def _exact_spline_block_mean(img, meta, size, clip=True):
     """What register + block mean computes: every full-resolution level-1.5 pixel interpolated
-    by scipy's cubic spline, clipped to the input's range (sunpy), then block-averaged."""
+    by scipy's cubic spline, clipped to the input's range widened to 0 (sunpy's rule with
+    ``missing=0`` taken into the range), then block-averaged."""
     import scipy.ndimage
 
     n = img.shape[0]
@@ -147,7 +148,8 @@ def _exact_spline_block_mean(img, meta, size, clip=True):
     fine = scipy.ndimage.map_coordinates(img.astype(np.float64), [m[1, 0] * x + m[1, 1] * y + m[1, 2],
                                                                   m[0, 0] * x + m[0, 1] * y + m[0, 2]],
                                          order=3, mode="constant", cval=0.0)
-    return bin_image((np.clip(fine, img.min(), img.max()) if clip else fine).astype(np.float32), size)
+    lo, hi = min(float(img.min()), 0.0), max(float(img.max()), 0.0)
+    return bin_image((np.clip(fine, lo, hi) if clip else fine).astype(np.float32), size)
 
 
 @pytest.mark.parametrize("cdelt, crota2, size", [(0.6, 0.0, 64), (0.6031, 0.097, 64), (0.5995, -0.35, 64),

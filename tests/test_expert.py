@@ -243,6 +243,24 @@ def test_server_validates_every_answer_and_writes_only_valid_ones(server):
     assert (a["item"], a["answer"], a["confidence"], a["ms"], a["packet"]) == (item, "generated", 5, 1234, key.packet[0])
 
 
+def test_an_expert_id_with_a_trailing_newline_is_refused(server, tmp_path):
+    # re.match(r"^…$") accepts "alice\n": it was written as a second expert and counted as one.
+    srv, key, answers = server
+    port = srv.server_address[1]
+    item = key["item"][0]
+    for expert in ("alice\n", "alice\r\n", "\nalice"):
+        status, reply, _ = request(port, "POST", "/api/answer",
+                                   {"expert": expert, "item": item, "answer": "real", "confidence": 3})
+        assert status == 400 and "expert" in json.loads(reply)["error"], expert
+    assert request(port, "GET", "/api/next?expert=alice%0A")[0] == 400
+    assert not list(answers.glob("*"))
+    f = tmp_path / "bob.jsonl"
+    f.write_text(json.dumps({"packet": key.packet[0], "expert": "bob\n", "item": item, "answer": "real",
+                             "confidence": 3}) + "\n")
+    with pytest.raises(InputError, match=r"bob.jsonl:1: expert id"):
+        read_answers(f, key.packet[0])
+
+
 def test_a_packet_with_a_key_inside_is_not_served(packet, tmp_path):
     pdir, key_path, _ = packet
     shutil.copy(key_path, pdir / "key.csv")

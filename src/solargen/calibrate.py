@@ -2,7 +2,9 @@
 
 Steps per frame, each switchable and recorded in the shard's (and the dataset's) attributes:
 
-1. read and validate the level-1 FITS (wavelength, QUALITY, NaNs, readable data);
+1. read and validate the level-1 FITS (wavelength, QUALITY, EXPTIME, NaNs, readable data, a
+   physical plausibility check: `Plausibility`; from a done-manifest, each file is checked to be
+   the manifest's record: `check_stored`);
 2. pointing: from a pointing-table file (``aiapy.calibrate.update_pointing``; the file's sha256 is
    recorded) or, with no table configured, the level-1 header's own pointing keywords;
 3. registration to level 1.5 — solar north up, 0.6″/px, the reference pixel (disk centre) at the
@@ -16,11 +18,14 @@ Steps per frame, each switchable and recorded in the shard's (and the dataset's)
      prefilter, the f-sample mean and the sample spacing folded into a symmetric 13-tap filter at
      f = 4, plus a 2-wide box for even f) followed by cubic B-spline evaluation only at the
      target pixels' block centres, through the full affine (rotation by CROTA2, scale to
-     0.6″·f/px, reference pixel to the centre). OpenCV runs the filter band by band; the
-     evaluation, with the box folded into its weights, is compiled (`solargen.resample`). At
-     AIA 193's plate scale it agrees with the reference to ~0.002 % mean and ~0.04 % max
-     relative error on the disk, ~7× faster, within 1.5× of reading the file
-     (benchmarks/calibrate.py);
+     0.6″·f/px, reference pixel to the centre; the rotation read as sunpy reads it, PCi_j
+     before CDi_j before CROTA2). OpenCV runs the filter band by band; the evaluation, with the
+     box folded into its weights, is compiled (`solargen.resample`). sunpy's clip of every
+     sample to the input's range is reproduced at both ends (exactly, where the spline could
+     cross it). Frames rolled beyond `MAX_FUSED_ROLL_DEG`, or whose clip would need the exact
+     path on more than `FUSED_MAX_EXACT_SHARE` of the pixels, take the reference path instead
+     (recorded per frame). On the disk it agrees with the reference to ≤ 0.1 % max relative
+     error on ordinary, dark and rolled frames (benchmarks/calibrate.py);
 
 4. optional fixed solar-radius rescaling (as SDOML: every frame's disk gets the same size);
 5. degradation correction (``aiapy.calibrate.degradation`` with a correction-table file; the
@@ -36,6 +41,7 @@ normalisation clips them to its lower constant.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import warnings
@@ -230,12 +236,51 @@ def target_scale(meta, shape: tuple[int, int]) -> float:
     return max(round(float(meta["cdelt1"]) / LEVEL15_SCALE), 1) * LEVEL15_SCALE
 
 
+def header_rotation_matrix(meta) -> np.ndarray:
+    """The level-1 header's PC matrix exactly as sunpy 7's ``GenericMap.rotation_matrix`` reads
+    it, which ``register`` rotates by: PCi_j when any of them is in the header (missing ones
+    default to the identity's), else CDi_j divided row-wise by CDELTi, else CROTA2 with the
+    scale ratio CDELT2/CDELT1 (0° when absent). A header whose PCi_j disagree with CROTA2 is
+    thus registered by PCi_j, as sunpy does."""
+    m = {str(k).lower(): v for k, v in meta.items()}
+    pc = ("pc1_1", "pc1_2", "pc2_1", "pc2_2")
+    cd = ("cd1_1", "cd1_2", "cd2_1", "cd2_2")
+    if any(k in m for k in pc):
+        return np.array([[float(m.get("pc1_1", 1)), float(m.get("pc1_2", 0))],
+                         [float(m.get("pc2_1", 0)), float(m.get("pc2_2", 1))]])
+    cdelt1 = float(m.get("cdelt1", 1.0))
+    cdelt = np.array([cdelt1, float(m.get("cdelt2", cdelt1))])
+    if any(k in m for k in cd):
+        return np.array([[float(m.get(k, 0)) for k in cd[:2]], [float(m.get(k, 0)) for k in cd[2:]]]) / cdelt[:, None]
+    lam, p = cdelt[1] / cdelt[0], math.radians(float(m.get("crota2", 0)))
+    return np.array([[math.cos(p), -lam * math.sin(p)], [math.sin(p) / lam, math.cos(p)]])
+
+
+#: Largest roll (deg) the fused path takes; frames rolled further go through the reference path
+#: (``register``), per frame, recorded in the frame table's ``register_path``. The fused filter
+#: is fitted for a sample lattice along the level-1 axes; rolled, the reference's f × f samples
+#: lie on a rotated lattice, and the fused path's error grows ~0.2 % per degree (max on the disk,
+#: AIA 193's plate scale: 0.030 % at 0°, 0.050 % at 0.25°, 0.116 % at 0.5°, 0.22 % at 1°). At
+#: 0.25° it stays within half the 0.1 % bound. Nominal AIA 193 rolls are INST_ROT ≈ 0.058° plus
+#: SAT_ROT ~1e-4°; only SDO's roll manoeuvres (calibration rolls through 360°, a few hours twice a
+#: year) and off-nominal pointing exceed it.
+MAX_FUSED_ROLL_DEG = 0.25
+
+
+def lattice_roll_deg(meta) -> float:
+    """How far (deg) the level-1.5 sample lattice is turned against the level-1 axes: the larger
+    angle of the two columns of the header's PC matrix (rotation, or skew) to their axes."""
+    a = np.linalg.inv(header_rotation_matrix(meta))
+    return math.degrees(max(abs(math.atan2(a[1, 0], a[0, 0])), abs(math.atan2(a[0, 1], a[1, 1]))))
+
+
 def level15_affine(meta, shape: tuple[int, int], size: int, rsun_arcsec: float | None = None) -> np.ndarray:
     """2×3 matrix M taking a target pixel (x, y) of the (size, size) level-1.5 image to the level-1
     pixel (x, y) at the centre of the block it averages (0-based: ``src = M @ [x, y, 1]``).
 
     Level 1.5 on the full N² grid puts the reference pixel at ((N-1)/2, (N-1)/2) (what
-    ``register`` does) with world = s·(p' - c); level 1 has world = CDELT·PC(CROTA2)·(p - CRPIX).
+    ``register`` does) with world = s·(p' - c); level 1 has world = CDELT·PC·(p - CRPIX), PC as
+    sunpy reads it (`header_rotation_matrix`: PCi_j before CDi_j before CROTA2).
     A target pixel q covers the full-grid block f·q … f·q + f - 1, centred at f·q + (f-1)/2.
     With ``rsun_arcsec`` the scale s is multiplied by RSUN_OBS/rsun_arcsec, so the disk has
     radius rsun_arcsec/0.6 full-grid pixels in every frame.
@@ -247,9 +292,7 @@ def level15_affine(meta, shape: tuple[int, int], size: int, rsun_arcsec: float |
     s_out = target_scale(meta, shape)
     if rsun_arcsec is not None:
         s_out *= float(meta["rsun_obs"]) / rsun_arcsec
-    theta = math.radians(float(meta.get("crota2", 0.0)))
-    pc = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-    a = np.linalg.inv(pc) * (s_out / float(meta["cdelt1"]))
+    a = np.linalg.inv(header_rotation_matrix(meta)) * (s_out / float(meta["cdelt1"]))
     c_in = np.array([float(meta["crpix1"]) - 1.0, float(meta["crpix2"]) - 1.0])
     c_out = (n - 1) / 2.0
     offset = c_in + a @ np.full(2, (f - 1) / 2.0 - c_out)
@@ -270,6 +313,13 @@ FUSED_HALF_WIDTH = 6
 #: sup Σ|weights| of 2-D cubic-spline interpolation (the 1-D Lebesgue constant 1.549, squared):
 #: an interpolated pixel exceeds its neighbourhood's max by at most (L − 1)/2 of the range.
 _SPLINE_OVERSHOOT = (1.549038**2 - 1) / 2
+
+
+#: sup over positions of Σ|h_k|, where the cubic spline minus the linear interpolant of the same
+#: samples is Σ h_k·Δ²d_k (1-D; computed from `_cardinal_cubic`, 0.2165 at the cell centre).
+_SPLINE_VS_BILINEAR = 0.2166
+#: Pixels (from a sample) over which `_SPLINE_VS_BILINEAR`'s second differences are taken.
+_CURVATURE_REACH = 8
 
 
 def _bspline3(t: np.ndarray) -> np.ndarray:
@@ -336,7 +386,8 @@ def block_filter(f: int, step: float) -> np.ndarray:
     return np.concatenate([w[:0:-1], w]).astype(np.float32)
 
 
-def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None = None) -> np.ndarray:
+def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None = None,
+                  max_exact: float = 1.0) -> np.ndarray:
     """Level-1 image (N, N) → registered, binned level-1.5 image (size, size) float32, resampled once.
 
     The reference's block mean of f × f cubic-spline samples is a symmetric FIR filter on the
@@ -345,8 +396,10 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     evaluations instead of N². ~72 ms per 4096² int16 frame on one core: the filter ~43 ms, the
     evaluation ~16 ms, block extrema + the clip ~13 ms.
     Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
-    input's range where a saturated neighbourhood could make the spline overshoot
-    (`_clip_to_input_range`).
+    input's range (and 0) where the spline could overshoot it, at the top and at the bottom
+    (`_clip_to_input_range`; ~+20 ms for the second differences its bottom screen needs). Raises
+    `ExactShareExceeded` when that needs the exact path on more than ``max_exact`` of the
+    target pixels. The roll is not checked here (`calibrate_frame` does: `MAX_FUSED_ROLL_DEG`).
     """
     import cv2
 
@@ -374,7 +427,14 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
         bspline_at_blocks(coeffs[lo - a:hi - a], lo, n, m, q0, pair, out[q0:q1])
     if done < size:
         block_extrema(src[done * f:], f, top[done:], bottom[done:])
-    _clip_to_input_range(out, src, m, top, bottom)
+    disk = None
+    try:  # the disk in level-1 pixels (0-based), for the clip at the minimum
+        cdelt = float(meta["cdelt1"])
+        disk = (float(meta["crpix1"]) - 1 - float(meta.get("crval1", 0.0)) / cdelt,
+                float(meta["crpix2"]) - 1 - float(meta.get("crval2", 0.0)) / cdelt, float(meta["rsun_obs"]) / cdelt)
+    except (KeyError, TypeError, ValueError):
+        pass
+    _clip_to_input_range(out, src, m, top, bottom, disk, max_exact)
     return out
 
 
@@ -397,54 +457,107 @@ def _bands(m: np.ndarray, size: int, n: int) -> list[tuple[int, int, int, int]]:
     return bands
 
 
+class ExactShareExceeded(Exception):
+    """`fused_level15`'s clip emulation would recompute more than ``max_exact`` of the target
+    pixels exactly (slower than the reference path)."""
+
+
+#: Share of target pixels above which a frame's clip emulation is slower than ``register``
+#: itself (~20 µs per exact pixel against ~2 s per frame): `calibrate_frame` then takes the
+#: reference path for the frame ("reference (clip fallback)"). Ordinary frames need < 1 %;
+#: only frames whose disk sits at the frame's minimum (e.g. dark-subtracted to 0) come near.
+FUSED_MAX_EXACT_SHARE = 0.05
+
+
 def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: np.ndarray,
-                         bottom: np.ndarray) -> None:
+                         bottom: np.ndarray, disk: tuple[float, float, float] | None = None,
+                         max_exact: float = 1.0) -> None:
     """Redo exactly, in place, the blocks where the reference clips (sunpy's ``clip=True``).
 
-    ``register`` clips every full-resolution interpolated pixel to [min, max] of the input, which
-    changes block means next to saturated pixels (the spline overshoots a saturated plateau).
-    Blocks whose neighbourhood could overshoot the maximum (bound: `_SPLINE_OVERSHOOT`) are
-    recomputed from their f² exact spline samples, clipped, then averaged. The clip at the
-    minimum is not emulated: the frame's minimum is off-disk dark sky, where only the far
-    corona can undershoot it. ``top``/``bottom``: max/min of ``src`` over each f × f block.
+    ``register`` (``missing=0``) clips every full-resolution interpolated pixel to
+    [min(input min, 0), max(input max, 0)] (sunpy's rule with the missing value taken into the
+    range), which changes block means where the spline overshoots: next to saturated pixels at
+    the top, next to the darkest pixels (a coronal hole at the frame's minimum, dark sky) at the
+    bottom. Blocks whose neighbourhood could cross either bound (`_SPLINE_OVERSHOOT` of the
+    neighbourhood's range) are recomputed from their f² exact spline samples, clipped, then
+    averaged. The maximum is screened everywhere; the minimum within 1.05 R_sun of ``disk``
+    ((x0, y0, radius) in level-1 pixels; None: everywhere): off the disk the darkest pixels are
+    dark-sky noise around 0 DN, where nearly every block would need the exact path and a
+    relative error means nothing. ``top``/``bottom``: max/min of ``src`` over each f × f block.
     """
     import cv2
-    import scipy.ndimage
+
+    from solargen.resample import exact_clipped_means
 
     size, n = out.shape[0], src.shape[0]
     f = n // size
-    lo, hi = float(bottom.min()), float(top.max())
+    data_lo, data_hi = float(bottom.min()), float(top.max())
+    lo, hi = min(data_lo, 0.0), max(data_hi, 0.0)
     # A block's samples reach f/2 from its centre, and each depends on pixels FUSED_HALF_WIDTH + 2 away.
     r = -(-(FUSED_HALF_WIDTH + 2 + f // 2) // f) + 1
-    # Risky needs a neighbourhood max above (hi + k·lo)/(1 + k) (k = _SPLINE_OVERSHOOT), i.e. a
-    # block above it within r: the test runs only on the window around those (usually a few).
     k = _SPLINE_OVERSHOOT
-    above = top > (hi + k * lo) / (1 + k)
-    if not above.any():
-        return  # a flat frame (hi == lo): nothing can overshoot
-    by, bx = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
-    y0, x0 = max(by[0] - 2 * r, 0), max(bx[0] - 2 * r, 0)
-    win = np.s_[y0:by[-1] + 2 * r + 1, x0:bx[-1] + 2 * r + 1]
     reach = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1))
-    near_top, near_bottom = cv2.dilate(top[win], reach), cv2.erode(bottom[win], reach)
-    ry, rx = np.nonzero(near_top + k * (near_top - near_bottom) > hi)
+    risky = []
+    # Top: a risky block needs a neighbourhood max above (hi + k·lo)/(1 + k), i.e. a block above
+    # it within r: the test runs only on the window around those (usually a few).
+    above = top > (data_hi + k * data_lo) / (1 + k)
+    if above.any() and data_hi > data_lo:  # a flat frame has nothing to overshoot
+        by, bx = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+        y0, x0 = max(by[0] - 2 * r, 0), max(bx[0] - 2 * r, 0)
+        win = np.s_[y0:by[-1] + 2 * r + 1, x0:bx[-1] + 2 * r + 1]
+        near_top, near_bottom = cv2.dilate(top[win], reach), cv2.erode(bottom[win], reach)
+        ry, rx = np.nonzero(near_top + k * (near_top - near_bottom) > hi)
+        risky.append((ry + y0, rx + x0))
+    # Bottom, on the disk's window. The range bound above is far too loose here (textured disk
+    # pixels a few times above a minimum of 0 would all be risky): instead, a cubic spline lies
+    # within _SPLINE_VS_BILINEAR·(1.549·|Δxx| + |Δyy|) (max second differences around it) of
+    # the bilinear interpolant, which is ≥ the least of the 4 pixels around the sample.
+    if data_hi > data_lo:
+        from solargen.resample import block_curvature
+
+        y0 = x0 = 0
+        y1 = x1 = size
+        if disk is not None:
+            cx, cy, rad = (v / f for v in disk)
+            y0, y1 = max(int(cy - 1.05 * rad) - 1, 0), min(int(cy + 1.05 * rad) + 2, size)
+            x0, x1 = max(int(cx - 1.05 * rad) - 1, 0), min(int(cx + 1.05 * rad) + 2, size)
+        if y0 < y1 and x0 < x1:
+            rd = -(-_CURVATURE_REACH // f) + 1  # blocks whose second differences reach a sample
+            cy0, cy1, cx0, cx1 = max(y0 - rd, 0), min(y1 + rd, size), 0, size  # whole rows (fast)
+            dxx, dyy = np.zeros((cy1 - cy0, size), np.float32), np.zeros((cy1 - cy0, size), np.float32)
+            block_curvature(src[cy0 * f:cy1 * f], f, dxx, dyy)  # a row slice stays C-contiguous
+            wide = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * rd + 1, 2 * rd + 1))
+            bend = 1.549038 * cv2.dilate(dxx, wide) + cv2.dilate(dyy, wide)
+            near = cv2.erode(bottom[cy0:cy1, cx0:cx1], cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
+            tail = 1e-4 * (hi - lo)  # the weights beyond _CURVATURE_REACH (|pole|^8 ≈ 4e-5)
+            low = (near - _SPLINE_VS_BILINEAR * bend - tail < lo)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+            if disk is not None:
+                yy, xx = np.ogrid[y0:y1, x0:x1]
+                low &= np.hypot(xx - cx + 0.5 - 0.5 / f, yy - cy + 0.5 - 0.5 / f) < 1.05 * rad
+            ry, rx = np.nonzero(low)
+            risky.append((ry + y0, rx + x0))
+    if not risky:
+        return
+    ry, rx = np.concatenate([a for a, _ in risky]), np.concatenate([b for _, b in risky])
     if ry.size == 0:
         return
     # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
     # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
-    centres = np.stack([rx + x0, ry + y0]) * f + (f - 1) / 2.0 - m[:, 2:]
+    centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
     qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(int)
     ny, nx = np.divmod(np.arange(9), 3)
     qy, qx = (qy[:, None] + ny - 1).ravel(), (qx[:, None] + nx - 1).ravel()
     ok = (qy >= 0) & (qy < size) & (qx >= 0) & (qx < size)
     redo = np.unique(qy[ok] * size + qx[ok])
+    if redo.size > max_exact * out.size:
+        raise ExactShareExceeded(f"the clip needs the exact path on {redo.size / out.size:.1%} of the target pixels")
     a = m[:, :2] / f  # one full-res level-1.5 pixel in level-1 pixels
     o = np.arange(f) - (f - 1) / 2.0
     fine = np.stack(np.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)  # (f², (dy, dx))
     dy = a[1, 0] * fine[:, 1] + a[1, 1] * fine[:, 0]
     dx = a[0, 0] * fine[:, 1] + a[0, 1] * fine[:, 0]
     pad = FUSED_HALF_WIDTH + 4
-    # In tiles of 16 × 16 target pixels: one local spline prefilter per tile.
+    # In tiles of 16 × 16 target pixels: one local spline prefilter per tile (compiled).
     y, x = np.divmod(redo, size)
     tile = (y // 16) * size + x // 16
     order = np.argsort(tile, kind="stable")
@@ -458,10 +571,7 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
         r1, c1 = min(int(rows.max()) + pad + 2, n), min(int(cols.max()) + pad + 2, n)
         if r0 >= r1 or c0 >= c1:
             continue  # mapped from outside the detector: already 0
-        spline = scipy.ndimage.spline_filter(src[r0:r1, c0:c1].astype(np.float64), order=3, mode="mirror")
-        samples = scipy.ndimage.map_coordinates(spline, [rows - r0, cols - c0], order=3, prefilter=False,
-                                                mode="constant", cval=0.0)
-        out[ty, tx] = np.clip(samples, lo, hi).mean(axis=1)
+        exact_clipped_means(src, m, f, ty, tx, r0, r1, c0, c1, lo, hi, out)
 
 
 def reference_level15(smap, size: int, rsun_arcsec: float | None = None) -> np.ndarray:
@@ -517,7 +627,9 @@ def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndar
 
     Returns the image (DN/s with ``exposure``, else DN) and a dict with what went into it:
     EXPTIME, the degradation factor (1.0 when off), CROTA2 and CDELT1 after the pointing update,
-    RSUN_OBS, and the output disk centre (``disk_x0``, ``disk_y0``, 0-based) and radius (pixels).
+    RSUN_OBS, the output disk centre (``disk_x0``, ``disk_y0``, 0-based) and radius (pixels), and
+    ``register_path``: ``fused``, ``reference``, ``reference (roll fallback)`` (the fused method
+    asked for, but the frame is rolled beyond `MAX_FUSED_ROLL_DEG`) or ``none``.
     """
     import sunpy.map
 
@@ -531,10 +643,18 @@ def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndar
         smap = apply_pointing(sunpy.map.Map(data, smap.meta), opts.pointing_table)
     meta = smap.meta
     n = data.shape[1]
+    path = "none"
     if opts.register:
-        if opts.method == "fused":
-            image = fused_level15(data, meta, size, opts.rsun_arcsec)
-        else:
+        path = opts.method
+        if path == "fused" and lattice_roll_deg(meta) > MAX_FUSED_ROLL_DEG:
+            path = "reference (roll fallback)"  # beyond the fused path's bound: see MAX_FUSED_ROLL_DEG
+        if path == "fused":
+            try:
+                image = fused_level15(data, meta, size, opts.rsun_arcsec, max_exact=FUSED_MAX_EXACT_SHARE)
+            except ExactShareExceeded as e:
+                log.info("%s: %s; reference path instead", meta.get("t_rec", meta.get("date-obs", "frame")), e)
+                path = "reference (clip fallback)"
+        if path != "fused":
             image = reference_level15(sunpy.map.Map(data, meta), size, opts.rsun_arcsec)
         scale = target_scale(meta, data.shape) * (n // size)  # arcsec per output pixel
         if opts.rsun_arcsec is not None:
@@ -552,7 +672,10 @@ def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndar
         x0 = (float(meta["crpix1"]) - 1 - (f - 1) / 2.0) / f - float(meta.get("crval1", 0.0)) / scale
         y0 = (float(meta["crpix2"]) - 1 - (f - 1) / 2.0) / f - float(meta.get("crval2", 0.0)) / scale
         radius = float(meta["rsun_obs"]) / scale
-    exptime = float(smap.exposure_time.to_value("s"))
+    exptime = exposure_time(meta)
+    if opts.exposure and not (exptime is not None and math.isfinite(exptime) and exptime > 0):
+        raise InputError(f"{meta.get('t_rec', meta.get('date-obs', 'frame'))}: EXPTIME={exptime}, cannot normalise to DN/s")
+    exptime = float("nan") if exptime is None else exptime
     factor = 1.0
     if opts.degradation:
         factor = degradation_factor(smap.wavelength.to_value("angstrom"), smap.date,
@@ -562,7 +685,8 @@ def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndar
         image = image / np.float32(divisor)
     info = {"exptime": exptime, "degradation_factor": factor, "crota2": float(meta.get("crota2", 0.0)),
             "cdelt1": float(meta["cdelt1"]), "rsun_obs": float(meta["rsun_obs"]),
-            "disk_x0": float(x0), "disk_y0": float(y0), "disk_radius": float(radius)}
+            "disk_x0": float(x0), "disk_y0": float(y0), "disk_radius": float(radius),
+            "register_path": path}
     return np.asarray(image, np.float32), info
 
 
@@ -573,20 +697,154 @@ def calibrate_map(smap, size: int, *, register: bool = True, exposure: bool = Tr
     return calibrate_frame(smap, size, opts)[0]
 
 
-def frame_status(smap) -> tuple[str, str]:
-    """Return ("ok", "") or ("rejected", reason) for a level-1 map (QUALITY, image type, NaNs)."""
-    quality = int(smap.meta.get("quality", 0))
+@dataclass(frozen=True)
+class Plausibility:
+    """Thresholds of the physical plausibility check of a level-1 frame (config:
+    ``data.calibration.plausibility``). It catches what the header and checksums cannot: data
+    bytes that are garbage (no CHECKSUM to catch them), all-negative or blank frames. Both tests
+    are physical, with wide margins, so that no good frame and no flare frame fails them:
+
+    min_disk_to_background : the median level-1 DN inside 0.9 R_sun over the median beyond
+        1.25 R_sun (floored at the read noise, `BACKGROUND_FLOOR_DN`). The EUV disk is ~10–100×
+        the far corona at 193 Å; a flare's scattered light raises the background by a few % of the
+        disk at most. Garbage bytes or a blank frame give ~1, an all-negative frame ≤ 0.
+    max_outside_range_fraction : the largest fraction of pixels outside ``detector_range_dn``.
+    detector_range_dn : (low, high) DN a level-1 pixel can hold: the 14-bit ADC's 0 … 16383 DN
+        less the dark (read noise ~1.2 DN, so a few DN below 0), times the flat field (within
+        ±25 %). Uniform garbage int16 puts ~2/3 of its pixels outside, garbage float32 ~1/2.
+    """
+
+    min_disk_to_background: float = 2.0
+    max_outside_range_fraction: float = 0.01
+    detector_range_dn: tuple[float, float] = (-100.0, 20480.0)
+
+    def __post_init__(self):
+        lo, hi = self.detector_range_dn
+        if not (self.min_disk_to_background > 0 and 0 <= self.max_outside_range_fraction < 1 and lo < hi):
+            raise ValueError(f"implausible plausibility thresholds {self}")
+
+
+#: A background median below the read noise (~1.2 DN, AIA) is indistinguishable from 0: the
+#: disk-to-background ratio divides by at least this.
+BACKGROUND_FLOOR_DN = 1.0
+
+
+def exposure_time(meta) -> float | None:
+    """EXPTIME (s) of a level-1 header, or None when it is missing or not a number."""
+    try:
+        value = float(meta["exptime"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value
+
+
+def plausibility_reason(data: np.ndarray, meta, check: Plausibility) -> str:
+    """Why a level-1 frame is physically implausible, or ``""`` (see `Plausibility`)."""
+    n_y, n_x = data.shape
+    # ≤ 1024² pixels are plenty for medians and fractions (and cost ~10 ms at 4096²).
+    step = max(1, max(n_y, n_x) // 1024)
+    sub = np.asarray(data[::step, ::step], np.float32)
+    lo, hi = check.detector_range_dn
+    with np.errstate(invalid="ignore"):
+        outside = float(np.mean(~((sub >= lo) & (sub <= hi))))  # NaN counts as outside
+    if outside > check.max_outside_range_fraction:
+        return (f"implausible: {outside:.1%} of pixels outside the detector range [{lo:g}, {hi:g}] DN "
+                f"(> {check.max_outside_range_fraction:g})")
+    try:
+        cdelt, rsun = float(meta["cdelt1"]), float(meta["rsun_obs"])
+        x0 = float(meta["crpix1"]) - 1 - float(meta.get("crval1", 0.0)) / cdelt
+        y0 = float(meta["crpix2"]) - 1 - float(meta.get("crval2", 0.0)) / cdelt
+    except (KeyError, TypeError, ValueError) as e:
+        return f"implausible: header lacks the disk geometry ({e})"
+    if not (cdelt > 0 and rsun > 0):
+        return f"implausible: CDELT1={cdelt}, RSUN_OBS={rsun}"
+    yy, xx = np.ogrid[:n_y:step, :n_x:step]
+    r = np.hypot(xx - x0, yy - y0) * (cdelt / rsun)  # in R_sun
+    disk, far = sub[r < 0.9], sub[r > 1.25]
+    if disk.size == 0:
+        return "implausible: the header puts the disk outside the frame"
+    d = float(np.nanmedian(disk))
+    b = float(np.nanmedian(far)) if far.size else 0.0
+    ratio = d / max(b, BACKGROUND_FLOOR_DN)
+    if not ratio >= check.min_disk_to_background:
+        return (f"implausible: disk/background {ratio:.3g} < {check.min_disk_to_background:g} "
+                f"(median {d:.4g} DN inside 0.9 R_sun, {b:.4g} DN beyond 1.25 R_sun)")
+    return ""
+
+
+def frame_status(smap, plausibility: Plausibility | None = Plausibility()) -> tuple[str, str]:
+    """Return ("ok", "") or ("rejected", reason) for a level-1 map: QUALITY, image type, EXPTIME
+    (present, finite, positive), NaNs, then the physical plausibility check (None: skipped)."""
+    meta = smap.meta
+    quality = int(meta.get("quality", 0))
     if quality != 0:
         return "rejected", f"QUALITY=0x{quality:08x}"
-    img_type = str(smap.meta.get("img_type", "LIGHT")).strip().upper()
+    img_type = str(meta.get("img_type", "LIGHT")).strip().upper()
     if img_type != "LIGHT":
         return "rejected", f"IMG_TYPE={img_type}"
+    exptime = exposure_time(meta)
+    if exptime is None:
+        return "rejected", "EXPTIME missing or not a number"
+    if not (math.isfinite(exptime) and exptime > 0):
+        return "rejected", f"EXPTIME={exptime:g} s (not a positive exposure)"
     data = np.asarray(smap.data)
     if data.dtype.kind == "f":
         nonfinite = float(np.mean(~np.isfinite(data)))
         if nonfinite > MAX_NONFINITE_FRACTION:
             return "rejected", f"{nonfinite:.1%} non-finite pixels"
+    if plausibility is not None:
+        reason = plausibility_reason(data, meta, plausibility)
+        if reason:
+            return "rejected", reason
     return "ok", ""
+
+
+def check_stored(path: Path, meta, record: dict | None) -> None:
+    """A stored level-1 file is the done-manifest's record, else `InputError` naming the file.
+
+    ``record``: ``t_rec``, ``fsn`` and ``sha256`` of the manifest row (``sha256`` may be missing,
+    then only the header is compared). The header's T_REC (as a time, to 0.5 s) and FSN are
+    compared first (free: the header is already read), then the file's sha256 (~30 ms per
+    4096² RICE file). A store whose file was replaced by another valid frame must not be
+    calibrated as if it were the manifest's record.
+    """
+    import pandas as pd
+
+    from .acquire.records import parse_time
+
+    remedy = "the store no longer holds the manifest's frame; re-run the chunk's download job (snakemake -R jsoc_download)"
+    if record is None:
+        raise InputError(f"{path}: not a verified file of the done-manifest")
+
+    def given(v):
+        return v is not None and not (pd.api.types.is_scalar(v) and pd.isna(v)) and str(v) != ""
+
+    if given(record.get("fsn")):
+        got = meta.get("fsn")
+        if got is None or int(got) != int(record["fsn"]):
+            raise InputError(f"{path}: header FSN={got}, the manifest says {int(record['fsn'])}: {remedy}")
+    if given(record.get("t_rec")):
+        got = meta.get("t_rec")
+        try:
+            off = abs((parse_time(got) - parse_time(record["t_rec"])).total_seconds())
+        except (TypeError, ValueError):
+            off = math.inf
+        if not off <= 0.5:
+            raise InputError(f"{path}: header T_REC={got}, the manifest says {record['t_rec']}: {remedy}")
+    if given(record.get("sha256")):
+        digest = sha256_of(path)
+        if digest != str(record["sha256"]):
+            raise InputError(f"{path}: sha256 {digest} differs from the manifest's {record['sha256']}: {remedy}")
+
+
+def reject_kind(reason: str) -> str:
+    """The filter a rejection reason comes from (``QUALITY``, ``IMG_TYPE``, ``EXPTIME``,
+    ``non-finite``, ``implausible``), for counts in the dataset QA."""
+    if reason.startswith("implausible"):
+        return "implausible"
+    if "non-finite" in reason:
+        return "non-finite"
+    return reason.split("=")[0].split(" ")[0]
 
 
 def steps_attrs(opts: Options) -> dict:
@@ -614,17 +872,21 @@ def steps_attrs(opts: Options) -> dict:
 
 
 FRAME_COLUMNS = ["file", "date_obs", "exptime", "quality", "status", "reason", "degradation_factor",
-                 "crota2", "cdelt1", "rsun_obs", "disk_x0", "disk_y0", "disk_radius"]
+                 "crota2", "cdelt1", "rsun_obs", "disk_x0", "disk_y0", "disk_radius", "register_path"]
 
 
 def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wavelength: int = 193,
-                    register: bool = True, exposure: bool = True, opts: Options | None = None) -> dict:
+                    register: bool = True, exposure: bool = True, opts: Options | None = None,
+                    plausibility: Plausibility | None = Plausibility(),
+                    expect: dict[str, dict] | None = None) -> dict:
     """Calibrate level-1 FITS files into one HDF5 shard at ``out``, frame by frame.
 
     The shard holds ``images`` (n_ok, size, size) float32 (written one frame at a time, so memory
     does not grow with the shard) and a ``frames`` group with one row per input file (columns
     `FRAME_COLUMNS`) — rejected frames are kept in the table with their reason, never silently
-    dropped. Returns counts.
+    dropped (QUALITY, IMG_TYPE, EXPTIME, NaNs and the `Plausibility` check; see `frame_status`).
+    ``expect`` (from a done-manifest, keyed by the file's resolved path) holds what each stored
+    file must be: ``t_rec``, ``fsn`` and, where recorded, ``sha256`` (`check_stored`). Returns counts.
     """
     import cv2
     from tqdm import tqdm
@@ -639,8 +901,10 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
                                 chunks=(1, size, size))
         for path in tqdm(sorted(map(Path, paths)), desc="calibrate", unit="frame"):
             smap = read_level1(path, wavelength)
-            status, reason = frame_status(smap)
-            info = dict.fromkeys(FRAME_COLUMNS[6:], float("nan"))
+            if expect is not None:
+                check_stored(path, smap.meta, expect.get(str(path.resolve())))
+            status, reason = frame_status(smap, plausibility)
+            info = dict.fromkeys(FRAME_COLUMNS[6:-1], float("nan")) | {"register_path": ""}
             if status == "ok":
                 image, info = calibrate_frame(smap, size, opts)
                 dset.resize(n_ok + 1, axis=0)
@@ -648,11 +912,22 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
                 n_ok += 1
             else:
                 log.warning("%s: rejected (%s)", path, reason)
-            rows.append((path.name, str(smap.meta.get("date-obs", "")), float(smap.exposure_time.to_value("s")),
+            exptime = exposure_time(smap.meta)
+            rows.append((path.name, str(smap.meta.get("date-obs", "")), float("nan") if exptime is None else exptime,
                          int(smap.meta.get("quality", 0)), status, reason,
                          *(info[k] for k in FRAME_COLUMNS[6:])))
         write_table(f.create_group("frames"), {k: [r[i] for r in rows] for i, k in enumerate(FRAME_COLUMNS)})
+        paths_taken = [r[-1] for r in rows if r[4] == "ok"]
+        # On the table, not the file: the file's attributes must agree across shards (dataset).
+        f["frames"].attrs["register_paths"] = json.dumps({p: paths_taken.count(p) for p in sorted(set(paths_taken))})
         f.attrs.update(attrs, size=size, wavelength=wavelength)
+        if plausibility is not None:
+            f.attrs.update(plausibility_min_disk_to_background=plausibility.min_disk_to_background,
+                           plausibility_max_outside_range_fraction=plausibility.max_outside_range_fraction,
+                           plausibility_detector_low_dn=plausibility.detector_range_dn[0],
+                           plausibility_detector_high_dn=plausibility.detector_range_dn[1])
+        else:
+            f.attrs["plausibility"] = "off"
     return {"n_ok": n_ok, "n_rejected": len(rows) - n_ok}
 
 

@@ -39,16 +39,18 @@ def _acquire_synthetic(a):
 
 
 def _calibrate(a):
-    from .acquire.commands import input_frames
+    from .acquire.commands import input_frames, input_records
     from .calibrate import calibrate_files
 
     paths = input_frames(a.inputs)  # a folder of FITS files or a JSOC chunk's done-manifest
-    from .calibrate import Options
+    from .calibrate import Options, Plausibility
 
     opts = Options(method=a.method, register=not a.no_register, exposure=not a.no_exposure,
                    degradation=a.degradation, degradation_table=a.degradation_table,
                    pointing_table=a.pointing_table, rsun_arcsec=a.rsun_arcsec)
-    counts = calibrate_files(paths, a.out, a.size, wavelength=a.wavelength, opts=opts)
+    check = Plausibility(a.min_disk_to_background, a.max_outside_range_fraction, tuple(a.detector_range_dn))
+    counts = calibrate_files(paths, a.out, a.size, wavelength=a.wavelength, opts=opts, plausibility=check,
+                             expect=input_records(a.inputs))  # a manifest's files are checked against it
     logging.info("calibrated %(n_ok)d frames, rejected %(n_rejected)d", counts)
 
 
@@ -330,6 +332,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--degradation-table", help="correction table file (default: the aiapy wheel's V8)")
     s.add_argument("--pointing-table", help="pointing table file (default: the level-1 header's pointing)")
     s.add_argument("--rsun-arcsec", type=float, help="rescale every frame to this solar radius (SDOML: 976)")
+    s.add_argument("--min-disk-to-background", type=float, default=2.0,
+                   help="plausibility: reject frames whose median disk/background DN ratio is below this")
+    s.add_argument("--max-outside-range-fraction", type=float, default=0.01,
+                   help="plausibility: reject frames with more pixels than this outside --detector-range-dn")
+    s.add_argument("--detector-range-dn", type=float, nargs=2, default=[-100.0, 20480.0], metavar=("LOW", "HIGH"))
     s.set_defaults(func=_calibrate)
 
     s = sub.add_parser("split", help="train/test split of the calibrated frames by contiguous time blocks")

@@ -6,7 +6,9 @@ Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
   fused path's 2-wide box filter folded into the spline weights (5 taps per axis instead of a
   separate pass over the 4096² level-1 grid);
 * `block_extrema`: per-block maximum and minimum of the level-1 image in one pass (the clip
-  emulation's screening).
+  emulation's screening);
+* `block_curvature`: per-block maximum second differences (the screening of the clip at the
+  minimum).
 
 Single-threaded and GIL-free: the pipeline parallelises by frame across processes. Compiled on
 first use and cached on disk (numba ``cache=True``).
@@ -172,3 +174,121 @@ def block_extrema(a: np.ndarray, f: int, top: np.ndarray, bottom: np.ndarray) ->
                 l_ = min(l_, lo[bx * f + k])
             top[by, bx] = h
             bottom[by, bx] = l_
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> None:
+    """dxx/dyy (rows/f, cols/f) float32 = max over each f × f block of ``a`` of |a[y, x-1] -
+    2a[y, x] + a[y, x+1]| and |a[y-1, x] - 2a[y, x] + a[y+1, x]| (0 on the first and last row
+    and column). The clip emulation's bound on how far a cubic spline departs from the bilinear
+    interpolant of the same pixels (`solargen.calibrate._clip_to_input_range`). Written over
+    whole rows: restricting the columns made numba's loops ~7× slower."""
+    ny, nx = a.shape
+    hx = np.empty(nx, np.float32)  # column-wise maxima over the block's rows (vectorises)
+    hy = np.empty(nx, np.float32)
+    for by in range(dxx.shape[0]):
+        hx[:] = 0.0
+        hy[:] = 0.0
+        for y in range(by * f, by * f + f):
+            if 0 < y < ny - 1:
+                for x in range(nx):
+                    c = np.float32(a[y, x])
+                    hy[x] = max(hy[x], abs(np.float32(a[y - 1, x]) + np.float32(a[y + 1, x]) - 2 * c))
+            for x in range(1, nx - 1):
+                c = np.float32(a[y, x])
+                hx[x] = max(hx[x], abs(np.float32(a[y, x - 1]) + np.float32(a[y, x + 1]) - 2 * c))
+        for bx in range(dxx.shape[1]):
+            mx, my = hx[bx * f], hy[bx * f]
+            for k in range(1, f):
+                mx = max(mx, hx[bx * f + k])
+                my = max(my, hy[bx * f + k])
+            dxx[by, bx] = mx
+            dyy[by, bx] = my
+
+
+_POLE = np.sqrt(3.0) - 2.0
+
+
+@numba.njit(cache=True, inline="always")
+def _prefilter_line(c: np.ndarray, horizon: int) -> None:
+    """In place: the cubic B-spline interpolation prefilter of one line (Unser's recursive filter,
+    mirror boundary, as scipy's ``spline_filter1d(mode="mirror")``), float64."""
+    n = c.size
+    z = _POLE
+    if n == 1:
+        return
+    for i in range(n):
+        c[i] *= 6.0  # gain (1 - z)(1 - 1/z)
+    # causal initialisation: Σ z^k c[k] over the horizon (mirror boundary)
+    zk, s = z, c[0]
+    for k in range(1, min(horizon, n)):
+        s += zk * c[k]
+        zk *= z
+    c[0] = s
+    for i in range(1, n):
+        c[i] += z * c[i - 1]
+    c[n - 1] = z / (z * z - 1.0) * (c[n - 1] + z * c[n - 2])
+    for i in range(n - 2, -1, -1):
+        c[i] = z * (c[i + 1] - c[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, tx: np.ndarray, r0: int,
+                        r1: int, c0: int, c1: int, lo: float, hi: float, out: np.ndarray) -> None:
+    """out[ty[i], tx[i]] = mean over the f × f full-resolution level-1.5 pixels of target pixel
+    (tx[i], ty[i]) of the cubic spline of ``src`` (what scipy's order-3 ``map_coordinates``
+    gives) clipped to [lo, hi]: ``register`` + block mean, exactly, for a few pixels.
+
+    The spline coefficients are computed on the window src[r0:r1, c0:c1] only (mirror boundary
+    at its edges: callers pad it by ≥ 10 pixels, where the prefilter's weights are < 2e-6);
+    samples outside the detector are 0 (``mode="constant"``). ``m`` (2, 3) as `bspline_at_blocks`.
+    """
+    n0, n1 = src.shape
+    h, w = r1 - r0, c1 - c0
+    coef = np.empty((h, w), np.float64)
+    for i in range(h):
+        for j in range(w):
+            coef[i, j] = src[r0 + i, c0 + j]
+    horizon = 24  # |z|^24 < 1e-13
+    line = np.empty(max(h, w), np.float64)
+    for i in range(h):
+        line[:w] = coef[i]
+        _prefilter_line(line[:w], horizon)
+        coef[i] = line[:w]
+    for j in range(w):
+        line[:h] = coef[:, j]
+        _prefilter_line(line[:h], horizon)
+        coef[:, j] = line[:h]
+    ax, bx, ay, by = m[0, 0] / f, m[0, 1] / f, m[1, 0] / f, m[1, 1] / f
+    for k in range(ty.size):
+        qx, qy = tx[k], ty[k]
+        cx, cy = m[0, 0] * qx + m[0, 1] * qy + m[0, 2], m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
+        acc = 0.0
+        for u in range(f):
+            oy = u - (f - 1) / 2.0
+            for v in range(f):
+                ox = v - (f - 1) / 2.0
+                c = cx + ax * ox + bx * oy
+                r = cy + ay * ox + by * oy
+                if not (0.0 <= r <= n0 - 1 and 0.0 <= c <= n1 - 1):
+                    val = 0.0
+                else:
+                    i0, j0 = int(np.floor(r)), int(np.floor(c))
+                    tr, tc = r - i0, c - j0
+                    sr, sc = 1.0 - tr, 1.0 - tc
+                    wr = (sr * sr * sr / 6.0, 2.0 / 3.0 - tr * tr + tr * tr * tr / 2.0,
+                          2.0 / 3.0 - sr * sr + sr * sr * sr / 2.0, tr * tr * tr / 6.0)
+                    wc = (sc * sc * sc / 6.0, 2.0 / 3.0 - tc * tc + tc * tc * tc / 2.0,
+                          2.0 / 3.0 - sc * sc + sc * sc * sc / 2.0, tc * tc * tc / 6.0)
+                    val = 0.0
+                    for a in range(4):
+                        ii = i0 - 1 + a - r0
+                        ii = -ii if ii < 0 else (2 * (h - 1) - ii if ii >= h else ii)
+                        row = 0.0
+                        for b in range(4):
+                            jj = j0 - 1 + b - c0
+                            jj = -jj if jj < 0 else (2 * (w - 1) - jj if jj >= w else jj)
+                            row += wc[b] * coef[ii, jj]
+                        val += wr[a] * row
+                acc += min(max(val, lo), hi)
+        out[qy, qx] = acc / (f * f)

@@ -290,6 +290,11 @@ def calibration_flags(cal):
         f"--pointing-table {POINTING}" if POINTING else "",
         f"--rsun-arcsec {cal['rsun_arcsec']}" if cal.get("rsun_arcsec") else "",
     ]
+    p = {"min_disk_to_background": 2.0, "max_outside_range_fraction": 0.01, "detector_range_dn": [-100, 20480],
+         **cal.get("plausibility", {})}
+    flags += [f"--min-disk-to-background {p['min_disk_to_background']}",
+              f"--max-outside-range-fraction {p['max_outside_range_fraction']}",
+              "--detector-range-dn {} {}".format(*p["detector_range_dn"])]
     return " ".join(f for f in flags if f)
 
 

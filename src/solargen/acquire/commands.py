@@ -33,6 +33,16 @@ def input_frames(inputs: str | os.PathLike) -> list[Path]:
     return paths
 
 
+def input_records(inputs: str | os.PathLike) -> dict | None:
+    """For a done-manifest: what each stored file must be (`manifest.stored_records`), which the
+    calibration checks; None for a folder of FITS files."""
+    if Path(inputs).is_dir():
+        return None
+    from .manifest import read_manifest, stored_records
+
+    return stored_records(read_manifest(inputs))
+
+
 def _filters(a) -> dict:
     return {"wavelength": a.wavelength, "nominal_exptime": a.nominal_exptime,
             "min_exptime_fraction": a.exptime_min_fraction, "min_percentd": a.min_percentd}

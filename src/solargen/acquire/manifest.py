@@ -27,7 +27,7 @@ from ..io import InputError, atomic_path
 from .records import iso_time, parse_time
 
 __all__ = ["KEYWORDS", "COLUMNS", "from_keywords", "quality_reason", "reject_reason", "select_frames",
-           "write_manifest", "read_manifest", "kept", "summary"]
+           "write_manifest", "read_manifest", "kept", "summary", "paths_of", "stored_records"]
 
 #: Keywords queried per record (JSOC names). Everything the filters, the verification and the
 #: data summary need, and nothing heavy (no ``**ALL**``).
@@ -268,4 +268,17 @@ def paths_of(df: pd.DataFrame, base: str | os.PathLike | None = None) -> list[Pa
     for p in ok["local_path"]:
         p = Path(str(p))
         out.append(p if p.is_absolute() or base is None else Path(base) / p)
+    return out
+
+
+def stored_records(df: pd.DataFrame, base: str | os.PathLike | None = None) -> dict[str, dict]:
+    """What each verified row's stored file must be, keyed by its resolved path (as `paths_of`
+    resolves it): ``t_rec``, ``fsn`` and ``sha256`` (NA where the manifest has none). The
+    calibration checks every file it reads against this (`solargen.calibrate.check_stored`)."""
+    ok = df[df["status"] == "verified"]
+    out = {}
+    for row in ok[["local_path", "t_rec", "fsn", "sha256"]].to_dict("records"):
+        p = Path(str(row.pop("local_path")))
+        p = p if p.is_absolute() or base is None else Path(base) / p
+        out[str(p.resolve())] = row
     return out

@@ -34,8 +34,10 @@ from .packet import read_items
 
 log = logging.getLogger(__name__)
 
-EXPERT_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-ITEM_RE = re.compile(r"^[0-9a-f]{32}$")
+# Used with fullmatch only: `re.match` with "$" also accepts a trailing newline ("alice\n"), which
+# became a second expert in the analysis.
+EXPERT_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+ITEM_RE = re.compile(r"[0-9a-f]{32}")
 ANSWERS = ("real", "generated")
 CONFIDENCE = range(1, 6)
 MAX_BODY = 4096
@@ -71,6 +73,8 @@ def read_answers(path: str | Path, packet_id: str | None = None) -> list[dict]:
                 log.warning("%s:%d: torn line skipped (%s)", path, n, e)
                 continue
             raise InputError(f"{path}:{n}: not an answer line ({e})") from None
+        if not isinstance(a["expert"], str) or not EXPERT_RE.fullmatch(a["expert"]):
+            raise InputError(f"{path}:{n}: expert id {a['expert']!r} is not 1-40 letters, digits, '-' or '_'")
         if packet_id is not None and a.get("packet") != packet_id:
             raise InputError(f"{path}:{n}: answer to packet {a.get('packet')!r}, not this packet ({packet_id})")
         if a["item"] not in seen:
@@ -86,7 +90,7 @@ class Form:
         self.packet_dir = Path(packet_dir).resolve()
         self.images = self.packet_dir / "images"
         self.packet_id, items = read_items(self.packet_dir)
-        bad = [i for i in items if not ITEM_RE.match(i) or not (self.images / f"{i}.png").is_file()]
+        bad = [i for i in items if not ITEM_RE.fullmatch(i) or not (self.images / f"{i}.png").is_file()]
         if bad:
             raise InputError(f"{self.packet_dir}: {len(bad)} item(s) without a valid id or image, e.g. {bad[0]!r}")
         # Refuse to serve a packet that carries its own key: a packet is meant to be handed out.
@@ -115,7 +119,7 @@ class Form:
         """Validate one answer and append it durably; returns the next item. Raises ValueError."""
         expert, item, answer, confidence = a.get("expert"), a.get("item"), a.get("answer"), a.get("confidence")
         ms = a.get("ms", None)
-        if not isinstance(expert, str) or not EXPERT_RE.match(expert):
+        if not isinstance(expert, str) or not EXPERT_RE.fullmatch(expert):
             raise ValueError("expert: 1-40 letters, digits, '-' or '_'")
         if not isinstance(item, str) or item not in self.items:
             raise ValueError("item: not an item of this packet")
@@ -199,7 +203,7 @@ def make_handler(form: Form):
                 return self._send(204, b"", "image/x-icon")
             if path == "/api/next":
                 expert = parse_qs(url.query).get("expert", [""])[0]
-                if not EXPERT_RE.match(expert):
+                if not EXPERT_RE.fullmatch(expert):
                     return self._error(400, "expert: 1-40 letters, digits, '-' or '_'")
                 try:
                     return self._json(200, form.next_item(expert))

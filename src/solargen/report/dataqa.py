@@ -10,7 +10,9 @@ One figure (`dataset_qa`) with
   says (after calibration) and as measured from the image (`measure_limb`),
 
 and a JSON summary beside it (the constants, the split counts, the calibration steps and tables,
-the disk statistics and whether the east–west flip augmentation was on).
+the frames the calibration rejected by filter (QUALITY, EXPTIME, the plausibility check, ...) and
+the registration path each took, the disk statistics and whether the east–west flip augmentation
+was on).
 """
 
 from __future__ import annotations
@@ -68,6 +70,33 @@ def measure_limb(image: np.ndarray, radius: float, n_rays: int = 180, band: floa
             keep = np.abs(res - med) < 3 * 1.4826 * np.median(np.abs(res[keep] - med)) + 1e-6
         cx, cy = x0, y0
     return float(x0), float(y0), rad
+
+
+def calibration_counts(shards: list[str | Path]) -> dict:
+    """What the calibration did with every input frame, over all shards: frames, ok, rejections by
+    filter (`solargen.calibrate.reject_kind`: QUALITY, IMG_TYPE, EXPTIME, non-finite,
+    implausible), the plausibility rejections by test, and which registration path the ok
+    frames took (fused, reference, the roll or clip fallbacks)."""
+    from collections import Counter
+
+    from ..calibrate import read_shard, reject_kind
+
+    frames, ok, rejected, implausible, paths = 0, 0, Counter(), Counter(), Counter()
+    for shard in shards:
+        _, table = read_shard(shard, images=False)
+        for i, status in enumerate(table["status"]):
+            frames += 1
+            if status == "ok":
+                ok += 1
+                paths[str(table["register_path"][i]) if "register_path" in table else "unrecorded"] += 1
+                continue
+            reason = str(table["reason"][i])
+            rejected[reject_kind(reason)] += 1
+            if reason.startswith("implausible"):
+                implausible[("outside detector range" if "outside the detector range" in reason else
+                             "disk/background" if "disk/background" in reason else "header geometry")] += 1
+    return {"frames": frames, "ok": ok, "rejected": dict(rejected), "implausible": dict(implausible),
+            "register_path": dict(paths)}
 
 
 def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Path, out_json: str | Path,
@@ -185,6 +214,7 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
         "disk_header": {k: _stats(frames[k]) for k in ("disk_x0", "disk_y0", "disk_radius") if k in frames},
         "disk_measured": {"x0_minus_centre": _stats(limb[:, 0] - mid), "y0_minus_centre": _stats(limb[:, 1] - mid),
                           "limb_over_rsun_obs": _stats(limb[:, 2] / frames["disk_radius"])},
+        "calibration_frames": calibration_counts(shards),
         "calibrated_train_pixels": {"positive": hist.n_positive, "nonpositive": hist.nonpositive,
                                     "nonfinite": hist.nonfinite},
     }
