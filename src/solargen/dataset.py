@@ -341,8 +341,10 @@ class H5Images(torch.utils.data.Dataset):
     runs at several resolutions. Frames are read lazily (one handle per worker process), or, with
     ``in_memory`` (True, or a budget in GiB that the selected frames at ``size`` must fit in),
     once at construction, frame by frame, already block-averaged.
-    ``east_west_flip`` mirrors a random half of the frames left–right (an augmentation only: it
-    mirrors the Sun, whose rotation and active-region tilts are not mirror-symmetric; default off).
+    ``east_west_flip`` asks the training loader to mirror half of the frames left–right, chosen
+    by a hash of (seed, step, index) (`solargen.loader.flips`; items here are never flipped). An
+    augmentation only: it mirrors the Sun, whose rotation and active-region tilts are not
+    mirror-symmetric; default off.
     """
 
     def __init__(self, path: str | Path, size: int | None = None, in_memory: bool | float = False,
@@ -393,8 +395,6 @@ class H5Images(torch.utils.data.Dataset):
         x = torch.from_numpy(np.ascontiguousarray(img))
         if not torch.isfinite(x).all():
             raise InputError(f"{self.path}: frame {int(self.indices[i])} has non-finite values")
-        if self.flip and torch.rand(()) < 0.5:
-            x = x.flip(-1)
         return x * 2 - 1
 
 
