@@ -37,6 +37,9 @@ sys.path.insert(0, str(SRC))
 #: The model of each family the check trains (names in the config files).
 MODELS = {"diffusion": "diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip", "projectedgan": "full_projectedgan",
           "stylegan2": "stylegan2", "msdgan": "msdgan"}
+#: Address space of a torch process beyond its resident memory (libraries, thread stacks; ~2.9 GiB
+#: measured here): the cap is the resident limit plus this.
+AS_OVERHEAD_GIB = 3.0
 #: msdgan as a deterministic function of its batch, for the rank comparison.
 DETERMINISTIC = {"noise": False, "dropout": 0.0}
 
@@ -189,7 +192,14 @@ def launch(a, family: str, precision: str, *, ranks: int = 1, global_batch: int 
         cmd = [sys.executable, str(Path(__file__).resolve())] + args
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": str(a.threads), "HF_HUB_OFFLINE": "1"}
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    limit = int((a.rss_limit_gib + AS_OVERHEAD_GIB) * 2**30)
+
+    def cap():  # a hard cap the polling below cannot overshoot: allocations beyond it fail
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    gpu = bool(a.gpus)  # CUDA reserves huge virtual ranges: no address-space cap there
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=None if gpu else cap)
     peak, killed = 0.0, False
     while p.poll() is None:
         rss = _rss_gib(_children(p.pid))
@@ -213,7 +223,11 @@ def launch(a, family: str, precision: str, *, ranks: int = 1, global_batch: int 
     if killed:
         res["error"] = f"killed: resident memory passed the {a.rss_limit_gib:g} GiB limit"
     elif p.returncode or not lines:
-        res["error"] = f"exit {p.returncode}: " + (stderr.strip().splitlines() or ["no output"])[-1][:300]
+        last = (stderr.strip().splitlines() or ["no output"])[-1][:300]
+        if not gpu and ("memory" in last.lower() or "MemoryError" in last):
+            res["error"] = f"killed: an allocation passed the address-space cap ({a.rss_limit_gib:g} GiB resident limit): {last}"
+        else:
+            res["error"] = f"exit {p.returncode}: {last}"
         if a.verbose:
             print(stderr[-4000:], file=sys.stderr)
     else:
@@ -268,11 +282,12 @@ def main(argv=None):
 
     import torch
 
-    gpus = torch.cuda.device_count()
+    gpus = a.gpus = torch.cuda.device_count()
     a.scale = a.scale or ("paper" if gpus else "tiny")
     a.steps = a.steps or (5 if gpus else 2)
     precisions = a.precisions or (["fp32", "bf16"] if gpus else ["fp32"])
-    ranks = a.ranks if a.ranks is not None else (2 if gpus >= 2 or not gpus else 1)
+    # 2 ranks: on ≥ 2 GPUs, or on the CPU at the tiny size (paper scale × 3 runs would not fit here)
+    ranks = a.ranks if a.ranks is not None else (2 if gpus >= 2 or (not gpus and a.scale == "tiny") else 1)
     compile_family = a.compile_family if a.compile_family is not None else ("stylegan2" if gpus else "")
     t0 = time.perf_counter()
     results = []

@@ -40,3 +40,10 @@ def test_memory_watch_kills_a_child_over_the_limit_and_says_so(tmp_path):
     assert r.returncode == 1
     assert "killed: resident memory passed the 0.05 GiB limit" in r.stdout
     assert r.stdout.strip().splitlines()[-1].split()[4] == "families_ok=none"
+    # The paper's 1024 px UNet under a 1 GiB limit: stopped by the watch or the address-space cap.
+    r = subprocess.run([sys.executable, "scripts/gpu_check.py", "--scale", "paper", "--families", "diffusion",
+                        "--batch", "1", "--rss-limit-gib", "1", "--no-sample", "--json", str(tmp_path / "c.json")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    (res,) = json.loads((tmp_path / "c.json").read_text())["results"]
+    assert res["error"].startswith("killed:") and res["watched_peak_rss_gib"] < 2.5
