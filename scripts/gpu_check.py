@@ -248,6 +248,55 @@ def _max_rel_diff(path_a: str, path_b: str) -> float:
     return worst
 
 
+def unet_memory(scale: str = "paper") -> dict:
+    """GiB the diffusion UNet keeps for backward at batch 1, counted on the meta device (no memory used).
+
+    Every tensor autograd saves is counted once per saving op (an upper bound: some are shared),
+    without and with ``use_checkpoint``; with it the backward also recomputes one step at a time,
+    so the largest step's own saved tensors come on top. Weights, gradients, Adam moments and
+    EMA: 20 bytes per parameter.
+    """
+    import torch
+
+    from solargen.models.diffusion import unet as U
+    from solargen.models.diffusion.family import build_unet
+
+    cfg, size, _ = model_configs(scale)["diffusion"]
+    out = {}
+    for ck in (False, True):
+        with torch.device("meta"):
+            net = build_unet({**cfg, "use_checkpoint": ck}, size)
+        x, t = torch.empty(1, 1, size, size, device="meta"), torch.zeros(1, dtype=torch.long, device="meta")
+        saved, per_step = [], []
+
+        def pack(tensor):
+            saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        def step_counted(step, h, emb):
+            n = len(saved)
+            o = step(h, emb)
+            per_step.append(sum(saved[n:]))
+            return o
+
+        plain = U.UNet._plain
+        U.UNet._plain = staticmethod(step_counted)
+        try:
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+                net(x, t)
+        finally:
+            U.UNet._plain = plain
+        key = "checkpointed" if ck else "plain"
+        out[f"kept_gib_{key}"] = sum(saved) / 2**30
+        if not ck:
+            out["largest_step_gib"] = max(per_step) / 2**30
+        out["params_m"] = sum(p.numel() for p in net.parameters()) / 1e6
+    out["state_gib"] = out["params_m"] * 1e6 * 20 / 2**30
+    out["total_gib_plain"] = out["state_gib"] + out["kept_gib_plain"]
+    out["total_gib_checkpointed"] = out["state_gib"] + out["kept_gib_checkpointed"] + out["largest_step_gib"]
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", choices=["paper", "tiny"], default=None,
@@ -276,9 +325,15 @@ def main(argv=None):
     ap.add_argument("--deterministic", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--sample", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tf32", action="store_true", default=True, help=argparse.SUPPRESS)
+    ap.add_argument("--unet-memory", action="store_true",
+                    help="only print the diffusion UNet's activation memory at batch 1, counted on the meta device")
     a = ap.parse_args(argv)
     if a.child:
         return child(a)
+    if a.unet_memory:
+        m = unet_memory(a.scale or "paper")
+        print(" ".join(f"{k}={v:.4g}" for k, v in m.items()))
+        return 0
 
     import torch
 

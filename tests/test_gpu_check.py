@@ -47,3 +47,12 @@ def test_memory_watch_kills_a_child_over_the_limit_and_says_so(tmp_path):
     assert r.returncode == 1
     (res,) = json.loads((tmp_path / "c.json").read_text())["results"]
     assert res["error"].startswith("killed:") and res["watched_peak_rss_gib"] < 2.5
+
+
+def test_unet_memory_count_on_the_meta_device():
+    r = subprocess.run([sys.executable, "scripts/gpu_check.py", "--unet-memory", "--scale", "tiny"], cwd=ROOT,
+                       env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = {k: float(v) for k, v in (kv.split("=") for kv in r.stdout.split())}
+    assert 0 < m["kept_gib_checkpointed"] < m["kept_gib_plain"] / 2
+    assert m["largest_step_gib"] < m["kept_gib_plain"]
