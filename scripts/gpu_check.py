@@ -121,6 +121,12 @@ def child(a) -> None:
     t = time.perf_counter()
     fit(trainer, data, total_steps=1, **kw)  # warm-up (and compilation), saves step 1
     first = time.perf_counter() - t
+    del trainer  # only one model in memory at a time: what a resumed job holds
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     resumed = fam.trainer(cfg, size, device=device)  # a fresh process's view: weights from the file
     t = time.perf_counter()
     fit(resumed, data, total_steps=1 + a.steps, **{**kw, "save_every": 1 + a.steps})
