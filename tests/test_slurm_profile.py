@@ -1,4 +1,4 @@
-"""The JUWELS profile through the real SLURM executor plugin, against fake SLURM commands.
+"""The JUWELS and the generic SLURM profiles through the real SLURM executor plugin, against fake SLURM commands.
 
 snakemake-executor-plugin-slurm builds the sbatch lines; tests/slurm/fake_slurm.py records them
 and runs the jobs here (srun starts one process per task, so training really runs as 4 ranks).
@@ -29,7 +29,7 @@ def _flags(argv):
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
-        if a in ("-A", "-p", "-t", "-D", "--job-name", "--output", "--comment"):
+        if a in ("-A", "-p", "-t", "-C", "-D", "--job-name", "--output", "--comment"):
             if a not in VARYING:
                 out.append(f"{a} {argv[i + 1]}")
             i += 2
@@ -55,20 +55,25 @@ def fake_env(tmp_path):
     shutil.rmtree(ROOT / "results" / NAME, ignore_errors=True)
 
 
-@pytest.mark.slow
-def test_juwels_profile_submits_exact_sbatch_flags_and_trains_on_four_ranks(tmp_path, fake_env):
+def _submit(profile, tmp_path, env):
+    """Run the CI study up to one checkpoint under `profile`; {rule: [asserted sbatch flags, ...]}."""
     target = f"results/{NAME}/models/diffusion/{MODEL}/checkpoints/step0000020.pt"
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/juwels",
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--profile", profile,
                         "--configfile", "config/ci.yaml", "--config", f"name={NAME}",
                         "--retries", "0", "--latency-wait", "5", "--slurm-logdir", str(tmp_path / "logs"),
                         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
                         "--seconds-between-status-checks", "1", "--slurm-keep-successful-logs", "--", target],
-                       cwd=ROOT, env=fake_env, capture_output=True, text=True, timeout=900)
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
-    calls = fake_slurm.recorded(tmp_path / "state")
     by_rule = {}
-    for argv in calls:
+    for argv in fake_slurm.recorded(tmp_path / "state"):
         by_rule.setdefault(_rule(argv), []).append(_flags(argv))
+    return by_rule, ROOT / target
+
+
+@pytest.mark.slow
+def test_juwels_profile_submits_exact_sbatch_flags_and_trains_on_four_ranks(tmp_path, fake_env):
+    by_rule, target = _submit("profiles/juwels", tmp_path, fake_env)
     assert set(by_rule) == {"acquire_synthetic", "calibrate", "split", "normalisation_constants", "dataset", "train"}
     cpu = ["--cpus-per-task=48", "--export=ALL", "--nodes=1", "--ntasks=1", "--parsable", "-A testproject",
            "-p booster", "-t 60"]
@@ -83,7 +88,7 @@ def test_juwels_profile_submits_exact_sbatch_flags_and_trains_on_four_ranks(tmp_
                                         "-A testproject", "-p booster", "-t 1440"])]
     from solargen.train import load_checkpoint
 
-    state = load_checkpoint(ROOT / target)
+    state = load_checkpoint(target)
     assert state["extra"]["world_size"] == 4 and len(state["rng"]["ranks"]) == 4
 
 
@@ -115,3 +120,57 @@ def test_download_rules_stay_on_the_login_node(fake_env):
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     assert cfg["models"]["diffusion_1000t_lr0.0001_128ch_2bpr_horiz_flip"]["nodes"] == 16
     assert "nodes=16" in r.stdout and "tasks_per_node=4" in r.stdout
+
+
+#: The generic profile's site variables; the tests set them explicitly.
+GENERIC = ("SOLARGEN_SLURM_ACCOUNT", "SOLARGEN_SLURM_PARTITION", "SOLARGEN_SLURM_GPU_PARTITION",
+           "SOLARGEN_GPUS_PER_NODE", "SOLARGEN_CPUS_PER_NODE", "SOLARGEN_SLURM_CONSTRAINT", "SOLARGEN_GPU_GRES",
+           "SOLARGEN_TRAIN_RUNTIME")
+
+
+@pytest.fixture
+def generic_env(fake_env):
+    env = {k: v for k, v in fake_env.items() if k not in GENERIC and k != "JUWELS_ACCOUNT"}
+    # A site unlike JUWELS: 2 GPUs and 8 cores per node, GPU jobs on their own partition with a
+    # constraint, CPU jobs on the cluster's default partition (no -p).
+    env.update(SOLARGEN_SLURM_ACCOUNT="testproject", SOLARGEN_GPUS_PER_NODE="2", SOLARGEN_CPUS_PER_NODE="8",
+               SOLARGEN_SLURM_GPU_PARTITION="gpu", SOLARGEN_SLURM_CONSTRAINT="a100&ib")
+    return env
+
+
+@pytest.mark.slow
+def test_generic_slurm_profile_submits_exact_sbatch_flags_and_trains_on_two_ranks(tmp_path, generic_env):
+    by_rule, target = _submit("profiles/slurm", tmp_path, generic_env)
+    assert set(by_rule) == {"acquire_synthetic", "calibrate", "split", "normalisation_constants", "dataset", "train"}
+    cpu = ["--cpus-per-task=8", "--export=ALL", "--nodes=1", "--ntasks=1", "--parsable", "-A testproject", "-t 60"]
+    for rule in ("acquire_synthetic", "calibrate", "split", "normalisation_constants", "dataset"):
+        for flags in by_rule[rule]:
+            assert flags == sorted(cpu), (rule, flags)
+    # One rank per GPU, the node's cores shared among them, the constraint quoted for the shell.
+    assert by_rule["train"] == [sorted(["--cpus-per-task=4", "--export=ALL", "--gres=gpu:2", "--nodes=1",
+                                        "--ntasks-per-node=2", "--parsable", "--signal=USR1@300", "-C a100&ib",
+                                        "-A testproject", "-p gpu", "-t 1440"])]
+    from solargen.train import load_checkpoint
+
+    state = load_checkpoint(target)
+    assert state["extra"]["world_size"] == 2 and len(state["rng"]["ranks"]) == 2
+
+
+def test_generic_profile_defaults_and_unset_account(tmp_path, generic_env):
+    """Unset optional variables fall back to defaults (never a literal $VAR); no account, no job."""
+    env = {k: v for k, v in generic_env.items() if k not in GENERIC}
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--profile", "profiles/slurm"], cwd=ROOT,
+                         env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "slurm_account needs $SOLARGEN_SLURM_ACCOUNT" in dry.stdout + dry.stderr
+    assert "JUWELS" not in dry.stdout + dry.stderr
+    train = [line for line in dry.stdout.splitlines() if "tasks_per_node=" in line]
+    assert train and all("gres=gpu:4" in line and "tasks_per_node=4" in line and "cpus_per_task=12" in line
+                         and "runtime=1440" in line and "-C" not in line for line in train)
+    assert "$SOLARGEN" not in dry.stdout.replace("$SOLARGEN_SLURM_ACCOUNT", "")
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "--configfile",
+                        "config/ci.yaml", "--config", f"name={NAME}"], cwd=ROOT, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode != 0
+    assert "slurm_account needs $SOLARGEN_SLURM_ACCOUNT" in r.stdout + r.stderr
+    assert not fake_slurm.recorded(tmp_path / "state")

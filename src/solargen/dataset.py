@@ -341,8 +341,10 @@ class H5Images(torch.utils.data.Dataset):
     runs at several resolutions. Frames are read lazily (one handle per worker process), or, with
     ``in_memory`` (True, or a budget in GiB that the selected frames at ``size`` must fit in),
     once at construction, frame by frame, already block-averaged.
-    ``east_west_flip`` mirrors a random half of the frames left–right (an augmentation only: it
-    mirrors the Sun, whose rotation and active-region tilts are not mirror-symmetric; default off).
+    ``east_west_flip`` asks the training loader to mirror half of the frames left–right, chosen
+    by a hash of (seed, step, index) (`solargen.loader.flips`; items here are never flipped). An
+    augmentation only: it mirrors the Sun, whose rotation and active-region tilts are not
+    mirror-symmetric; default off.
     """
 
     def __init__(self, path: str | Path, size: int | None = None, in_memory: bool | float = False,
@@ -360,6 +362,8 @@ class H5Images(torch.utils.data.Dataset):
             self.indices = np.arange(n) if indices is None else np.asarray(indices)
             self.n = len(self.indices)
             self.size = size or h
+            # 8-bit frames are finite by construction: the per-item check is for float storage.
+            self.check_finite = any(f[k].dtype.kind == "f" for k in self.keys)
             if h % self.size:
                 raise ValueError(f"dataset resolution {h} is not a multiple of {self.size}")
             self._f = f
@@ -391,10 +395,8 @@ class H5Images(torch.utils.data.Dataset):
                 self._f = h5py.File(self.path, "r")
             img = self._read(int(self.indices[i]))
         x = torch.from_numpy(np.ascontiguousarray(img))
-        if not torch.isfinite(x).all():
+        if self.check_finite and not torch.isfinite(x).all():
             raise InputError(f"{self.path}: frame {int(self.indices[i])} has non-finite values")
-        if self.flip and torch.rand(()) < 0.5:
-            x = x.flip(-1)
         return x * 2 - 1
 
 

@@ -31,6 +31,7 @@ import torch
 
 from . import distributed as ddp
 from .io import atomic_path
+from .loader import TrainBatches, batch_indices  # noqa: F401  (batch_indices: part of this API)
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +70,6 @@ def half_life_decay(step: int, batch_size: int, ema_kimg: float, ema_rampup: flo
     if ema_rampup is not None:
         half_life = min(half_life, (step + 1) * batch_size * ema_rampup)
     return 0.5 ** (batch_size / max(half_life, 1e-8))
-
-
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> torch.Tensor:
-    """Dataset indices of the batch at ``step``: a fresh seeded permutation each epoch.
-
-    A pure function of its arguments, so a resumed run sees exactly the batches it would have.
-    """
-    g = torch.arange(step * batch_size, (step + 1) * batch_size)
-    epochs, pos = g // n, g % n
-    out = torch.empty(batch_size, dtype=torch.long)
-    for e in epochs.unique().tolist():
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + e))
-        m = epochs == e
-        out[m] = perm[pos[m]]
-    return out
 
 
 def scale_lr(cfg: dict) -> dict:
@@ -217,7 +203,7 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
         save_every: int, seed: int = 0, log_csv: str | Path | None = None,
         log_every: int = 10, extra: dict | None = None, dist: ddp.DistContext | None = None,
         precision: str = "fp32", compile: bool = False, tensorboard: str | Path | None = None,
-        check=None, check_every: int = 0) -> Path:
+        check=None, check_every: int = 0, workers: int | None = None) -> Path:
     """Train until ``total_steps``, resuming from the newest valid checkpoint in ``ckpt_dir``.
 
     ``batch_size`` is the global batch; with ``dist`` (an initialised process group of W
@@ -227,7 +213,8 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
     memory every ``log_every`` steps to ``log_csv`` and, if given, TensorBoard scalars in
     ``tensorboard``. With ``check`` (e.g. `solargen.evaluate.training_check.TrainingCheck`),
     rank 0 adds ``check(trainable)``'s numbers to the log every ``check_every`` steps and at the
-    end. Returns the path of the checkpoint at ``total_steps``.
+    end. Batches come from `solargen.loader.TrainBatches` with ``workers`` reader processes
+    (None: from the cores this rank has). Returns the path of the checkpoint at ``total_steps``.
     """
     import contextlib
 
@@ -264,18 +251,16 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
             m.compile()  # in place: parameter names, hence checkpoints, stay the same
     logger = _CsvLog(log_csv, resume_step=step) if log_csv and ctx.is_main else None
     tb = _TensorBoard(tensorboard, step) if tensorboard and ctx.is_main else None
-    n = len(dataset)
+    # Workers read and stack the next batches while this process trains on the current one.
+    batches = TrainBatches(dataset, start=step, stop=total_steps, batch_size=batch_size, seed=seed, ctx=ctx,
+                           device=device, workers=workers)
     t0, seen = time.perf_counter(), 0
     try:
         with _StopRequest() as stop, tqdm(total=total_steps, initial=step, desc="train", unit="step",
                                           disable=not ctx.is_main) as bar:
-            while step < total_steps:
-                idx = batch_indices(step, batch_size, n, seed)
-                if ctx.active:
-                    idx = ddp.shard(idx, ctx)
-                batch = torch.stack([dataset[i] for i in idx.tolist()])
+            for batch in batches:
                 with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-                    losses = trainable.training_step(batch.to(device), step, generator)
+                    losses = trainable.training_step(batch, step, generator)
                 if ctx.active:
                     ddp.sync_buffers(trainable)
                 step += 1
@@ -305,6 +290,7 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
                     raise Interrupted(f"stopped by signal {stop.signum or '(on another rank)'} at step {step}; "
                                       "checkpoint saved")
     finally:
+        batches.close()
         for h in hooks:
             h.remove()
         if tb:

@@ -327,7 +327,8 @@ if UNSET:
     _msg = (
         "environment variables used by the profile are not set: "
         + "; ".join(f"{k} needs ${', $'.join(v)}" for k, v in UNSET.items())
-        + " (e.g. export JUWELS_ACCOUNT=<your compute project>)"
+        # The profile names the variables (JUWELS_ACCOUNT, SOLARGEN_SLURM_ACCOUNT, ...).
+        + f" (e.g. export {next(iter(UNSET.values()))[0]}=<your compute project>)"
     )
     # A dry run (CI, planning) needs no account; a real run stops before any submission.
     if getattr(workflow.output_settings, "dryrun", False):

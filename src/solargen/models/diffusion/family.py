@@ -22,7 +22,7 @@ def build_unet(cfg: dict, image_size: int) -> UNet:
                 attention_resolutions=tuple(cfg.get("attention_resolutions", [16, 8])),
                 dropout=cfg.get("dropout", 0.0), channel_mult=tuple(mult),
                 num_heads=cfg.get("num_heads", 4), use_scale_shift_norm=True,
-                learn_sigma=cfg.get("learn_sigma", False))
+                learn_sigma=cfg.get("learn_sigma", False), use_checkpoint=bool(cfg.get("use_checkpoint", False)))
 
 
 def build_diffusion(cfg: dict) -> GaussianDiffusion:
