@@ -150,6 +150,21 @@ def test_the_train_command_refuses_a_stale_checkpoint_and_starts_fresh_when_aske
     assert [p.name for p in next((tmp_path / "c").glob("stale-*")).iterdir()] == ["step0000001.pt"]
 
 
+def test_every_rank_of_a_data_parallel_run_refuses_a_stale_checkpoint(tmp_path):
+    from test_distributed import DIFFUSION, _launch, _run, _train_args, _wait
+    from test_distributed import _dataset as _bare_dataset
+
+    data = _bare_dataset(tmp_path / "d.h5")
+    _run(_train_args("diffusion", DIFFUSION, data, tmp_path / "c", 2), 2)
+    new = {**DIFFUSION, "lr": 2e-3}
+    results = _wait(_launch(_train_args("diffusion", new, data, tmp_path / "c", 4), 2), timeout=240)
+    assert all(rc != 0 for rc, _ in results)  # both ranks stop (none waits forever for the other)
+    assert "model.lr is 0.001 there and 0.002 now" in results[0][1] and "Traceback" not in results[0][1]
+    _run(_train_args("diffusion", new, data, tmp_path / "c", 4) + ["--move-stale"], 2)
+    state = load_checkpoint(checkpoint_path(tmp_path / "c", 4))
+    assert state["optimizers"]["adam"]["param_groups"][0]["lr"] == 2e-3 and state["extra"]["world_size"] == 2
+
+
 def _train_only_config(tmp_path, lr, name="cfg.yaml"):
     """config/ci.yaml with its diffusion model alone (runs at 4 and 6 steps, a checkpoint every 2)."""
 
