@@ -285,7 +285,9 @@ def _evaluate(a):
     if a.dataset:
         from .dataset import to_uint8
 
-        n = len(list(Path(a.samples).glob("*.png")))
+        from .io import image_files
+
+        n = len(image_files(a.samples))  # an empty folder: an InputError naming it
         size = _png_size(a.samples)
         t = held_out_targets(a.dataset, a.test_fraction, size, range(n))
         # Quantised like the samples, so 8-bit rounding is not counted as an error.
