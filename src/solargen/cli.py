@@ -129,15 +129,20 @@ def _train(a):
 
     from .dataset import H5Images
     from .models import family
-    from .train import Interrupted, fit, scale_lr
+    from .train import CheckpointError, Interrupted, fit, scale_lr, training_fingerprint
 
     torch.set_num_threads(a.threads)
-    from .dataset import dataset_split, open_dataset
+    from .dataset import dataset_identity, dataset_split, open_dataset
+    from .io import short_digest
 
     cfg = json.loads(a.model_json)
     fam = family(a.family)
     with open_dataset(a.dataset) as f:
         indices = dataset_split(f, a.test_fraction)[a.split]
+    # What a checkpoint must share with this run to be resumed: model, data, frames, seed, augmentation.
+    fingerprint = training_fingerprint(
+        a.family, cfg, a.image_size, {**dataset_identity(a.dataset), "data.trained_frames": short_digest(indices)},
+        seed=a.seed, east_west_flip=bool(a.east_west_flip))
     data = H5Images(a.dataset, size=a.image_size, in_memory=a.in_memory_gib, indices=indices,
                     east_west_flip=a.east_west_flip, channels=fam.channels(cfg))
     from . import distributed
@@ -160,7 +165,10 @@ def _train(a):
             save_every=cfg.get("save_every", 1000), seed=a.seed, log_csv=a.log_csv,
             extra={"family": a.family, "model": json.dumps(cfg), "image_size": a.image_size}, dist=ctx,
             precision=cfg.get("precision", "fp32"), compile=bool(cfg.get("compile", False)),
-            tensorboard=a.tensorboard, check=check, check_every=a.check_every)
+            tensorboard=a.tensorboard, check=check, check_every=a.check_every, fingerprint=fingerprint,
+            move_stale=a.move_stale)
+    except CheckpointError as e:  # a stale checkpoint, or one that could not be written
+        raise SystemExit(f"error: {e}") from None
     except Interrupted as e:
         # Not an error of the run: exit 3 so the job fails and is re-submitted (Snakemake retries).
         logging.error("rank %d: %s; run again to resume", ctx.rank, e)
@@ -279,13 +287,16 @@ def _evaluate(a):
     if a.dataset:
         from .dataset import to_uint8
 
-        n = len(list(Path(a.samples).glob("*.png")))
+        from .io import image_files
+
+        n = len(image_files(a.samples))  # an empty folder: an InputError naming it
         size = _png_size(a.samples)
         t = held_out_targets(a.dataset, a.test_fraction, size, range(n))
         # Quantised like the samples, so 8-bit rounding is not counted as an error.
         targets = to_uint8(((t[:, 0] + 1) / 2).numpy()) / 255.0
     evaluate_run(a.samples, real, a.real_spectrum, a.out, a.out_spectrum, real_name=a.real_name,
-                 fake_name=a.fake_name, targets=targets, factor=a.factor, real_crop_spectra=a.real_crop_spectra)
+                 fake_name=a.fake_name, targets=targets, factor=a.factor, real_crop_spectra=a.real_crop_spectra,
+                 n_expected=a.n_samples, on_count_mismatch=a.sample_count_mismatch)
 
 
 def _png_size(folder) -> int:
@@ -293,6 +304,21 @@ def _png_size(folder) -> int:
 
     with Image.open(sorted(Path(folder).glob("*.png"))[0]) as im:
         return im.size[0]
+
+
+def _check_config(a):
+    from .io import InputError, read_yaml
+
+    bad = []
+    for f in a.files:
+        try:  # a syntax error is an InputError naming the file, line and column
+            if not isinstance(read_yaml(f), dict):
+                raise InputError(f"{f}: not a mapping of keys at the top level")
+            print(f"{f}: YAML syntax ok (snakemake -n --configfile {f} checks its keys)")
+        except InputError as e:
+            bad.append(str(e))
+    if bad:
+        raise InputError("\n".join(bad))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -408,6 +434,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--check-every", type=int, default=0, help="steps between spectral checks of EMA samples (0: off)")
     s.add_argument("--check-n", type=int, default=16, help="images per check (and real frames it compares with)")
     s.add_argument("--check-sampling-steps", type=int, default=25, help="DDIM steps of a diffusion model's check")
+    s.add_argument("--move-stale", action="store_true",
+                   help="when the newest checkpoint belongs to another training (other model config, data, seed, "
+                        "or architecture), move the checkpoints to <ckpt-dir>/stale-<time>/ and train from scratch "
+                        "(the workflow passes it); without it that is an error naming what differs")
     s.set_defaults(func=_train)
 
     s = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG folder")
@@ -462,8 +492,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")
     s.add_argument("--net-specs", default="{}", help="JSON: the config's evaluation.feature_networks")
     s.add_argument("--real-crop-spectra", nargs="*", default=[], help="spectra of real crops (spectrum --crop)")
+    s.add_argument("--n-samples", type=int, help="the number of images the run should have (evaluation.n_samples)")
+    s.add_argument("--sample-count-mismatch", choices=["fail", "warn"], default="fail",
+                   help="when --samples holds another number of images than --n-samples: fail (default), or "
+                        "warn and record it in the metrics file")
     s.add_argument("--threads", type=int, default=1)
     s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("check-config", help="YAML syntax of config files, naming the file, line and column of an "
+                       "error (Snakemake's message for a --configfile names neither)")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=_check_config)
 
     report_commands(sub)  # collect, spearman, figure, table, plot, compare
     expert_commands(sub)  # expert-eval packet | serve | analyse

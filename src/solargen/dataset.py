@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .calibrate import read_shard
-from .io import InputError, atomic_dir, atomic_path, write_table
+from .io import InputError, atomic_dir, atomic_path, short_digest, write_table
 from .normalise import dequantise, normalise, quantise
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,25 @@ def iter_images(shard_paths: list[str | Path], table: dict, rows=None):
                     handles[s] = h5py.File(shard_paths[s], "r")
                 except OSError as e:
                     raise InputError(f"{shard_paths[s]}: not a readable calibrated shard ({e})") from None
-            yield handles[s]["images"][int(table["index"][r])]
+            i = int(table["index"][r])
+            try:
+                image = handles[s]["images"][i]
+            except OSError as e:  # a corrupt chunk: h5py names neither file nor frame
+                raise InputError(_corrupt_frame(shard_paths[s], "images", i, e, "re-run its calibrate job")) from None
+            yield image
     finally:
         for f in handles.values():
             f.close()
+
+
+#: What to do about a damaged dataset file.
+REBUILD = "re-run the dataset rule to rebuild it"
+
+
+def _corrupt_frame(path, key: str, i, e: Exception, remedy: str) -> str:
+    """The message for an HDF5 read that failed (h5py's names neither the file nor the frame)."""
+    return (f"{path}: frame {i} of {key!r} is unreadable ({e}): the file is corrupt (a damaged "
+            f"compressed chunk?); delete it and {remedy}")
 
 
 def _shard_attrs(shard_paths) -> dict:
@@ -301,7 +316,52 @@ def open_dataset(path: str | Path) -> h5py.File:
 
 def read_images(f: h5py.File, indices) -> np.ndarray:
     """Frames ``indices`` (increasing) of an open dataset as float32 in [0, 1], whatever the storage dtype."""
-    return dequantise(f["images"][np.asarray(indices)])
+    indices = np.asarray(indices)
+    try:
+        return dequantise(f["images"][indices])
+    except OSError as e:
+        raise InputError(_corrupt_frame(f.filename, "images", indices.tolist(), e, REBUILD)) from None
+
+
+def dataset_identity(path: str | Path) -> dict[str, str]:
+    """What a training depends on in a dataset file, for its training fingerprint
+    (`solargen.train.training_fingerprint`): ``data.shape`` and ``data.quantisation``, and short
+    sha256s of its normalisation constants (every channel's: ``data.constants``), calibration
+    settings (``data.calibration``) and frame list (``data.frames``: file names and times of
+    every channel; the pixels themselves where a file has no frame table). Library versions are
+    left out: a rebuild under a newer sunpy is the same data by this account."""
+    with open_dataset(path) as f:
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+        def decoded(k):
+            v = attrs.get(k)
+            try:
+                return json.loads(v) if isinstance(v, str) else v
+            except ValueError:
+                return v
+
+        keys = sorted(k for k in f if k == "images" or k.startswith("images_"))
+        out = {"data.shape": " ".join(f"{k}:{'x'.join(map(str, f[k].shape))}" for k in keys),
+               "data.quantisation": str(attrs.get("quantisation", f["images"].dtype)),
+               "data.constants": short_digest(decoded("constants"), decoded("channels")),
+               "data.calibration": short_digest(sorted((k, str(v)) for k, v in attrs.items()
+                                                       if k.startswith("calibration_")))}
+        if "frames" in f and "file" in f["frames"]:
+            cols = sorted(k for k in f["frames"] if k == "file" or k.startswith(("date_obs", "file_")))
+            out["data.frames"] = short_digest({k: [x.decode() if isinstance(x, bytes) else str(x)
+                                                   for x in f["frames"][k][()]] for k in cols})
+        else:  # a bare file (tests, hand-made sets): its content is its identity
+            import hashlib
+
+            h = hashlib.sha256()
+            for k in keys:
+                for i in range(len(f[k])):
+                    try:
+                        h.update(np.ascontiguousarray(f[k][i]).tobytes())
+                    except OSError as e:
+                        raise InputError(_corrupt_frame(path, k, i, e, REBUILD)) from None
+            out["data.frames"] = h.hexdigest()[:16]
+    return out
 
 
 def split_indices(n: int, test_fraction: float) -> dict[str, np.ndarray]:
@@ -380,7 +440,13 @@ class H5Images(torch.utils.data.Dataset):
 
     def _read(self, i: int) -> np.ndarray:
         """Frame ``i`` (all of ``keys``) as float32 (1 + k, size, size) in [0, 1]."""
-        img = np.stack([dequantise(self._f[k][i]) for k in self.keys]).astype(np.float32, copy=False)
+        frames = []
+        for k in self.keys:
+            try:
+                frames.append(dequantise(self._f[k][i]))
+            except OSError as e:  # a corrupt chunk: h5py names neither file nor frame
+                raise InputError(_corrupt_frame(self.path, k, i, e, REBUILD)) from None
+        img = np.stack(frames).astype(np.float32, copy=False)
         f = img.shape[-1] // self.size
         return img if f == 1 else img.reshape(len(img), self.size, f, self.size, f).mean(axis=(2, 4))
 

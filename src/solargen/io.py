@@ -24,6 +24,56 @@ class InputError(RuntimeError):
     """A bad input file (corrupt, truncated, wrong content); the message names the file."""
 
 
+def short_digest(*parts) -> str:
+    """16 hex digits of the sha256 of ``parts`` as canonical JSON (sorted keys): an identity for
+    small records (a dataset's constants, a frame list) that fits in a log line."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_npz(path: str | os.PathLike, required=()) -> dict:
+    """Every array of an ``.npz`` file, read at once; a missing, truncated or corrupt file, or one
+    lacking a ``required`` key, is an `InputError` naming the file and what to redo."""
+    import zipfile
+    import zlib
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            out = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise InputError(f"{path}: truncated or corrupt .npz file ({type(e).__name__}: {e}); "
+                         "delete it and re-run the rule that writes it") from None
+    missing = [k for k in required if k not in out]
+    if missing:
+        raise InputError(f"{path}: lacks {', '.join(missing)} (written by another command or an older version?); "
+                         "delete it and re-run the rule that writes it")
+    return out
+
+
+def read_yaml(path: str | os.PathLike):
+    """A YAML file's content; a syntax error is an `InputError` naming the file, line and column."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark, ctx = getattr(e, "problem_mark", None), getattr(e, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(e, "problem", None) or str(e)
+        if getattr(e, "context", None):
+            at = f" that starts at line {ctx.line + 1}, column {ctx.column + 1}" if ctx and ctx != mark else ""
+            what += f" ({e.context}{at})"
+        raise InputError(f"{path}{where}: YAML syntax error: {what}") from None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.

@@ -13,6 +13,14 @@ state and the RNG state, so a resumed run continues exactly; the data order is a
 function of (seed, step), so it needs no state. A corrupt newest checkpoint falls back to the
 previous one. SIGTERM/SIGUSR1 (SLURM's warning before the time limit) save and stop.
 
+A checkpoint carries its *training fingerprint* (`training_fingerprint`: family, image size,
+model config, seed, the dataset's identity and the frames trained on; not ``nodes``,
+``save_every``, the world size or the step count, so a 100K run resumes its 58K checkpoint).
+A newest checkpoint of another fingerprint, or of another architecture, is never resumed:
+`fit` refuses, naming what differs, or with ``move_stale`` moves the folder's checkpoints to
+``stale-<time>/`` and starts fresh. A write that fails (a full disk) names the file and leaves
+the previous checkpoint intact.
+
 Data parallel (several ranks, see `solargen.distributed`): ``batch_size`` is the *global*
 batch, each rank trains on its slice, gradients are averaged before every optimiser step;
 rank 0 alone writes checkpoints and logs, and every rank resumes from the same file.
@@ -22,7 +30,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import errno
+import json
 import logging
+import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -34,6 +46,14 @@ from .io import atomic_path
 from .loader import TrainBatches, batch_indices  # noqa: F401  (batch_indices: part of this API)
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed or written; the message names the file and the remedy."""
+
+
+class StaleCheckpoint(CheckpointError):
+    """The newest checkpoint belongs to another training (fingerprint or architecture)."""
 
 
 class EMA:
@@ -122,8 +142,32 @@ def save_checkpoint(path: str | Path, trainable, step: int, generator: torch.Gen
     }
     if rank_rng:
         state["rng"] = {**state["rng"], "ranks": rank_rng}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as "unexpected pos …"
+        raise CheckpointError(_write_failure(Path(path), e)) from e
+
+
+def _write_failure(path: Path, e: Exception) -> str:
+    """What went wrong writing ``path``, what is left, and the remedy."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    full = (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or "unexpected pos" in str(e) \
+        or (free is not None and free < 64 * 2**20)
+    cause = "the disk is full" if full else f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    room = f" ({free / 2**20:.0f} MiB free there)" if free is not None else ""
+
+    def step_of(p):
+        return int(p.stem[4:]) if p.stem[4:].isdigit() else -1
+
+    earlier = [p for p in sorted(path.parent.glob("step*.pt")) if step_of(p) < step_of(path)]
+    kept = (f"the newest complete checkpoint, {earlier[-1]}, is intact and a re-run resumes from it"
+            if earlier else "no earlier checkpoint exists")
+    return (f"cannot write checkpoint {path}: {cause}{room}. Nothing was replaced: {kept}. "
+            f"Free space on that file system (or point the checkpoints elsewhere) and run again.")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -143,6 +187,140 @@ def latest_checkpoint(ckpt_dir: str | Path, max_step: int | None = None) -> tupl
         except Exception as e:  # truncated zip, bad pickle: fall back to the previous one
             log.warning("checkpoint %s is unreadable (%s); falling back to an earlier one", p, e)
     return None
+
+
+#: The train command's flag that moves stale checkpoints aside and starts fresh.
+FRESH_FLAG = "--move-stale"
+
+#: Model config keys that say where and how a training runs, not what it learns: changing
+#: them does not make a checkpoint stale (nor do the world size and the step count, which are
+#: not model config keys). ``use_checkpoint`` recomputes activations bit for bit.
+NOT_FINGERPRINTED = ("nodes", "save_every", "compile", "use_checkpoint")
+
+
+def training_fingerprint(family: str, cfg: dict, image_size: int, data: dict | None = None, **more) -> dict:
+    """What a checkpoint must share with a run for the run to resume it, as flat key → value:
+    ``family``, ``image_size``, ``model.<key>`` for each model config key (but
+    `NOT_FINGERPRINTED`), ``data.*`` (e.g. `solargen.dataset.dataset_identity` and the frames
+    trained on) and ``more`` (seed, augmentation). ``version``, the package's, is recorded too;
+    a difference in it alone is only a warning."""
+    from . import __version__
+
+    fp = {"family": family, "image_size": int(image_size)}
+    fp.update({f"model.{k}": v for k, v in sorted(cfg.items()) if k not in NOT_FINGERPRINTED})
+    fp.update(data or {})
+    fp.update(more)
+    fp["version"] = __version__
+    return json.loads(json.dumps(fp, sort_keys=True))  # plain JSON types (tuples → lists): comparable
+
+
+def _legacy_fingerprint(extra: dict) -> dict:
+    """The part of a fingerprint a checkpoint written before fingerprints still tells (its model JSON)."""
+    if "model" not in extra:
+        return {}
+    try:
+        cfg = json.loads(extra["model"])
+    except (TypeError, ValueError):
+        return {}
+    fp = {f"model.{k}": v for k, v in cfg.items() if k not in NOT_FINGERPRINTED}
+    fp.update({k: extra[k] for k in ("family", "image_size") if k in extra})
+    return json.loads(json.dumps(fp, sort_keys=True))
+
+
+def _show(v) -> str:
+    s = json.dumps(v) if not isinstance(v, str) else v
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+def _fingerprint_problem(found: tuple[Path, dict], now: dict) -> str | None:
+    """The first fingerprint key (and how many more) in which checkpoint ``found`` differs from ``now``."""
+    path, state = found
+    saved = state.get("extra", {}).get("fingerprint")
+    legacy = saved is None
+    if legacy:
+        saved = _legacy_fingerprint(state.get("extra", {}))
+        log.warning("%s was written before training fingerprints: only its model config can be checked, "
+                    "not its data", path)
+    keys = sorted((set(saved) & set(now)) if legacy else (set(saved) | set(now)))
+    differ = [k for k in keys if k != "version" and saved.get(k, "(absent)") != now.get(k, "(absent)")]
+    if differ:
+        k = differ[0]
+        more = f" (also {', '.join(differ[1:4])}{', …' if len(differ) > 4 else ''})" if differ[1:] else ""
+        return f"{k} is {_show(saved.get(k, '(absent)'))} there and {_show(now.get(k, '(absent)'))} now{more}"
+    if not legacy and saved.get("version") != now.get("version"):
+        log.warning("%s was written by solargen %s, this is %s; same training fingerprint, so resuming",
+                    path, saved.get("version"), now.get("version"))
+    return None
+
+
+def _architecture_problem(trainable, state: dict) -> str | None:
+    """Why ``state``'s weights and optimiser state do not fit ``trainable`` (None: they do)."""
+    saved_modules = state.get("modules", {})
+    parts = [(f"module {k!r}", m.state_dict(), saved_modules.get(k)) for k, m in trainable.modules.items()]
+    parts += [(f"EMA {k!r}", e.state_dict(), state.get("ema", {}).get(k)) for k, e in trainable.ema.items()]
+    for what, own, sd in parts:
+        if sd is None:
+            return f"it has no {what} (it has modules {', '.join(saved_modules) or 'none'})"
+        missing = [k for k in own if k not in sd]
+        unexpected = [k for k in sd if k not in own]
+        shape = [k for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shape:
+            eg = (f"e.g. {shape[0]} is {list(sd[shape[0]].shape)} there and {list(own[shape[0]].shape)} here"
+                  if shape else f"e.g. {(missing or unexpected)[0]}")
+            return (f"its {what} is another architecture ({len(shape)} tensors of another shape, "
+                    f"{len(missing)} missing, {len(unexpected)} unexpected; {eg})")
+    extra_modules = sorted(set(saved_modules) - set(trainable.modules))
+    if extra_modules:
+        return f"it has modules this model lacks ({', '.join(extra_modules)}): another architecture"
+    for k, o in trainable.optimizers.items():
+        groups = state.get("optimizers", {}).get(k, {}).get("param_groups")
+        if groups is None:
+            return f"it has no optimiser {k!r}"
+        if [len(g["params"]) for g in groups] != [len(g["params"]) for g in o.param_groups]:
+            return f"its optimiser {k!r} holds other parameter groups: another architecture"
+    return None
+
+
+def stale_reason(trainable, found: tuple[Path, dict], fingerprint: dict | None) -> str | None:
+    """Why checkpoint ``found`` (path, state) cannot be resumed by this training (None: it can):
+    a fingerprint key that differs, else weights that do not fit the model."""
+    if fingerprint is not None:
+        why = _fingerprint_problem(found, fingerprint)
+        if why:
+            return why
+    return _architecture_problem(trainable, found[1])
+
+
+def move_aside(ckpt_dir: Path, also=()) -> Path:
+    """Move every checkpoint of ``ckpt_dir`` (and the files or folders ``also``, e.g. the training
+    logs of that training) into a new ``ckpt_dir/stale-<time>/``; nothing is deleted."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dest, i = ckpt_dir / f"stale-{stamp}", 1
+    while dest.exists():
+        dest, i = ckpt_dir / f"stale-{stamp}-{i}", i + 1
+    dest.mkdir(parents=True)
+    for p in sorted(ckpt_dir.glob("step*.pt")):
+        os.replace(p, dest / p.name)
+    for p in also:
+        if p is not None and Path(p).exists():
+            shutil.move(str(p), str(dest / Path(p).name))
+    return dest
+
+
+def _check_resume(found, trainable, fingerprint, move_stale, ckpt_dir, also) -> tuple[tuple | None, str | None]:
+    """(the checkpoint to resume or None, the error to raise or None) for the newest readable one."""
+    why = stale_reason(trainable, found, fingerprint)
+    if why is None:
+        return found, None
+    if move_stale:
+        dest = move_aside(ckpt_dir, also)
+        log.warning("%s belongs to another training (%s): moved the checkpoints of %s to %s and training "
+                    "from scratch", found[0], why, ckpt_dir, dest)
+        return None, None
+    return None, (f"{found[0]} belongs to another training: {why}. Resuming it would continue that training "
+                  f"(its weights and optimiser state, lr included). To start fresh, run again with {FRESH_FLAG} "
+                  f"(moves the checkpoints of {ckpt_dir} to {ckpt_dir}/stale-<time>/; nothing is deleted), "
+                  "or give another --ckpt-dir.")
 
 
 def restore(trainable, state: dict, generator: torch.Generator, ctx: ddp.DistContext | None = None,
@@ -203,7 +381,8 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
         save_every: int, seed: int = 0, log_csv: str | Path | None = None,
         log_every: int = 10, extra: dict | None = None, dist: ddp.DistContext | None = None,
         precision: str = "fp32", compile: bool = False, tensorboard: str | Path | None = None,
-        check=None, check_every: int = 0, workers: int | None = None) -> Path:
+        check=None, check_every: int = 0, workers: int | None = None, fingerprint: dict | None = None,
+        move_stale: bool = False) -> Path:
     """Train until ``total_steps``, resuming from the newest valid checkpoint in ``ckpt_dir``.
 
     ``batch_size`` is the global batch; with ``dist`` (an initialised process group of W
@@ -214,7 +393,11 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
     ``tensorboard``. With ``check`` (e.g. `solargen.evaluate.training_check.TrainingCheck`),
     rank 0 adds ``check(trainable)``'s numbers to the log every ``check_every`` steps and at the
     end. Batches come from `solargen.loader.TrainBatches` with ``workers`` reader processes
-    (None: from the cores this rank has). Returns the path of the checkpoint at ``total_steps``.
+    (None: from the cores this rank has). ``fingerprint`` (`training_fingerprint`) is stored in
+    every checkpoint, and a newest checkpoint of another fingerprint or architecture raises
+    `StaleCheckpoint`, or, with ``move_stale``, is moved aside with its folder's other
+    checkpoints and the training logs, and training starts from scratch. Returns the path of
+    the checkpoint at ``total_steps``.
     """
     import contextlib
 
@@ -229,9 +412,16 @@ def fit(trainable, dataset, *, batch_size: int, total_steps: int, ckpt_dir: str 
         raise ValueError(f"global batch_size {batch_size} is not divisible by the {ctx.world_size} ranks")
     step = 0
     found = latest_checkpoint(ckpt_dir, max_step=total_steps) if ctx.is_main else None
+    stale = None
+    if found:  # rank 0 decides whether it is this training's
+        found, stale = _check_resume(found, trainable, fingerprint, move_stale, ckpt_dir, (log_csv, tensorboard))
     if ctx.active:  # rank 0 picks the file (a corrupt newest one is skipped once), all ranks read it
-        path = ddp.broadcast_object(str(found[0]) if found else None)
+        path, stale = ddp.broadcast_object((str(found[0]) if found else None, stale))
         found = (Path(path), found[1] if found else load_checkpoint(path)) if path else None
+    if stale:
+        raise StaleCheckpoint(stale)
+    if fingerprint is not None:
+        extra = {**(extra or {}), "fingerprint": fingerprint}
     if found:
         step = restore(trainable, found[1], generator, ctx, seed)
         if ctx.is_main:

@@ -1,6 +1,7 @@
 # Config validation, output prefix, run lookup. Everything a rule needs to know about a run
 # comes from here, so the rules stay thin.
 
+import functools
 import json
 import os
 import re
@@ -10,7 +11,18 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 
-validate(config, "../schemas/config.schema.yaml")
+try:
+    validate(config, "../schemas/config.schema.yaml")
+except WorkflowError as e:
+    # Snakemake reads every value inside a nested --config (key={a: 1}) as text, so a number there
+    # fails the schema as a string; say how to give it instead.
+    if any(isinstance(v, dict) for v in workflow.config_settings.config.values()):
+        raise WorkflowError(
+            f"{e}\nNote: Snakemake reads every value inside a nested --config value (key={{a: 1}}) as text. "
+            "Give nested overrides in a YAML file after the study's config: --configfile config/ci.yaml "
+            "override.yaml (see 'Overriding keys' in config/README.md)."
+        ) from None
+    raise
 
 
 #: Families with weights to train, and families that sample conditioned on held-out frames.
@@ -31,7 +43,14 @@ def _check_config(cfg):
             raise ValueError(f"config: runs.{run}.train_steps is required for family {fam}")
         if fam == "diffusion" and "sampling_steps" not in r:
             raise ValueError(f"config: runs.{run}.sampling_steps is required for family diffusion")
+    from solargen.evaluate.metrics import MIN_SAMPLES
+
     ev = cfg["evaluation"]
+    if ev["n_samples"] < MIN_SAMPLES["precision"]:
+        raise ValueError(
+            f"config: evaluation.n_samples = {ev['n_samples']} is too few: precision and recall need at least "
+            f"{MIN_SAMPLES['precision']} generated images (k = 3 nearest neighbours)"
+        )
     if ev.get("sample_chunks", 1) > ev["n_samples"]:
         raise ValueError(
             f"config: evaluation.sample_chunks = {ev['sample_chunks']} exceeds evaluation.n_samples = {ev['n_samples']}"
@@ -57,6 +76,20 @@ def _check_config(cfg):
             if "CS_" not in c and int(m[1]) > d["resolution"]:
                 raise ValueError(f"config: evaluation.{key}: {c} is larger than data.resolution = {d['resolution']}")
     for name, m in cfg["models"].items():
+        size, fam = m["image_size"], m["family"]
+        # The StyleGAN2 and FastGAN generators double the resolution from 4×4: powers of two only.
+        if fam in ("stylegan2", "projectedgan") and not _power_of_two(size):
+            raise ValueError(
+                f"config: models.{name}.image_size = {size} must be a power of two for family {fam} "
+                f"(e.g. {_near_powers(size)})"
+            )
+        if fam == "msdgan":
+            levels = max(2, size.bit_length() - 3)  # the U-Net halves the size down to ~4×4
+            if size % 2**levels:
+                raise ValueError(
+                    f"config: models.{name}.image_size = {size} must be a multiple of {2**levels} for family "
+                    f"msdgan (its U-Net halves it {levels} times; e.g. {_near_powers(size)})"
+                )
         if d["resolution"] % m["image_size"]:
             raise ValueError(
                 f"config: models.{name}.image_size = {m['image_size']} must divide data.resolution = {d['resolution']}"
@@ -83,6 +116,15 @@ def _check_config(cfg):
             f"config: data.synthetic.native_size = {d['synthetic']['native_size']} must be a multiple "
             f"of data.resolution = {d['resolution']}"
         )
+
+
+def _power_of_two(n):
+    return n > 0 and n & (n - 1) == 0
+
+
+def _near_powers(n):
+    lo = 1 << (max(n, 1).bit_length() - 1)
+    return f"{lo} or {2 * lo}" if lo != n else str(n)
 
 
 _check_config(config)
@@ -230,11 +272,25 @@ SPECTRUM_CROPS = config["evaluation"].get("spectrum_crops", [])
 NET_SPECS = json.dumps(config["evaluation"].get("feature_networks", {}))
 
 
-def weights_present(net):
-    """Whether a network's weights file is here: a params value, so fetching it later re-runs the
-    features that were "not run" without it."""
+def weights_identity(net):
+    """A network's configured weights file as the jobs that read it see it: "absent", or its size
+    and sha256. A params value, so fetching the file later, or replacing it (a corrupt one by a
+    valid one), re-runs the features and evaluations that were "not run" or ran without it."""
     w = config["evaluation"].get("feature_networks", {}).get(net, {}).get("weights")
-    return bool(w) and os.path.isfile(w)
+    if not w:
+        return "none configured"
+    if not os.path.isfile(w):
+        return "absent"
+    st = os.stat(w)
+    return f"{st.st_size} bytes, sha256 {_sha256(os.path.abspath(w), st.st_size, st.st_mtime_ns)}"
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256(path, size, mtime_ns):
+    """A file's sha256, once per (path, size, mtime) in this Snakemake process."""
+    from solargen.io import sha256_of
+
+    return sha256_of(path)
 
 
 def crop_args(crop, on_disk):

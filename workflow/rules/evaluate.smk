@@ -10,7 +10,7 @@ rule real_features:
         f"{OUT}/real/features_{{net}}.npz",
     params:
         specs=NET_SPECS,
-        weights_present=lambda w: weights_present(w.net),
+        weights=lambda w: weights_identity(w.net),
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/real_features_{{net}}.log",
@@ -31,7 +31,7 @@ rule real_crop_features:
     params:
         crop=lambda w: crop_args(w.crop, on_disk=config["evaluation"].get("crop_on_disk", False)),
         specs=NET_SPECS,
-        weights_present=lambda w: weights_present(w.net),
+        weights=lambda w: weights_identity(w.net),
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/real_features_{{net}}-{{crop}}.log",
@@ -91,6 +91,9 @@ rule evaluate:
         real_name=config["data"]["name"],
         conditional=lambda w: conditional_args(w.run),
         specs=NET_SPECS,
+        # The run's fake features come from the same weights files as the real ones.
+        weights=lambda w: " ".join(f"{n}={weights_identity(n)}" for n in NETS),
+        sample_count=f"--n-samples {N_SAMPLES} --sample-count-mismatch {config['evaluation'].get('sample_count_mismatch', 'fail')}",
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
@@ -100,7 +103,7 @@ rule evaluate:
         "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
         " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
         " --out {output.metrics} --out-spectrum {output.spectrum} {params.conditional}"
-        " --real-crop-spectra {input.crop_spectra} --net-specs {params.specs:q} --threads {threads} 2> {log}"
+        " --real-crop-spectra {input.crop_spectra} --net-specs {params.specs:q} {params.sample_count} --threads {threads} 2> {log}"
 
 
 if FETCHABLE:

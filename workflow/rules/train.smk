@@ -1,5 +1,8 @@
 # One job per (model, checkpoint step). A later step of the same model resumes from the
 # earlier one's checkpoint, so e.g. the 100K run continues the 58K training instead of redoing it.
+# A job re-run because the model config, the seed or the data changed finds checkpoints of another
+# training fingerprint: --move-stale moves them to checkpoints/stale-<time>/ (with the old training
+# log; said in the job's log) and trains from scratch instead of resuming them.
 
 
 rule train:
@@ -40,4 +43,4 @@ rule train:
         " {resources.mpi} python -m solargen train --family {wildcards.family} --model-json {params.model:q}"
         " --dataset {input.data} --image-size {params.image_size} --steps {wildcards.step}"
         " --ckpt-dir {params.ckpt_dir} --log-csv {params.log_csv} --tensorboard {params.tensorboard} --seed {params.seed}"
-        " --threads {threads} {params.split} {params.flip} {params.check} 2> {log}"
+        " --threads {threads} {params.split} {params.flip} {params.check} --move-stale 2> {log}"

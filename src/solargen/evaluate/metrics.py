@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import InputError, atomic_path, image_files, read_json, write_json
+from ..io import InputError, atomic_path, image_files, load_npz, read_json, write_json
 from .crops import CropMode
 from .features import FeatureNetUnavailable, describe, folder_features
 from .spectrum import radial_power_spectrum, relative_error, spectral_distance
@@ -21,6 +21,36 @@ log = logging.getLogger(__name__)
 
 #: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
 HIGH_BAND = (0.5, 1.0)
+
+#: The fewest images per set each metric is defined for: a covariance (FID) and KID's unbiased
+#: estimate need two, precision/recall a k-th (k = 3) nearest neighbour besides the point itself.
+MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": 4, "recall": 4}
+
+
+def check_sample_count(samples, n_found: int, n_expected: int | None, on_mismatch: str = "fail") -> str | None:
+    """Compare a run's number of generated images with the number it should have: an
+    `InputError` when they differ, or with ``on_mismatch="warn"`` a logged warning, returned to
+    be recorded (too few for a metric: `check_enough`)."""
+    note = None
+    if n_expected is not None and n_found != n_expected:
+        note = (f"{samples}: {n_found} generated images, but the run should have {n_expected} "
+                "(evaluation.n_samples)")
+        if on_mismatch != "warn":
+            raise InputError(f"{note}; re-run its sampling (delete the samples folder and its sample_chunks), "
+                             "or set evaluation.sample_count_mismatch: warn to score the images there are")
+        log.warning("%s; scoring them anyway (evaluation.sample_count_mismatch: warn)", note)
+    return note
+
+
+def check_enough(n: int, what: str, metrics=MIN_SAMPLES, remedy: str = "") -> None:
+    """An `InputError` if ``n`` images (``what``) are too few for one of ``metrics``, naming each
+    such metric and its minimum."""
+    short = [m for m in metrics if n < MIN_SAMPLES[m]]
+    if short:
+        mins = "".join(f", {m} {MIN_SAMPLES[m]}" for m in short[1:])
+        raise InputError(f"{what} are too few: {short[0]} needs at least {MIN_SAMPLES[short[0]]} images per set"
+                         f"{mins}{' (precision/recall: k = 3 nearest neighbours)' if 'precision' in short else ''}"
+                         f"{'; ' + remedy if remedy else ''}")
 
 
 def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
@@ -60,11 +90,8 @@ def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode 
 
 def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
     """Features, status and crop protocol (None: whole images) of a feature file."""
-    try:
-        with np.load(path) as z:
-            return z["feats"].astype(np.float64), str(z["status"]), _crop_protocol(z)
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(f"{path}: not a readable feature file ({e})") from None
+    z = load_npz(path, required=("feats", "status"))  # a truncated or corrupt file: an InputError naming it
+    return z["feats"].astype(np.float64), str(z["status"]), _crop_protocol(z)
 
 
 def crop_images(images: np.ndarray, crop: CropMode) -> np.ndarray:
@@ -170,7 +197,8 @@ def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
 def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
                  out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
                  targets: np.ndarray | None = None, factor: int | None = None,
-                 real_crop_spectra: list[str | Path] = ()) -> dict:
+                 real_crop_spectra: list[str | Path] = (), n_expected: int | None = None,
+                 on_count_mismatch: str = "fail") -> dict:
     """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
@@ -179,9 +207,12 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     (the latter only with a ``factor``: channel translation has none).
     ``real_crop_spectra`` (spectra of real crops, e.g. on-disk ones) add the spectral distances of
     the run's crops, cut by the same protocol, under the crop's name suffix.
+    ``n_expected``: the number of images the run should have (`check_sample_count`; a mismatch
+    fails, or with ``on_count_mismatch="warn"`` is recorded in the result's ``warnings``).
     """
     rows, not_run, methods = [], [], {}
     fake_files = image_files(samples)
+    count_note = check_sample_count(samples, len(fake_files), n_expected, on_count_mismatch)
     for key, path in real_features.items():
         real, status, crop = load_features(path)
         net = key.partition("-")[0]  # "<net>" or "<net>-CROPPED…"
@@ -189,6 +220,11 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         if status != "ok":
             not_run.append({"net": net + suffix, "reason": status})
             continue
+        scored = ["fid"] if crop else list(MIN_SAMPLES)  # crops are scored by FID only
+        check_enough(len(fake_files), f"{samples}: {len(fake_files)} generated images", scored,
+                     remedy="raise evaluation.n_samples")
+        check_enough(len(real), f"{path}: features of {len(real)} real images", scored,
+                     remedy="the real set needs more frames (data.n_frames)")
         try:
             fake = folder_features(fake_files, net, crop=crop)
         except FeatureNetUnavailable as e:
@@ -203,9 +239,9 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
             rows += [{"metric": "kid", "value": k, "net": net, **names},
                      {"metric": "precision", "value": p, "net": net, **names},
                      {"metric": "recall", "value": r, "net": net, **names}]
-    with np.load(real_spectrum) as z:
-        k_real, p_real = z["k"], z["power"]
-        window = str(z["window"]) if "window" in z else "none"
+    z = load_npz(real_spectrum, required=("k", "power"))
+    k_real, p_real = z["k"], z["power"]
+    window = str(z["window"]) if "window" in z else "none"
     k_fake, p_fake = radial_power_spectrum(load_images(samples), window)
     if len(k_fake) != len(k_real):
         raise InputError(f"{samples}: images of another size than the real set")
@@ -218,8 +254,8 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
              {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
     fake_images = None
     for path in real_crop_spectra:
-        with np.load(path) as z:
-            pcr, crop = z["power"], _crop_protocol(z)
+        z = load_npz(path, required=("power",))
+        pcr, crop = z["power"], _crop_protocol(z)
         fake_images = load_images(samples) if fake_images is None else fake_images
         _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
         if pcf.shape[1] != pcr.shape[1]:
@@ -250,7 +286,8 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
-              "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run,
+              "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run, "n_expected": n_expected,
+              "warnings": [count_note] if count_note else [],
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
     return result
