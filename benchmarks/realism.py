@@ -50,7 +50,7 @@ def synthetic_rate(seed: int, date: str, size: int):
 def measure_synthetic(seed: int, date: str, size: int) -> tuple[dict, np.ndarray]:
     rate, header = synthetic_rate(seed, date, size)
     small = realism.helioviewer_forward(rate)
-    stats = realism.frame_statistics(small, realism.reduced_disc(header))
+    stats = realism.frame_statistics(small, realism.reduced_disc(header, size))
     native = realism.Disc(x=header["CRPIX1"] - 1, y=header["CRPIX2"] - 1, r=header["R_SUN"], scale=header["CDELT1"])
     stats["slope_24_6_native"] = realism.spectrum_slope(rate, native, (24.0, 6.0))
     return stats, realism.helioviewer_bytes(small)

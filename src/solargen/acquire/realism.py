@@ -136,9 +136,9 @@ def load_helioviewer_jp2(path=None) -> tuple[np.ndarray, Disc, dict]:
     return helioviewer_invert(data), disc, meta
 
 
-def reduced_disc(header, size: int = HV_SIZE) -> Disc:
-    """The disc of a full-frame FITS header after a box resize to ``size``²."""
-    f = size / header["NAXIS1"] if "NAXIS1" in header else size / 4096
+def reduced_disc(header, native_size: int, size: int = HV_SIZE) -> Disc:
+    """The disc of a ``native_size``² frame with this FITS header after a box resize to ``size``²."""
+    f = size / native_size
     return Disc(x=(header["CRPIX1"] - 0.5) * f - 0.5, y=(header["CRPIX2"] - 0.5) * f - 0.5,
                 r=header["RSUN_OBS"] / header["CDELT1"] * f, scale=header["CDELT1"] / f)
 
@@ -172,16 +172,20 @@ def radial_profile(image: np.ndarray, disc: Disc, step: float = 0.005, r_max: fl
 
 def limb_fit(image: np.ndarray, disc: Disc, n_rays: int = 720) -> tuple[float, float, float]:
     """Limb circle (x, y, radius in px): steepest outward intensity drop along ``n_rays`` rays from
-    the nominal centre between 0.9 and 1.2 R☉, then a least-squares circle with 3-sigma clipping."""
+    the nominal centre between 0.9 and 1.2 R☉ (image smoothed by 1 px against byte noise), then a
+    least-squares circle, starting from the rays within 0.03 R☉ of the median radius (active
+    regions and hole edges give outliers) and 3-sigma clipped."""
     from scipy import ndimage
 
+    image = ndimage.gaussian_filter(np.asarray(image, np.float64), 1.0)
     theta = np.linspace(0.0, 2 * np.pi, n_rays, endpoint=False)[:, None]
     radii = np.arange(0.9, 1.2, 0.002)[None, :] * disc.r
     xs, ys = disc.x + radii * np.cos(theta), disc.y + radii * np.sin(theta)
     prof = ndimage.map_coordinates(np.asarray(image, np.float64), [ys, xs], order=1)
     k = np.gradient(prof, axis=1).argmin(axis=1)
     px, py = xs[np.arange(n_rays), k], ys[np.arange(n_rays), k]
-    keep = np.ones(n_rays, bool)
+    dist = np.hypot(px - disc.x, py - disc.y)
+    keep = np.abs(dist - np.median(dist)) < 0.03 * disc.r
     for _ in range(5):
         a = np.column_stack([2 * px[keep], 2 * py[keep], np.ones(keep.sum())])
         (cx, cy, c), *_ = np.linalg.lstsq(a, px[keep] ** 2 + py[keep] ** 2, rcond=None)

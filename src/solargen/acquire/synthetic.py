@@ -44,6 +44,7 @@ __all__ = [
     "FrameGeometry",
     "feature_position",
     "frame_seed",
+    "solar_activity",
     "solar_ephemeris",
     "synthetic_frame",
     "synthetic_series",
@@ -74,6 +75,7 @@ INST_ROT_193 = 0.057789
 # The texture's large-scale modes come from a fixed 256² Fourier box, shared by all sizes.
 _TEXTURE_BASE = 256
 _TEXTURE_K0 = 5.0  # cycles per field of view where the power law flattens (~0.5 R_sun)
+_TEXTURE_K1, _TEXTURE_BEND = 100.0, 0.6  # the spectrum steepens by this much above k1 (~24")
 # Radial-profile lookup table over rho^2 (rho in R_sun): at most 2^17 entries (a 4096² limb is
 # resolved to 1/50 pixel), fewer for small frames.
 _TABLE_SIZE = 1 << 17
@@ -233,7 +235,9 @@ class ActiveRegion:
 
     ``lon``/``lat`` are heliographic Stonyhurst (deg); ``size`` is the bipole half-separation
     (R_sun); ``tilt`` is the bipole axis angle from solar west (deg); ``brightness`` is the peak
-    loop intensity in units of the quiet-Sun disc centre; ``seed`` drives its loops.
+    loop intensity in units of the quiet-Sun disc centre; ``seed`` drives its loops; ``age`` in
+    [0, 1] moves emission from the compact core and loops into a wider, fainter halo and plage,
+    as flux disperses.
     """
 
     lon: float
@@ -242,6 +246,7 @@ class ActiveRegion:
     tilt: float
     brightness: float
     seed: int
+    age: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -261,8 +266,9 @@ class CoronalHole:
 
 @dataclass(frozen=True)
 class Corona:
-    """Global parameters: LOS emission scale height H (R_sun), thin-layer fraction, texture
-    spectral index and contrast, quiet-Sun disc-centre rate (DN/s per native pixel)."""
+    """Global parameters: emission scale height H at the base (R_sun; hydrostatic, so it grows as
+    r²), thin-layer fraction, texture spectral index and contrast, quiet-Sun disc-centre rate
+    (DN/s per native pixel)."""
 
     scale_height: float
     thin_fraction: float
@@ -271,38 +277,74 @@ class Corona:
     qs_rate: float
 
 
-def _draw_features(rng: np.random.Generator):
+#: Solar cycle 24 (the reference for all dates: cycles repeat every 11 years): minimum 2008.96,
+#: maximum 2014.3, next minimum 2019.96.
+_CYCLE_START, _CYCLE_RISE, _CYCLE_LENGTH = 2008.96, 5.34, 11.0
+
+
+def _decimal_year(date_obs: str) -> float:
+    t = _parse_date(date_obs)
+    return 1970.0 + (t - np.datetime64("1970-01-01T00:00:00", "us")) / np.timedelta64(31_556_952_000_000, "us")
+
+
+def solar_activity(date_obs: str) -> tuple[float, float]:
+    """Activity level in [0, 1] (0 at minimum, 1 at maximum) and cycle phase in [0, 1) at ``date_obs``.
+
+    A smooth cycle-24 shape (rise 5.3 yr, decay 5.7 yr) repeated every 11 years: enough to give
+    more, larger active regions and smaller polar holes near 2014 than near 2008 or 2019.
+    """
+    phase = ((_decimal_year(date_obs) - _CYCLE_START) % _CYCLE_LENGTH) / _CYCLE_LENGTH
+    rise = _CYCLE_RISE / _CYCLE_LENGTH
+    if phase < rise:
+        level = math.sin(0.5 * math.pi * phase / rise) ** 2
+    else:
+        level = math.cos(0.5 * math.pi * (phase - rise) / (1.0 - rise)) ** 2
+    return level, phase
+
+
+def _draw_features(rng: np.random.Generator, date_obs: str):
+    activity, phase = solar_activity(date_obs)
     corona = Corona(
-        scale_height=rng.uniform(0.07, 0.09),
-        thin_fraction=rng.uniform(0.65, 0.75),
-        beta=rng.uniform(2.5, 3.0),
-        sigma=rng.uniform(0.22, 0.32),
-        qs_rate=rng.uniform(110.0, 220.0),
+        scale_height=rng.uniform(0.042, 0.052),  # 1.4-1.8 MK for the n²-weighted emission
+        thin_fraction=rng.uniform(0.4, 0.5),
+        beta=rng.uniform(2.9, 3.1),
+        sigma=rng.uniform(0.30, 0.38),
+        qs_rate=rng.uniform(80.0, 130.0),
     )
     regions = []
-    for _ in range(int(rng.integers(2, 7))):
+    # Spörer's law: emergence latitude drifts from ~28° at cycle start to ~8° at its end.
+    lat_mean = 28.0 - 20.0 * phase
+    for _ in range(int(rng.poisson(1.5 + 9.0 * activity))):
         hemisphere = rng.choice([-1.0, 1.0])
-        lat = hemisphere * rng.uniform(8.0, 35.0)
+        lat = hemisphere * float(np.clip(rng.normal(lat_mean, 6.0), 3.0, 45.0))
         # Joy's law: the leading polarity sits closer to the equator, tilt ~ lat/2.
         tilt = -0.5 * lat + rng.normal(0.0, 10.0)
-        regions.append(ActiveRegion(lon=rng.uniform(-65.0, 65.0), lat=lat, size=rng.uniform(0.05, 0.11),
-                                    tilt=tilt, brightness=rng.uniform(4.0, 11.0),
-                                    seed=int(rng.integers(2**31))))
+        size = 0.035 * 10.0 ** rng.uniform(0.0, 0.55)  # 0.035-0.12 R_sun half-separation
+        regions.append(ActiveRegion(lon=rng.uniform(-80.0, 80.0), lat=lat, size=size, tilt=tilt,
+                                    brightness=rng.uniform(5.0, 12.0), seed=int(rng.integers(2**31)),
+                                    age=rng.uniform(0.0, 1.0)))
     holes = []
-    for _ in range(int(rng.integers(1, 3))):
-        if rng.random() < 0.6:  # polar cap (size in radians of great circle ≈ R_sun)
-            lat = float(rng.choice([-1.0, 1.0]) * rng.uniform(75.0, 90.0))
-            lon, size = rng.uniform(-60.0, 60.0), rng.uniform(0.3, 0.55)
-        else:  # low-latitude hole
-            lat, lon, size = rng.uniform(-35.0, 35.0), rng.uniform(-50.0, 50.0), rng.uniform(0.08, 0.2)
-        harmonics = tuple((m, rng.uniform(0.0, 0.25) / (m - 1) ** 0.6, rng.uniform(0, 2 * np.pi)) for m in range(2, 7))
-        holes.append(CoronalHole(lon=lon, lat=lat, size=size, depth=rng.uniform(0.12, 0.3), harmonics=harmonics,
-                                 aspect=rng.uniform(0.6, 1.0), angle=rng.uniform(0, np.pi)))
+    # Polar holes: large at minimum (boundary ~55-60° latitude), small or gone at maximum.
+    for pole in (-1.0, 1.0):
+        if rng.random() < 0.35 + 0.6 * (1.0 - activity):
+            lat = pole * rng.uniform(78.0, 90.0)
+            size = (0.18 + 0.42 * (1.0 - activity)) * rng.uniform(0.8, 1.15)
+            holes.append(_draw_hole(rng, lat, rng.uniform(-60.0, 60.0), size))
+    # Low-latitude holes, at all phases (most common in the declining phase).
+    decline = max(0.0, math.sin(math.pi * (phase - 0.35) / 0.65)) if phase > 0.35 else 0.0
+    for _ in range(int(rng.poisson(0.8 + 0.8 * decline))):
+        holes.append(_draw_hole(rng, rng.uniform(-40.0, 40.0), rng.uniform(-70.0, 70.0), rng.uniform(0.09, 0.3)))
     n_points = int(rng.integers(20, 60))
     points = np.column_stack([rng.uniform(-90.0, 90.0, n_points),
                               np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n_points))),  # uniform on the sphere
                               rng.uniform(0.003, 0.007, n_points), rng.uniform(0.8, 2.5, n_points)])
     return corona, regions, holes, points
+
+
+def _draw_hole(rng: np.random.Generator, lat: float, lon: float, size: float) -> CoronalHole:
+    harmonics = tuple((m, rng.uniform(0.0, 0.25) / (m - 1) ** 0.6, rng.uniform(0, 2 * np.pi)) for m in range(2, 7))
+    return CoronalHole(lon=lon, lat=lat, size=size, depth=rng.uniform(0.12, 0.28), harmonics=harmonics,
+                       aspect=rng.uniform(0.6, 1.0), angle=rng.uniform(0, np.pi))
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,12 +450,14 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int], step: int) -> np.ndarr
 def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndarray, float]:
     """Limb-brightened radial profile I(rho) tabulated on a uniform grid in rho², centre = 1.
 
-    Emissivity ∝ exp(-(r-1)/H) integrated along the line of sight: on the disc only the front
-    half is seen, I ∝ sqrt(pi H/2) erfcx(mu/sqrt(2H)) (→ H/mu, the optically thin 1/mu law,
-    regularised at the limb); off the limb both halves, 2 sqrt(pi rho H/2) exp(-(rho-1)/H). A thin
-    layer without LOS enhancement tames the limb/centre ratio to ~2 as observed, and a faint
-    extended component plus 1 % scattered light keep the outer corona above zero. ``edge`` is the
-    limb blur (PSF and pixel size, in R_sun).
+    Hydrostatic emissivity ∝ exp(-(1 - 1/r)/H) (gravity falls as 1/r², so the local scale height
+    grows as H r²) integrated along the line of sight. On the disc only the front half is seen and
+    the layer is thin: I ∝ sqrt(pi H/2) erfcx(mu/sqrt(2H)) (→ H/mu, the optically thin 1/mu law,
+    regularised at the limb). Off the limb both halves, by Laplace's method about the tangent
+    point: 2 sqrt(pi rho³ H/2) exp(-(1 - 1/rho)/H), continuous with the disc form at rho = 1. A thin
+    layer without LOS enhancement (transition region and moss) sets the centre-to-limb contrast,
+    and a faint extended component plus 0.5 % scattered light keep the outer corona above zero.
+    ``edge`` is the limb blur (PSF and pixel size, in R_sun).
     """
     h = corona.scale_height
     size = _table_size(rho2_max, edge)
@@ -421,14 +465,15 @@ def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndar
     rho = np.sqrt(rho2)
     mu = np.sqrt(np.clip(1.0 - rho2, 0.0, None))
     above = np.maximum(rho - 1.0, 0.0)
-    half_chord = np.sqrt(np.pi * np.maximum(rho, 1.0) * h / 2.0) * np.exp(-above / h)
+    rho_out = np.maximum(rho, 1.0)
+    half_chord = np.sqrt(np.pi * rho_out**3 * h / 2.0) * np.exp(-(1.0 - 1.0 / rho_out) / h)
     front = np.where(rho < 1.0, np.sqrt(np.pi * h / 2.0) * scipy.special.erfcx(mu / np.sqrt(2.0 * h)), half_chord)
     occulted = 0.5 * scipy.special.erfc((rho - 1.0) / (edge * np.sqrt(2.0)))  # 1 on the disc, 0 off
     los = front + (1.0 - occulted) * half_chord
     los /= np.sqrt(np.pi * h / 2.0) * scipy.special.erfcx(1.0 / np.sqrt(2.0 * h))  # centre → 1
-    extended = 0.06 * np.exp(-above / 0.35) * (1.0 - 0.5 * occulted)
+    extended = 0.05 * np.exp(-above / 0.3) * (1.0 - 0.5 * occulted)
     f = corona.thin_fraction
-    profile = f * occulted + (1.0 - f) * los + extended + 0.01
+    profile = f * occulted + (1.0 - f) * los + extended + 0.005
     profile /= profile[0]
     return profile.astype(np.float32), (size - 1) / rho2_max
 
@@ -460,6 +505,14 @@ def _texture(size: int, corona: Corona, rng_low: np.random.Generator, rng_high: 
     amp = ky[:, None] ** 2 + kx[None, :] ** 2
     amp += np.float32(_TEXTURE_K0**2)
     np.power(amp, np.float32(-corona.beta / 4.0), out=amp)
+    # Steeper below ~24" (k ~ 100 cycles per field of view): the fine structure of the corona is
+    # smoother than the power law of its large-scale pattern (real 193 Å: -3.05 at 120-24", -3.35 at 24-6").
+    bend = ky[:, None] ** 2 + kx[None, :] ** 2
+    bend *= np.float32(1.0 / _TEXTURE_K1**2)
+    bend += np.float32(1.0)
+    np.power(bend, np.float32(-_TEXTURE_BEND / 4.0), out=bend)
+    amp *= bend
+    del bend
     amp[0, 0] = 0.0
     coef *= amp
     field = scipy.fft.irfft2(coef, s=(size, size), norm="forward")
@@ -547,21 +600,28 @@ def _paint_gaussian(image: np.ndarray, geom: FrameGeometry, centre, basis: np.nd
     constant flux, so small frames look binned rather than aliased."""
     # Bounding box at 3.5 sigma of the projected covariance B diag(sigma²) Bᵀ (exp(-6) is invisible).
     cov = basis @ np.diag(np.square(sigma)) @ basis.T
-    win = _window(geom, centre, 3.5 * (math.sqrt(cov[0, 0]) + psf), 3.5 * (math.sqrt(cov[1, 1]) + psf))
-    if win is None:
-        return
-    sl, x, y = win
     minv = _inv2(basis)
     if minv is None:
         return
-    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
-    a = np.float32(minv[0, 0]) * dx + np.float32(minv[0, 1]) * dy
-    b = np.float32(minv[1, 0]) * dx + np.float32(minv[1, 1]) * dy
     # Pixel blur acts in the disc plane; approximating it along the surface axes is good enough.
     sa = math.hypot(sigma[0], psf / max(np.linalg.norm(basis[:, 0]), 0.2))
     sb = math.hypot(sigma[1], psf / max(np.linalg.norm(basis[:, 1]), 0.2))
+    # Wide Gaussians (halos) are smooth over many pixels: evaluate them on every `step`-th pixel
+    # (>= 4 samples per projected sigma) and interpolate, which keeps 4096² halos cheap.
+    pixel = 1.0 / geom.rsun_pix
+    narrowest = min(sa * max(np.linalg.norm(basis[:, 0]), 0.2), sb * max(np.linalg.norm(basis[:, 1]), 0.2))
+    step = max(1, min(int(narrowest / pixel / 4.0), 16))
+    win = _window(geom, centre, 3.5 * (math.sqrt(cov[0, 0]) + psf), 3.5 * (math.sqrt(cov[1, 1]) + psf), step=step)
+    if win is None:
+        return
+    sl, x, y = win
+    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
+    a = np.float32(minv[0, 0]) * dx + np.float32(minv[0, 1]) * dy
+    b = np.float32(minv[1, 0]) * dx + np.float32(minv[1, 1]) * dy
     gain = amp * sigma[0] * sigma[1] / (sa * sb)
-    image[sl] += np.float32(gain) * np.exp(-0.5 * ((a / np.float32(sa)) ** 2 + (b / np.float32(sb)) ** 2))
+    blob = np.float32(gain) * np.exp(-0.5 * ((a / np.float32(sa)) ** 2 + (b / np.float32(sb)) ** 2))
+    window = image[sl]
+    window += _upsample(blob, window.shape, step)
 
 
 def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeometry, pixel: float) -> None:
@@ -578,18 +638,28 @@ def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeo
     psf = 0.3 * pixel  # a pixel's own blur (box of width 1 ≈ Gaussian sigma 0.29)
     b = region.brightness
 
-    # Diffuse halo, then the two plage ("moss") patches at the footpoints and a compact core.
-    _paint_gaussian(image, geom, centre, basis, (1.4 * s, 1.1 * s), 0.15 * b, psf)
+    age = region.age
+    # Diffuse halo: the AR's large warm loops, lumpy and spreading as the region ages. Then the two
+    # plage ("moss") patches at the footpoints and a compact core, both fading with age.
+    for _ in range(3):
+        at = (normal + rng.normal(0.0, 0.7 * s) * axis + rng.normal(0.0, 0.5 * s) * across)[:2] + shift
+        spread = (1.6 + 1.6 * age) * s * rng.uniform(0.8, 1.2, size=2)
+        _paint_gaussian(image, geom, at, basis, tuple(spread), 0.15 * b * (1.0 - 0.3 * age), psf)
     for sign in (-1.0, 1.0):
-        at = (normal + sign * 0.7 * s * axis)[:2] + shift
-        _paint_gaussian(image, geom, at, basis, (0.35 * s, 0.5 * s), rng.uniform(0.12, 0.25) * b, psf)
-    _paint_gaussian(image, geom, centre, basis, (0.3 * s, 0.6 * s), rng.uniform(0.2, 0.45) * b, psf)
+        at = (normal + sign * 0.7 * s * axis + rng.normal(0.0, 0.15 * s) * across)[:2] + shift
+        patch = (0.55 + 0.4 * age) * s
+        _paint_gaussian(image, geom, at, basis, (patch, 1.3 * patch), rng.uniform(0.35, 0.55) * b * (1.0 - 0.5 * age), psf)
+    _paint_gaussian(image, geom, centre, basis, (0.3 * s, 0.6 * s), rng.uniform(0.2, 0.45) * b * (1.0 - 0.7 * age), psf)
 
     # Loops: an arcade of semi-ellipses c + A cos t + B sin t (t in [0, pi]) across the polarity
     # inversion line, sharing a direction and lean so that they nest like real AR loop systems.
+    # Sizes are spread over a decade (log-uniform): short bright core loops to long faint ones
+    # reaching into the halo; older regions have fewer.
     lean_ar = rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 50.0)
-    for _ in range(int(rng.integers(20, 45))):
-        half = s * rng.uniform(0.3, 1.15)
+    n_loops = int(round((8 + 22 * min(s / 0.08, 1.5)) * (1.0 - 0.5 * age)))
+    for _ in range(n_loops):
+        relative = 10.0 ** rng.uniform(-0.55, 0.45)
+        half = s * relative
         angle = rng.normal(0.0, 0.15)
         direction = math.cos(angle) * axis + math.sin(angle) * across
         side = _cross(normal, direction)
@@ -602,10 +672,10 @@ def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeo
         if abs(mat[0, 0] * mat[1, 1] - mat[0, 1] * mat[1, 0]) < 1e-2 * half * height:
             continue  # seen edge-on: a straight line, skip rather than divide by ~0
         minv = _inv2(mat)
-        width = rng.uniform(0.0010, 0.0022)  # loop Gaussian sigma ~1-2" (R_sun units)
+        width = rng.uniform(0.0010, 0.0022) * relative**0.3  # loop Gaussian sigma ~1-3" (R_sun units)
         spread = math.hypot(width, psf)
         # Short core loops are the brightest; conserve line flux when the pixel is wider than the loop.
-        gain = b * rng.uniform(0.3, 1.0) * (1.25 - 0.6 * half / s) * width / spread
+        gain = b * rng.uniform(0.3, 1.0) * 0.7 * relative**-0.7 * (1.0 - 0.5 * age) * width / spread
         pad = 4.0 * spread
         win = _window(geom, mid, math.hypot(vec_a[0], vec_b[0]) + pad, math.hypot(vec_a[1], vec_b[1]) + pad)
         if win is None:
@@ -834,7 +904,7 @@ def synthetic_frame(seed: int, date_obs: str, native_size: int = 4096, exptime: 
         ss_noise = np.random.SeedSequence([int(seed), int(wavelength)])
     rng = np.random.default_rng(ss_geom)
     geom = _draw_geometry(rng, date_obs, native_size)
-    corona, regions, holes, points = _draw_features(rng)
+    corona, regions, holes, points = _draw_features(rng, date_obs)
     fsn = int(rng.integers(10_000_000, 400_000_000))
     data = _render(geom, corona, regions, holes, points, (ss_low, ss_high, ss_noise), float(exptime), int(wavelength))
     return data, _header(geom, data, date_obs, float(exptime), int(quality), int(wavelength), fsn)
