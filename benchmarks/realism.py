@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import time
 
 import numpy as np
@@ -81,6 +82,7 @@ def time_generators(baseline_file: str, rounds: int, size: int = 4096) -> tuple[
     (the machine is shared, so interleaving keeps both under the same load)."""
     spec = importlib.util.spec_from_file_location("synthetic_baseline", baseline_file)
     old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old  # dataclasses look their module up there
     spec.loader.exec_module(old)
     t_old, t_new = [], []
     for i in range(rounds):

@@ -174,7 +174,7 @@ def limb_fit(image: np.ndarray, disc: Disc, n_rays: int = 720) -> tuple[float, f
     """Limb circle (x, y, radius in px): steepest outward intensity drop along ``n_rays`` rays from
     the nominal centre between 0.9 and 1.2 R☉ (image smoothed by 1 px against byte noise), then a
     least-squares circle, starting from the rays within 0.03 R☉ of the median radius (active
-    regions and hole edges give outliers) and 3-sigma clipped."""
+    regions and hole edges give outliers) and clipped at 3 robust (MAD) sigma."""
     from scipy import ndimage
 
     image = ndimage.gaussian_filter(np.asarray(image, np.float64), 1.0)
@@ -191,7 +191,8 @@ def limb_fit(image: np.ndarray, disc: Disc, n_rays: int = 720) -> tuple[float, f
         (cx, cy, c), *_ = np.linalg.lstsq(a, px[keep] ** 2 + py[keep] ** 2, rcond=None)
         r = math.sqrt(c + cx**2 + cy**2)
         resid = np.hypot(px - cx, py - cy) - r
-        new = np.abs(resid) < 3 * max(np.std(resid[keep]), 0.1)
+        mad = 1.4826 * np.median(np.abs(resid[keep] - np.median(resid[keep])))
+        new = np.abs(resid) < 3 * max(mad, 0.1)  # a robust sigma: limb loops make a long tail
         if (new == keep).all():
             break
         keep = new

@@ -75,6 +75,7 @@ INST_ROT_193 = 0.057789
 # The texture's large-scale modes come from a fixed 256² Fourier box, shared by all sizes.
 _TEXTURE_BASE = 256
 _TEXTURE_K0 = 5.0  # cycles per field of view where the power law flattens (~0.5 R_sun)
+_LIMB_TAPER = 0.05  # R_sun: fall-off above the limb of surface-projected (Gaussian) features
 _TEXTURE_K1, _TEXTURE_BEND = 100.0, 0.6  # the spectrum steepens by this much above k1 (~24")
 # Radial-profile lookup table over rho^2 (rho in R_sun): at most 2^17 entries (a 4096² limb is
 # resolved to 1/50 pixel), fewer for small frames.
@@ -305,23 +306,23 @@ def solar_activity(date_obs: str) -> tuple[float, float]:
 def _draw_features(rng: np.random.Generator, date_obs: str):
     activity, phase = solar_activity(date_obs)
     corona = Corona(
-        scale_height=rng.uniform(0.042, 0.052),  # 1.4-1.8 MK for the n²-weighted emission
-        thin_fraction=rng.uniform(0.4, 0.5),
+        scale_height=rng.uniform(0.046, 0.054),  # 1.4-1.8 MK for the n²-weighted emission
+        thin_fraction=rng.uniform(0.28, 0.38),
         beta=rng.uniform(2.9, 3.1),
         sigma=rng.uniform(0.30, 0.38),
-        qs_rate=rng.uniform(80.0, 130.0),
+        qs_rate=rng.uniform(65.0, 105.0),
     )
     regions = []
     # Spörer's law: emergence latitude drifts from ~28° at cycle start to ~8° at its end.
     lat_mean = 28.0 - 20.0 * phase
-    for _ in range(int(rng.poisson(1.5 + 9.0 * activity))):
+    for _ in range(int(rng.poisson(1.5 + 7.0 * activity))):
         hemisphere = rng.choice([-1.0, 1.0])
         lat = hemisphere * float(np.clip(rng.normal(lat_mean, 6.0), 3.0, 45.0))
         # Joy's law: the leading polarity sits closer to the equator, tilt ~ lat/2.
         tilt = -0.5 * lat + rng.normal(0.0, 10.0)
         size = 0.035 * 10.0 ** rng.uniform(0.0, 0.55)  # 0.035-0.12 R_sun half-separation
         regions.append(ActiveRegion(lon=rng.uniform(-80.0, 80.0), lat=lat, size=size, tilt=tilt,
-                                    brightness=rng.uniform(5.0, 12.0), seed=int(rng.integers(2**31)),
+                                    brightness=rng.uniform(6.0, 16.0), seed=int(rng.integers(2**31)),
                                     age=rng.uniform(0.0, 1.0)))
     holes = []
     # Polar holes: large at minimum (boundary ~55-60° latitude), small or gone at maximum.
@@ -332,7 +333,7 @@ def _draw_features(rng: np.random.Generator, date_obs: str):
             holes.append(_draw_hole(rng, lat, rng.uniform(-60.0, 60.0), size))
     # Low-latitude holes, at all phases (most common in the declining phase).
     decline = max(0.0, math.sin(math.pi * (phase - 0.35) / 0.65)) if phase > 0.35 else 0.0
-    for _ in range(int(rng.poisson(0.8 + 0.8 * decline))):
+    for _ in range(int(rng.poisson(1.0 + 0.8 * decline))):
         holes.append(_draw_hole(rng, rng.uniform(-40.0, 40.0), rng.uniform(-70.0, 70.0), rng.uniform(0.09, 0.3)))
     n_points = int(rng.integers(20, 60))
     points = np.column_stack([rng.uniform(-90.0, 90.0, n_points),
@@ -343,7 +344,7 @@ def _draw_features(rng: np.random.Generator, date_obs: str):
 
 def _draw_hole(rng: np.random.Generator, lat: float, lon: float, size: float) -> CoronalHole:
     harmonics = tuple((m, rng.uniform(0.0, 0.25) / (m - 1) ** 0.6, rng.uniform(0, 2 * np.pi)) for m in range(2, 7))
-    return CoronalHole(lon=lon, lat=lat, size=size, depth=rng.uniform(0.12, 0.28), harmonics=harmonics,
+    return CoronalHole(lon=lon, lat=lat, size=size, depth=rng.uniform(0.1, 0.25), harmonics=harmonics,
                        aspect=rng.uniform(0.6, 1.0), angle=rng.uniform(0, np.pi))
 
 
@@ -471,7 +472,7 @@ def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndar
     occulted = 0.5 * scipy.special.erfc((rho - 1.0) / (edge * np.sqrt(2.0)))  # 1 on the disc, 0 off
     los = front + (1.0 - occulted) * half_chord
     los /= np.sqrt(np.pi * h / 2.0) * scipy.special.erfcx(1.0 / np.sqrt(2.0 * h))  # centre → 1
-    extended = 0.05 * np.exp(-above / 0.3) * (1.0 - 0.5 * occulted)
+    extended = 0.08 * np.exp(-above / 0.3) * (1.0 - 0.5 * occulted)
     f = corona.thin_fraction
     profile = f * occulted + (1.0 - f) * los + extended + 0.005
     profile /= profile[0]
@@ -620,6 +621,12 @@ def _paint_gaussian(image: np.ndarray, geom: FrameGeometry, centre, basis: np.nd
     b = np.float32(minv[1, 0]) * dx + np.float32(minv[1, 1]) * dy
     gain = amp * sigma[0] * sigma[1] / (sa * sb)
     blob = np.float32(gain) * np.exp(-0.5 * ((a / np.float32(sa)) ** 2 + (b / np.float32(sb)) ** 2))
+    # A surface pattern projected past the limb stands for emission at height: it fades above the
+    # limb like the low corona (scale ~0.05 R_sun), so diffuse halos do not move the EUV limb.
+    above = np.sqrt(x * x + y * y)
+    above -= np.float32(1.0)
+    np.maximum(above, np.float32(0.0), out=above)
+    blob *= np.exp(above * np.float32(-1.0 / _LIMB_TAPER))
     window = image[sl]
     window += _upsample(blob, window.shape, step)
 
@@ -641,10 +648,12 @@ def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeo
     age = region.age
     # Diffuse halo: the AR's large warm loops, lumpy and spreading as the region ages. Then the two
     # plage ("moss") patches at the footpoints and a compact core, both fading with age.
+    # The halo is an optically thin layer: seen obliquely its column, hence brightness, grows as 1/mu.
+    oblique = 1.0 / max(float(normal[2]), 0.4)
     for _ in range(3):
         at = (normal + rng.normal(0.0, 0.7 * s) * axis + rng.normal(0.0, 0.5 * s) * across)[:2] + shift
-        spread = (1.6 + 1.6 * age) * s * rng.uniform(0.8, 1.2, size=2)
-        _paint_gaussian(image, geom, at, basis, tuple(spread), 0.15 * b * (1.0 - 0.3 * age), psf)
+        spread = (1.2 + 1.0 * age) * s * rng.uniform(0.8, 1.2, size=2)
+        _paint_gaussian(image, geom, at, basis, tuple(spread), 0.12 * b * (1.0 - 0.3 * age) * oblique, psf)
     for sign in (-1.0, 1.0):
         at = (normal + sign * 0.7 * s * axis + rng.normal(0.0, 0.15 * s) * across)[:2] + shift
         patch = (0.55 + 0.4 * age) * s
