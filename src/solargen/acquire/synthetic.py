@@ -578,11 +578,16 @@ def _paint_coronal_hole(image: np.ndarray, hole: CoronalHole, geom: FrameGeometr
             a, p = terms[m]
             boundary += np.float32(a * math.cos(p)) * cm - np.float32(a * math.sin(p)) * sm
     r /= np.float32(hole.size)
-    # Sharp boundaries (~0.01 R_sun), but never sharper than a pixel (foreshortened at the limb);
+    # Sharp boundaries (~0.012 R_sun), but never sharper than a pixel (foreshortened at the limb);
     # above the limb the edges blur with height, as the open field fans out.
     mu = np.maximum(pz, np.float32(0.1))
     height = np.maximum(rho - np.float32(1.0), np.float32(0.0))
-    edge = np.sqrt(np.float32(0.01**2) + (np.float32(0.3 * pixel) / mu) ** 2 + (np.float32(0.5) * height) ** 2)
+    # The dimming is of coronal emission from heights ~H: seen obliquely its edge is smeared along
+    # the line of sight by ~H tan(theta) on the surface, so holes soften towards the limb rather
+    # than ending in a dark band sharper than the limb itself.
+    smear = np.float32(0.5 * _LIMB_TAPER) * np.sqrt(np.float32(1.0) - mu * mu) / mu
+    edge = np.sqrt(np.float32(0.012**2) + (np.float32(0.3 * pixel) / mu) ** 2 + smear**2
+                   + (np.float32(0.5) * height) ** 2)
     edge /= np.float32(hole.size)
     inside = 0.5 * scipy.special.erfc((r - boundary) / (edge * np.float32(math.sqrt(2.0))))
     # Above the limb the hole continues radially and fades over 0.4 R_sun: slower than the corona's
