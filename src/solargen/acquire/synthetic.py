@@ -9,12 +9,18 @@ a plate scale a little above 0.6″, so registration has real work to do.
 The picture is a cheap, seeded model of the 193 Å corona (all lengths in solar radii, so a small
 frame looks like a binned large one):
 
-* an optically thin, spherically symmetric corona integrated along the line of sight, which gives
-  limb brightening on the disc and an exponential fall-off above the limb;
-* active regions: bright cores plus projected loops (elliptical arcs) in the activity belts;
-* coronal holes: dark patches with irregular boundaries;
-* a log-normal texture with a power-law spectrum, so there is structure on every scale;
+* an optically thin, hydrostatic corona (scale height growing as r²) integrated along the line
+  of sight, which gives limb brightening on the disc and the measured off-limb fall-off;
+* activity that follows the frame's date through solar cycle 24 (`solar_activity`: maximum
+  2014, minima 2008/2019): more active regions near maximum, at latitudes drifting equatorwards
+  (Spörer), each with an extended diffuse halo, footpoint plage, a core and loops of many sizes;
+* coronal holes: polar caps that are large at minimum and small at maximum, and low-latitude
+  holes, with irregular boundaries softened along the line of sight towards the limb;
+* a log-normal multiplicative texture whose power-law spectrum steepens below ~24";
 * photon and read noise, 14-bit clipping.
+
+Its statistics are matched to a real AIA 193 Å frame (issue #27; `solargen.acquire.realism`,
+``benchmarks/realism.py``).
 
 Other channels (``wavelength`` 171, 211, ...) see the same Sun — the same seed gives the same
 geometry, features and texture — through a channel response (`CHANNEL_RESPONSE`): the 193-like
@@ -401,13 +407,8 @@ def _disc_to_pixel(xy, geom: FrameGeometry) -> tuple[float, float]:
     return cx + k * (c * xy[0] + s * xy[1]), cy + k * (-s * xy[0] + c * xy[1])
 
 
-def _window(geom: FrameGeometry, centre, half_width: float, half_height: float | None = None, step: int = 1):
-    """Pixel slices covering a disc-plane box, and the disc-plane coordinates of their pixels.
-
-    With ``step`` > 1 the coordinates are those of every ``step``-th pixel (from the first one,
-    covering the last one), for smooth quantities evaluated coarsely and then `_upsample`-d.
-    """
-    half_height = half_width if half_height is None else half_height
+def _pixel_box(geom: FrameGeometry, centre, half_width: float, half_height: float):
+    """Pixel index bounds (i0, i1, j0, j1), clipped to the image, of a disc-plane box, or None."""
     corners = [_disc_to_pixel((centre[0] + sx * half_width, centre[1] + sy * half_height), geom)
                for sx in (-1, 1) for sy in (-1, 1)]
     xs, ys = zip(*corners)
@@ -416,32 +417,86 @@ def _window(geom: FrameGeometry, centre, half_width: float, half_height: float |
     j0, j1 = max(int(math.floor(min(ys))), 0), min(int(math.ceil(max(ys))) + 1, n)
     if i0 >= i1 or j0 >= j1:
         return None
+    return i0, i1, j0, j1
+
+
+def _disc_coords(geom: FrameGeometry, cols: np.ndarray, rows: np.ndarray):
+    """Disc-plane coordinates (x, y), solar north up, of the pixel grid ``rows`` × ``cols``."""
     c, s = math.cos(math.radians(geom.crota2)), math.sin(math.radians(geom.crota2))
     cx, cy = geom.center
     scale = 1.0 / geom.rsun_pix
-    cols = np.arange(i0, i1 + step - 1, step, dtype=np.float32)
-    rows = np.arange(j0, j1 + step - 1, step, dtype=np.float32)
-    dp1 = (cols - np.float32(cx)) * np.float32(scale)
-    dp2 = (rows - np.float32(cy)) * np.float32(scale)
+    dp1 = (cols.astype(np.float32) - np.float32(cx)) * np.float32(scale)
+    dp2 = (rows.astype(np.float32) - np.float32(cy)) * np.float32(scale)
     x = np.float32(c) * dp1[None, :] - np.float32(s) * dp2[:, None]
     y = np.float32(s) * dp1[None, :] + np.float32(c) * dp2[:, None]
+    return x, y
+
+
+def _window(geom: FrameGeometry, centre, half_width: float, half_height: float | None = None, step: int = 1):
+    """Pixel slices covering a disc-plane box, and the disc-plane coordinates of their pixels.
+
+    With ``step`` > 1 the coordinates are those of every ``step``-th pixel (from the first one,
+    covering the last one), for smooth quantities evaluated coarsely and then `_upsample`-d.
+    """
+    half_height = half_width if half_height is None else half_height
+    box = _pixel_box(geom, centre, half_width, half_height)
+    if box is None:
+        return None
+    i0, i1, j0, j1 = box
+    x, y = _disc_coords(geom, np.arange(i0, i1 + step - 1, step), np.arange(j0, j1 + step - 1, step))
     return (slice(j0, j1), slice(i0, i1)), x, y
 
 
+class _SmoothLayer:
+    """Additive emission that is smooth on many pixels (AR halos and plage), accumulated on the grid
+    of every ``step``-th pixel and interpolated to the image once: at 4096² this costs one bilinear
+    pass instead of one per halo."""
+
+    def __init__(self, geom: FrameGeometry):
+        self.geom = geom
+        self.step = max(1, geom.size // 512)
+        self.grid = np.zeros(((geom.size - 1) // self.step + 2,) * 2, np.float32)
+
+    def window(self, centre, half_width: float, half_height: float):
+        box = _pixel_box(self.geom, centre, half_width, half_height)
+        if box is None:
+            return None
+        i0, i1, j0, j1 = box
+        st = self.step
+        ci0, cj0 = i0 // st, j0 // st
+        ci1, cj1 = -(-(i1 - 1) // st) + 1, -(-(j1 - 1) // st) + 1  # covers pixel i1 - 1
+        x, y = _disc_coords(self.geom, np.arange(ci0, ci1) * st, np.arange(cj0, cj1) * st)
+        return (slice(cj0, cj1), slice(ci0, ci1)), x, y
+
+    def add_to(self, image: np.ndarray) -> None:
+        if self.grid.any():
+            image += _upsample(self.grid, image.shape, self.step)
+
+
 def _upsample(coarse: np.ndarray, shape: tuple[int, int], step: int) -> np.ndarray:
-    """Bilinear interpolation of a `_window(..., step)` grid back to every pixel of the window."""
+    """Bilinear interpolation of a `_window(..., step)` grid back to every pixel of the window.
+
+    Done as two sparse products W_rows @ coarse @ W_colsᵀ (two weights per output pixel): far
+    cheaper than gathering rows of a 4096² array.
+    """
     if step == 1:
         return coarse
-    for axis, length in ((1, shape[1]), (0, shape[0])):
-        t = np.arange(length, dtype=np.float32) / np.float32(step)
-        i = t.astype(np.intp)
-        f = t - i
-        j = np.minimum(i + 1, coarse.shape[axis] - 1)
-        if axis == 1:
-            coarse = coarse[:, i] * (1.0 - f) + coarse[:, j] * f
-        else:
-            coarse = coarse[i, :] * (1.0 - f)[:, None] + coarse[j, :] * f[:, None]
-    return coarse
+    rows = _interp_matrix(shape[0], coarse.shape[0], step)
+    cols = _interp_matrix(shape[1], coarse.shape[1], step)
+    return (cols @ (rows @ coarse).T).T
+
+
+def _interp_matrix(length: int, coarse_length: int, step: int):
+    """Sparse (length × coarse_length) linear-interpolation weights from every ``step``-th sample."""
+    import scipy.sparse
+
+    t = np.arange(length, dtype=np.float64) / step
+    i = t.astype(np.intp)
+    f = (t - i).astype(np.float32)
+    j = np.minimum(i + 1, coarse_length - 1)
+    out = np.arange(length)
+    return scipy.sparse.csr_matrix((np.concatenate([1.0 - f, f]), (np.concatenate([out, out]), np.concatenate([i, j]))),
+                                   shape=(length, coarse_length))
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,19 +556,20 @@ def _texture(size: int, corona: Corona, rng_low: np.random.Generator, rng_high: 
         coef = rng_high.standard_normal((size, half + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
         coef[:b // 2, :b // 2 + 1] = base[:b // 2]
         coef[size - b // 2:, :b // 2 + 1] = base[b // 2:]
-    ky = np.fft.fftfreq(size, 1.0 / size).astype(np.float32)
+    # The amplitude depends on ky² only: compute the rows ky = 0 ... size/2 and mirror them.
+    ky = np.arange(half + 1, dtype=np.float32)
     kx = np.arange(half + 1, dtype=np.float32)
-    amp = ky[:, None] ** 2 + kx[None, :] ** 2
-    amp += np.float32(_TEXTURE_K0**2)
+    k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+    amp = k2 + np.float32(_TEXTURE_K0**2)
     np.power(amp, np.float32(-corona.beta / 4.0), out=amp)
     # Steeper below ~24" (k ~ 100 cycles per field of view): the fine structure of the corona is
     # smoother than the power law of its large-scale pattern (real 193 Å: -3.05 at 120-24", -3.35 at 24-6").
-    bend = ky[:, None] ** 2 + kx[None, :] ** 2
-    bend *= np.float32(1.0 / _TEXTURE_K1**2)
-    bend += np.float32(1.0)
-    np.power(bend, np.float32(-_TEXTURE_BEND / 4.0), out=bend)
-    amp *= bend
-    del bend
+    k2 *= np.float32(1.0 / _TEXTURE_K1**2)
+    k2 += np.float32(1.0)
+    np.power(k2, np.float32(-_TEXTURE_BEND / 4.0), out=k2)
+    amp *= k2
+    del k2
+    amp = amp[np.abs(np.fft.fftfreq(size, 1.0 / size)).astype(np.intp)]
     amp[0, 0] = 0.0
     coef *= amp
     field = scipy.fft.irfft2(coef, s=(size, size), norm="forward")
@@ -600,10 +656,11 @@ def _paint_coronal_hole(image: np.ndarray, hole: CoronalHole, geom: FrameGeometr
 
 
 def _paint_gaussian(image: np.ndarray, geom: FrameGeometry, centre, basis: np.ndarray, sigma: tuple[float, float],
-                    amp: float, psf: float) -> None:
+                    amp: float, psf: float, smooth: _SmoothLayer | None = None) -> None:
     """Add an elliptical Gaussian: ``sigma`` (R_sun) along the two surface directions whose
     disc-plane projections are the columns of ``basis``. The pixel blur ``psf`` widens it at
-    constant flux, so small frames look binned rather than aliased."""
+    constant flux, so small frames look binned rather than aliased. Gaussians at least 4 grid
+    steps wide go to the ``smooth`` layer, if given."""
     # Bounding box at 3.5 sigma of the projected covariance B diag(sigma²) Bᵀ (exp(-6) is invisible).
     cov = basis @ np.diag(np.square(sigma)) @ basis.T
     minv = _inv2(basis)
@@ -612,12 +669,10 @@ def _paint_gaussian(image: np.ndarray, geom: FrameGeometry, centre, basis: np.nd
     # Pixel blur acts in the disc plane; approximating it along the surface axes is good enough.
     sa = math.hypot(sigma[0], psf / max(np.linalg.norm(basis[:, 0]), 0.2))
     sb = math.hypot(sigma[1], psf / max(np.linalg.norm(basis[:, 1]), 0.2))
-    # Wide Gaussians (halos) are smooth over many pixels: evaluate them on every `step`-th pixel
-    # (>= 4 samples per projected sigma) and interpolate, which keeps 4096² halos cheap.
-    pixel = 1.0 / geom.rsun_pix
     narrowest = min(sa * max(np.linalg.norm(basis[:, 0]), 0.2), sb * max(np.linalg.norm(basis[:, 1]), 0.2))
-    step = max(1, min(int(narrowest / pixel / 4.0), 16))
-    win = _window(geom, centre, 3.5 * (math.sqrt(cov[0, 0]) + psf), 3.5 * (math.sqrt(cov[1, 1]) + psf), step=step)
+    half = (3.5 * (math.sqrt(cov[0, 0]) + psf), 3.5 * (math.sqrt(cov[1, 1]) + psf))
+    coarse = smooth is not None and smooth.step > 1 and narrowest * geom.rsun_pix >= 4.0 * smooth.step
+    win = smooth.window(centre, *half) if coarse else _window(geom, centre, *half)
     if win is None:
         return
     sl, x, y = win
@@ -632,11 +687,11 @@ def _paint_gaussian(image: np.ndarray, geom: FrameGeometry, centre, basis: np.nd
     above -= np.float32(1.0)
     np.maximum(above, np.float32(0.0), out=above)
     blob *= np.exp(above * np.float32(-1.0 / _LIMB_TAPER))
-    window = image[sl]
-    window += _upsample(blob, window.shape, step)
+    (smooth.grid if coarse else image)[sl] += blob
 
 
-def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeometry, pixel: float) -> None:
+def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeometry, pixel: float,
+                         smooth: _SmoothLayer | None = None) -> None:
     rng = np.random.default_rng(region.seed)
     normal, west, north = _surface_frame(region.lon, region.lat, geom.b0)
     # Orthographic shapes, anchored at the exact perspective position of the AR centre.
@@ -658,12 +713,14 @@ def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeo
     for _ in range(3):
         at = (normal + rng.normal(0.0, 0.7 * s) * axis + rng.normal(0.0, 0.5 * s) * across)[:2] + shift
         spread = (1.2 + 1.0 * age) * s * rng.uniform(0.8, 1.2, size=2)
-        _paint_gaussian(image, geom, at, basis, tuple(spread), 0.12 * b * (1.0 - 0.3 * age) * oblique, psf)
+        _paint_gaussian(image, geom, at, basis, tuple(spread), 0.12 * b * (1.0 - 0.3 * age) * oblique, psf, smooth)
     for sign in (-1.0, 1.0):
         at = (normal + sign * 0.7 * s * axis + rng.normal(0.0, 0.15 * s) * across)[:2] + shift
         patch = (0.55 + 0.4 * age) * s
-        _paint_gaussian(image, geom, at, basis, (patch, 1.3 * patch), rng.uniform(0.35, 0.55) * b * (1.0 - 0.5 * age), psf)
-    _paint_gaussian(image, geom, centre, basis, (0.3 * s, 0.6 * s), rng.uniform(0.2, 0.45) * b * (1.0 - 0.7 * age), psf)
+        _paint_gaussian(image, geom, at, basis, (patch, 1.3 * patch), rng.uniform(0.35, 0.55) * b * (1.0 - 0.5 * age),
+                        psf, smooth)
+    _paint_gaussian(image, geom, centre, basis, (0.3 * s, 0.6 * s), rng.uniform(0.2, 0.45) * b * (1.0 - 0.7 * age),
+                    psf, smooth)
 
     # Loops: an arcade of semi-ellipses c + A cos t + B sin t (t in [0, pi]) across the polarity
     # inversion line, sharing a direction and lean so that they nest like real AR loop systems.
@@ -739,8 +796,10 @@ def _render(geom: FrameGeometry, corona: Corona, regions, holes, points, seeds, 
     for hole in holes:
         _paint_coronal_hole(image, hole, geom, pixel)
     _paint_bright_points(image, points, geom, pixel)
+    smooth = _SmoothLayer(geom)
     for region in regions:
-        _paint_active_region(image, region, geom, pixel)
+        _paint_active_region(image, region, geom, pixel, smooth)
+    smooth.add_to(image)
 
     rng_low, rng_high, rng_noise = (np.random.default_rng(s) for s in seeds)
     image *= _texture(n, corona, rng_low, rng_high)
@@ -864,7 +923,7 @@ def _header(geom: FrameGeometry, data: np.ndarray, date_obs: str, exptime: float
     for key, value, comment in cards:
         h[key] = (value, comment) if comment else value
     h["COMMENT"] = "Synthetic AIA-like level-1 frame made by solargen.acquire.synthetic; not real SDO data."
-    h["HISTORY"] = "solargen synthetic: LOS corona + active regions + coronal holes + power-law texture + noise"
+    h["HISTORY"] = "solargen synthetic: LOS corona + cycle-dependent active regions and coronal holes + texture + noise"
     return h
 
 
