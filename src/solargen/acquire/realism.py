@@ -28,6 +28,7 @@ __all__ = [
     "limb_fit",
     "load_helioviewer_jp2",
     "radial_profile",
+    "reduced_disc",
     "spectrum_slope",
 ]
 
