@@ -424,3 +424,20 @@ def test_missing_real_frame_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="nothere.jp2"):
         realism.load_helioviewer_jp2(tmp_path / "nothere.jp2")
+
+
+def test_off_limb_fall_off_follows_the_channel_temperature():
+    """Same Sun in 171, 193 and 211 Å: the hydrostatic corona of the cooler channel falls off
+    faster above the limb (scale height ∝ formation temperature: 0.8, 1.5, 2 MK). The contrast
+    exponent (0.7, 1, 1.25) stretches e-foldings by 1/gamma, so the expected ratios to 193 Å are
+    0.53/0.7 = 0.76 and 1.33/1.25 = 1.07 (without the temperature: 1.43 and 0.8)."""
+    from solargen.acquire import realism
+
+    efold = {}
+    for wl in (171, 193, 211):
+        data, header = synthetic_frame(2, DATE, native_size=256, wavelength=wl)
+        disc = realism.Disc(x=header["CRPIX1"] - 1, y=header["CRPIX2"] - 1, r=header["R_SUN"], scale=header["CDELT1"])
+        r, prof = realism.radial_profile(data.astype(np.float64), disc)
+        sel = (r >= 1.02) & (r <= 1.10)
+        efold[wl] = -1.0 / np.polyfit(r[sel], np.log(prof[sel]), 1)[0]
+    assert efold[171] < 0.85 * efold[193] and efold[211] > 1.03 * efold[193]

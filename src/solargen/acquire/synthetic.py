@@ -25,7 +25,8 @@ Its statistics are matched to a real AIA 193 Å frame (issue #27; `solargen.acqu
 Other channels (``wavelength`` 171, 211, ...) see the same Sun — the same seed gives the same
 geometry, features and texture — through a channel response (`CHANNEL_RESPONSE`): the 193-like
 emission e (quiet Sun ≈ 1) becomes rate · e^gamma, so contrasts differ monotonically by channel
-(171 Å: flatter, brighter; 211 Å: steeper, fainter), with its own photon-noise draw. A crude
+(171 Å: flatter, brighter; 211 Å: steeper, fainter), and the off-limb scale height follows the
+channel's formation temperature (`CHANNEL_TEMPERATURE_MK`), with its own photon-noise draw. A crude
 stand-in for the channels' temperature responses, enough for a channel-translation task to be
 learnable but not an identity.
 
@@ -37,6 +38,7 @@ product, and the noise is that of the block mean.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +75,9 @@ READ_NOISE_DN = {1: 1.18, 2: 1.20, 3: 1.15, 4: 1.14}
 #: Extra channels: (count-rate factor, contrast exponent) applied to the 193-like emission
 #: (quiet-Sun 171 Å is brighter and lower-contrast, 211 Å fainter and higher-contrast than 193 Å).
 CHANNEL_RESPONSE = {171: (1.6, 0.7), 211: (0.45, 1.25)}
+#: Formation temperature (MK) of each channel's dominant line (Fe IX, Fe XII, Fe XIV): the
+#: hydrostatic scale height of the off-limb corona scales with it (cooler 171 Å falls off faster).
+CHANNEL_TEMPERATURE_MK = {171: 0.8, 193: 1.5, 211: 2.0}
 #: 193 Å: DN per detected photon (aiapy's V3 error table), so photon-noise variance = signal × this.
 DN_PER_PHOTON = 0.962
 #: Nominal instrument roll of the 193 Å telescope (deg), as in real headers' INST_ROT.
@@ -788,6 +793,9 @@ def _render(geom: FrameGeometry, corona: Corona, regions, holes, points, seeds, 
     rho2_max = float(max(x[0] ** 2, x[-1] ** 2) + max(y[0] ** 2, y[-1] ** 2)) * 1.0001 + 1e-6
     # Limb blur: AIA PSF core (~0.6" sigma) and the pixel footprint.
     edge = math.hypot(0.0006, 0.3 * pixel)
+    if wavelength in CHANNEL_TEMPERATURE_MK:
+        ratio = CHANNEL_TEMPERATURE_MK[wavelength] / CHANNEL_TEMPERATURE_MK[193]
+        corona = dataclasses.replace(corona, scale_height=corona.scale_height * ratio)
     table, scale = _radial_table(corona, rho2_max, edge)
     rho2 *= np.float32(scale)
     image = table[rho2.astype(np.int32)]
