@@ -86,6 +86,9 @@ INST_ROT_193 = 0.057789
 # The texture's large-scale modes come from a fixed 256² Fourier box, shared by all sizes.
 _TEXTURE_BASE = 256
 _TEXTURE_K0 = 5.0  # cycles per field of view where the power law flattens (~0.5 R_sun)
+#: Light scattered by the telescope's PSF wings, in units of the quiet-Sun disc centre: it fills
+#: coronal holes and the outer corona (real 193 Å holes stay above ~10 DN/s at full resolution).
+_SCATTER = 0.03
 _LIMB_TAPER = 0.05  # R_sun: fall-off above the limb of surface-projected (Gaussian) features
 _TEXTURE_K1, _TEXTURE_BEND = 100.0, 0.6  # the spectrum steepens by this much above k1 (~24")
 # Radial-profile lookup table over rho^2 (rho in R_sun): at most 2^17 entries (a 4096² limb is
@@ -342,10 +345,11 @@ def _draw_features(rng: np.random.Generator, date_obs: str):
             lat = pole * rng.uniform(78.0, 90.0)
             size = (0.18 + 0.42 * (1.0 - activity)) * rng.uniform(0.8, 1.15)
             holes.append(_draw_hole(rng, lat, rng.uniform(-60.0, 60.0), size))
-    # Low-latitude holes, at all phases (most common in the declining phase).
+    # Low-latitude holes, at all phases (most common in the declining phase). With the polar caps
+    # they cover ~3-8 % of the surface (AIA/EUVI 2010-2013: 5-10 %, Lowder et al. 2014).
     decline = max(0.0, math.sin(math.pi * (phase - 0.35) / 0.65)) if phase > 0.35 else 0.0
-    for _ in range(int(rng.poisson(1.0 + 0.8 * decline))):
-        holes.append(_draw_hole(rng, rng.uniform(-40.0, 40.0), rng.uniform(-70.0, 70.0), rng.uniform(0.09, 0.3)))
+    for _ in range(int(rng.poisson(1.3 + 1.0 * decline))):
+        holes.append(_draw_hole(rng, rng.uniform(-40.0, 40.0), rng.uniform(-70.0, 70.0), rng.uniform(0.12, 0.35)))
     n_points = int(rng.integers(20, 60))
     points = np.column_stack([rng.uniform(-90.0, 90.0, n_points),
                               np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n_points))),  # uniform on the sphere
@@ -517,7 +521,8 @@ def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndar
     regularised at the limb). Off the limb both halves, by Laplace's method about the tangent
     point: 2 sqrt(pi rho³ H/2) exp(-(1 - 1/rho)/H), continuous with the disc form at rho = 1. A thin
     layer without LOS enhancement (transition region and moss) sets the centre-to-limb contrast,
-    and a faint extended component plus 0.5 % scattered light keep the outer corona above zero.
+    and a faint extended component keeps the outer corona above zero (scattered light is added
+    later, after the coronal holes: see `_SCATTER`).
     ``edge`` is the limb blur (PSF and pixel size, in R_sun).
     """
     h = corona.scale_height
@@ -534,7 +539,7 @@ def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndar
     los /= np.sqrt(np.pi * h / 2.0) * scipy.special.erfcx(1.0 / np.sqrt(2.0 * h))  # centre → 1
     extended = 0.08 * np.exp(-above / 0.3) * (1.0 - 0.5 * occulted)
     f = corona.thin_fraction
-    profile = f * occulted + (1.0 - f) * los + extended + 0.005
+    profile = f * occulted + (1.0 - f) * los + extended
     profile /= profile[0]
     return profile.astype(np.float32), (size - 1) / rho2_max
 
@@ -811,6 +816,7 @@ def _render(geom: FrameGeometry, corona: Corona, regions, holes, points, seeds, 
 
     rng_low, rng_high, rng_noise = (np.random.default_rng(s) for s in seeds)
     image *= _texture(n, corona, rng_low, rng_high)
+    image += np.float32(_SCATTER)
     if wavelength in CHANNEL_RESPONSE:  # 193 Å (and unlisted channels) pass unchanged
         rate, gamma = CHANNEL_RESPONSE[wavelength]
         np.maximum(image, 0.0, out=image)
