@@ -492,7 +492,8 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int], step: int) -> np.ndarr
         return coarse
     rows = _interp_matrix(shape[0], coarse.shape[0], step)
     cols = _interp_matrix(shape[1], coarse.shape[1], step)
-    return (cols @ (rows @ coarse).T).T
+    # Columns first on the small grid, rows last, so the full-size result comes out C-ordered.
+    return rows @ np.ascontiguousarray((cols @ coarse.T).T)
 
 
 def _interp_matrix(length: int, coarse_length: int, step: int):
@@ -579,9 +580,9 @@ def _texture(size: int, corona: Corona, rng_low: np.random.Generator, rng_high: 
     np.power(k2, np.float32(-_TEXTURE_BEND / 4.0), out=k2)
     amp *= k2
     del k2
-    amp = amp[np.abs(np.fft.fftfreq(size, 1.0 / size)).astype(np.intp)]
     amp[0, 0] = 0.0
-    coef *= amp
+    coef[:half + 1] *= amp  # ky = 0 ... size/2
+    coef[half + 1:] *= amp[half - 1:0:-1]  # ky = -(size/2 - 1) ... -1
     field = scipy.fft.irfft2(coef, s=(size, size), norm="forward")
     # E[g²] = 2 Σ amp² over the full plane; fixed reference band |k| <= 256 (the tail adds ~1 %).
     kr = np.fft.fftfreq(512, 1.0 / 512)
