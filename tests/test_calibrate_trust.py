@@ -242,7 +242,7 @@ def test_rotation_matrix_follows_sunpy_precedence():
 
 
 def test_fused_path_follows_pc_when_it_disagrees_with_crota2():
-    data, header = _frame(seed=11, size=1024)
+    data, header = _frame(seed=11, size=2048)  # the new Sun's dark holes at 1024² take the clip fallback
     t = math.radians(0.2)
     header["PC1_1"], header["PC1_2"], header["PC2_1"], header["PC2_2"] = math.cos(t), -math.sin(t), math.sin(t), math.cos(t)
     header["CROTA2"] = -0.2  # disagrees: sunpy (and so register) rotates by PCi_j
@@ -263,7 +263,7 @@ def _on_disk(size, radius):
 def test_rolled_frames_take_the_reference_path_and_say_so(tmp_path):
     files = []
     for i, roll in enumerate((0.1, MAX_FUSED_ROLL_DEG * 1.2, 90.0)):
-        data, header = _frame(seed=20 + i, size=1024)  # 1024²: the clip screen keeps it fused
+        data, header = _frame(seed=20 + i, size=2048)  # 2048²: the clip screen keeps it fused (1024² holes: not)
         t = math.radians(roll)
         header["CROTA2"] = roll
         header["PC1_1"], header["PC1_2"], header["PC2_1"], header["PC2_2"] = math.cos(t), -math.sin(t), math.sin(t), math.cos(t)
