@@ -15,7 +15,7 @@ import numpy as np
 from ..io import InputError, atomic_path, image_files, read_json, write_json
 from .crops import CropMode
 from .features import FeatureNetUnavailable, describe, folder_features
-from .spectrum import radial_power_spectrum, relative_error, spectral_distance
+from .spectrum import radial_power_spectrum, relative_error, spectral_bias, spectral_distance
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,32 @@ def _crop_protocol(z) -> CropMode | None:
 
 
 def bootstrap_interval(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float], n_boot: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the band spectral distance between two sets of spectra
-    (N, K) and (M, K): both sets resampled with replacement, the distance of their means each time."""
+                       level: float = 0.95, seed: int = 0, stat=spectral_distance) -> tuple[float, float]:
+    """Percentile bootstrap interval of a band statistic (``spectral_distance`` or
+    ``spectral_bias``) between two sets of spectra (N, K) and (M, K): both sets resampled with
+    replacement, independently, and the statistic of their means taken each time."""
     rng = np.random.default_rng(seed)
-    d = [spectral_distance(p_real[rng.integers(0, len(p_real), len(p_real))].mean(0),
-                           p_fake[rng.integers(0, len(p_fake), len(p_fake))].mean(0), band) for _ in range(n_boot)]
+    d = [stat(p_real[rng.integers(0, len(p_real), len(p_real))].mean(0),
+              p_fake[rng.integers(0, len(p_fake), len(p_fake))].mean(0), band) for _ in range(n_boot)]
     return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))
+
+
+def bias_rows(p_real: np.ndarray, p_fake: np.ndarray, bands: dict[str, tuple[float, float]], seed: int,
+              **names) -> list[dict]:
+    """``spectral_bias<name>`` rows (the signed mean log10 power ratio over each band) with their
+    bootstrap 95 % interval as ``…_ci95_low``/``…_ci95_high`` rows; spectra are (N, K) per image."""
+    rows = []
+    for name, band in bands.items():
+        lo, hi = bootstrap_interval(p_real, p_fake, band, seed=seed, stat=spectral_bias)
+        metric = f"spectral_bias{name}"
+        rows += [{"metric": metric, "value": spectral_bias(p_real.mean(0), p_fake.mean(0), band), **names},
+                 {"metric": f"{metric}_ci95_low", "value": lo, **names},
+                 {"metric": f"{metric}_ci95_high", "value": hi, **names}]
+    return rows
+
+
+#: The signed metric's bands: all wavenumbers and the fine-scale upper half.
+BIAS_BANDS = {"": (0.0, 1.0), "_high": HIGH_BAND}
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> tuple[float, str]:
@@ -131,11 +150,20 @@ def frechet_distance_symmetric(mu1, s1, mu2, s2) -> float:
     return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
-def kernel_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """KID: clean-fid's kernel distance (its ``compute_kid`` takes no custom feature extractor)."""
+def kernel_distance(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
+    """KID: clean-fid's kernel distance (its ``compute_kid`` takes no custom feature extractor).
+
+    clean-fid draws its subsets from NumPy's global generator (when the sets differ in size), so
+    that generator is seeded with ``seed`` for the call and then put back as it was: the same
+    features give the same KID every time, and nobody else's random stream is disturbed."""
     from cleanfid import fid
 
-    return float(fid.kernel_distance(real, fake))
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        return float(fid.kernel_distance(real, fake))
+    finally:
+        np.random.set_state(state)
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
@@ -170,7 +198,7 @@ def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
 def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
                  out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
                  targets: np.ndarray | None = None, factor: int | None = None,
-                 real_crop_spectra: list[str | Path] = ()) -> dict:
+                 real_crop_spectra: list[str | Path] = (), seed: int | None = None) -> dict:
     """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
@@ -179,9 +207,14 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     (the latter only with a ``factor``: channel translation has none).
     ``real_crop_spectra`` (spectra of real crops, e.g. on-disk ones) add the spectral distances of
     the run's crops, cut by the same protocol, under the crop's name suffix.
+    ``seed`` seeds KID's subsets and the bootstrap intervals (default: the run's first sampling
+    seed, so a run's numbers are reproducible from its own files).
     """
     rows, not_run, methods = [], [], {}
     fake_files = image_files(samples)
+    sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
+    if seed is None:
+        seed = int(sampling[0]["seed"]) if sampling else 0
     for key, path in real_features.items():
         real, status, crop = load_features(path)
         net = key.partition("-")[0]  # "<net>" or "<net>-CROPPED…"
@@ -198,7 +231,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         f, methods[net + suffix] = frechet_distance(real, fake)
         rows.append({"metric": "fid", "value": f, "net": net, **names})
         if crop is None:  # as in the study, crops are scored by FID only
-            k = kernel_distance(real, fake)
+            k = kernel_distance(real, fake, seed)
             p, r = precision_recall(real, fake)
             rows += [{"metric": "kid", "value": k, "net": net, **names},
                      {"metric": "precision", "value": p, "net": net, **names},
@@ -210,12 +243,13 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     if len(k_fake) != len(k_real):
         raise InputError(f"{samples}: images of another size than the real set")
     pr, pf = p_real.mean(0), p_fake.mean(0)
-    lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND)
+    lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND, seed=seed)
     rows += [{"metric": "spectral_distance", "value": spectral_distance(pr, pf), "net": "power_spectrum"},
              {"metric": "spectral_distance_high", "value": spectral_distance(pr, pf, HIGH_BAND),
               "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_low", "value": lo, "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
+    rows += bias_rows(p_real, p_fake, BIAS_BANDS, seed, net="power_spectrum")
     fake_images = None
     for path in real_crop_spectra:
         with np.load(path) as z:
@@ -228,6 +262,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         rows += [{"metric": "spectral_distance", "value": spectral_distance(pcr.mean(0), pcf.mean(0)), **names},
                  {"metric": "spectral_distance_high", "value": spectral_distance(pcr.mean(0), pcf.mean(0), HIGH_BAND),
                   **names}]
+        rows += bias_rows(pcr, pcf, BIAS_BANDS, seed, **names)
     if targets is not None:
         from ..models.msdgan.metrics import pixel_metrics
 
@@ -239,6 +274,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
             band = (1 / factor, 1.0)
             rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
                          "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
+            rows += bias_rows(p_t, p_fake, {f"_above_x{factor}_nyquist": band}, seed, net="power_spectrum")
     for r in rows:
         r.setdefault("real", real_name)
         r.setdefault("fake", fake_name)
@@ -246,7 +282,6 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake, window=window, relative_error=relative_error(pr, pf))
-    sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,

@@ -193,11 +193,14 @@ def metric_details(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def spectral_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run the high-band spectral distance with its 95 % bootstrap interval, and the full-band one."""
+    """Per run the high-band spectral distance with its 95 % bootstrap interval, the full-band one,
+    and the signed high-band and full-band bias (negative: missing power) with their intervals."""
     ps = df[(df.net == "power_spectrum") & (df.crop == "")]
     wide = ps.pivot_table(index="run", columns="metric", values="value", aggfunc="first")
     cols = [c for c in ("spectral_distance_high", "spectral_distance_high_ci95_low",
-                        "spectral_distance_high_ci95_high", "spectral_distance") if c in wide.columns]
+                        "spectral_distance_high_ci95_high", "spectral_distance",
+                        "spectral_bias_high", "spectral_bias_high_ci95_low", "spectral_bias_high_ci95_high",
+                        "spectral_bias", "spectral_bias_ci95_low", "spectral_bias_ci95_high") if c in wide.columns]
     wide = wide[cols].sort_values(cols[0]) if cols else wide
     wide.columns.name = None
     return wide
