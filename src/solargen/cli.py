@@ -283,7 +283,8 @@ def _evaluate(a):
         # Quantised like the samples, so 8-bit rounding is not counted as an error.
         targets = to_uint8(((t[:, 0] + 1) / 2).numpy()) / 255.0
     evaluate_run(a.samples, real, a.real_spectrum, a.out, a.out_spectrum, real_name=a.real_name,
-                 fake_name=a.fake_name, targets=targets, factor=a.factor, real_crop_spectra=a.real_crop_spectra)
+                 fake_name=a.fake_name, targets=targets, factor=a.factor, real_crop_spectra=a.real_crop_spectra,
+                 out_features=a.out_features)
 
 
 def _png_size(folder) -> int:
@@ -450,6 +451,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fake-name", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--out-spectrum", required=True)
+    s.add_argument("--out-features", help="the generated set's features and spectra (for bootstrap intervals)")
     s.add_argument("--dataset", help="conditional runs: score pixel metrics against the test split")
     s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")

@@ -86,6 +86,8 @@ rule evaluate:
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
         spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",
+        # The generated set's features and spectra, for bootstrap intervals without recomputing.
+        features=f"{OUT}/runs/{{family}}/{{run}}/features.npz",
     params:
         features=" ".join(f"{k}={p}" for k, p in REAL_FEATURES.items()),
         real_name=config["data"]["name"],
@@ -99,7 +101,8 @@ rule evaluate:
     shell:
         "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
         " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
-        " --out {output.metrics} --out-spectrum {output.spectrum} {params.conditional}"
+        " --out {output.metrics} --out-spectrum {output.spectrum} --out-features {output.features}"
+        " {params.conditional}"
         " --real-crop-spectra {input.crop_spectra} --net-specs {params.specs:q} --threads {threads} 2> {log}"
 
 

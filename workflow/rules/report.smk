@@ -25,6 +25,33 @@ rule results_csv:
         " --skipped-json {params.skipped:q} 2> {log}"
 
 
+rule results_ci:
+    """Bootstrap intervals of every run's metrics from the stored features and spectra; every
+    run sees the same real-set resamples, so differences between runs are paired."""
+    input:
+        metrics=all_metrics(),
+        generated=[f"{run_dir(r)}/features.npz" for r in RUNS],
+        features=list(REAL_FEATURES.values()),
+        spectrum=f"{OUT}/real/spectrum.npz",
+        crop_spectra=[f"{OUT}/real/spectrum-{c}.npz" for c in SPECTRUM_CROPS],
+    output:
+        csv=report(f"{OUT}/results_ci.csv", caption="../report/results_ci.rst", category="Results"),
+        draws=f"{OUT}/bootstrap.npz",
+    params:
+        features=" ".join(f"{k}={p}" for k, p in REAL_FEATURES.items()),
+        resamples=config["evaluation"].get("bootstrap_resamples", 1000),
+        seed=config["seed"],
+    log:
+        f"{OUT}/logs/results_ci.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen bootstrap --metrics {input.metrics} --generated {input.generated}"
+        " --real-features {params.features} --real-spectrum {input.spectrum}"
+        " --real-crop-spectra {input.crop_spectra} --resamples {params.resamples} --seed {params.seed}"
+        " --out {output.csv} --out-draws {output.draws} 2> {log}"
+
+
 rule table_spearman:
     input:
         f"{OUT}/results.csv",

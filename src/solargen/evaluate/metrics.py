@@ -173,9 +173,16 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int 
     precision is the fraction of ``fake`` inside the union of the real balls, recall the
     fraction of ``real`` inside the union of the fake balls. O(N·M·D) in chunks of ``chunk`` rows.
     """
+    fake_in, real_in = manifold_coverage(real, fake, k, chunk)
+    return float(fake_in.mean()), float(real_in.mean())
+
+
+def manifold_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, whether it lies in the other set's k-NN manifold: (fake in real, real in fake)
+    as boolean arrays; their means are precision and recall (the bootstrap weights them)."""
     import torch
 
-    a, b = torch.from_numpy(real).double(), torch.from_numpy(fake).double()
+    a, b = torch.from_numpy(np.asarray(real)).double(), torch.from_numpy(np.asarray(fake)).double()
 
     def radii(x):
         # k-th neighbour excluding the point itself (index 0 of the sorted distances).
@@ -188,7 +195,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int 
 
     if min(len(a), len(b)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
-    return float(covered(b, a, radii(a)).double().mean()), float(covered(a, b, radii(b)).double().mean())
+    return covered(b, a, radii(a)).numpy(), covered(a, b, radii(b)).numpy()
 
 
 def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
@@ -198,7 +205,8 @@ def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
 def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
                  out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
                  targets: np.ndarray | None = None, factor: int | None = None,
-                 real_crop_spectra: list[str | Path] = (), seed: int | None = None) -> dict:
+                 real_crop_spectra: list[str | Path] = (), seed: int | None = None,
+                 out_features: str | Path | None = None) -> dict:
     """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
@@ -209,8 +217,11 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     the run's crops, cut by the same protocol, under the crop's name suffix.
     ``seed`` seeds KID's subsets and the bootstrap intervals (default: the run's first sampling
     seed, so a run's numbers are reproducible from its own files).
+    ``out_features``: where the generated set's features and per-image spectra are stored
+    (`bootstrap.save_generated`), so intervals can be computed later without recomputing them.
     """
     rows, not_run, methods = [], [], {}
+    kept_feats, kept_power = {}, {}
     fake_files = image_files(samples)
     sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
     if seed is None:
@@ -227,6 +238,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         except FeatureNetUnavailable as e:
             not_run.append({"net": net + suffix, "reason": f"not run: {e}"})
             continue
+        kept_feats[key] = fake
         names = {"real": real_name + suffix, "fake": fake_name + suffix}
         f, methods[net + suffix] = frechet_distance(real, fake)
         rows.append({"metric": "fid", "value": f, "net": net, **names})
@@ -243,6 +255,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     if len(k_fake) != len(k_real):
         raise InputError(f"{samples}: images of another size than the real set")
     pr, pf = p_real.mean(0), p_fake.mean(0)
+    kept_power[""] = p_fake
     lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND, seed=seed)
     rows += [{"metric": "spectral_distance", "value": spectral_distance(pr, pf), "net": "power_spectrum"},
              {"metric": "spectral_distance_high", "value": spectral_distance(pr, pf, HIGH_BAND),
@@ -258,11 +271,13 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
         if pcf.shape[1] != pcr.shape[1]:
             raise InputError(f"{samples}: crops of another size than the real crops of {path}")
+        kept_power[crop.suffix] = pcf
         names = {"real": real_name + crop.suffix, "fake": fake_name + crop.suffix, "net": "power_spectrum"}
         rows += [{"metric": "spectral_distance", "value": spectral_distance(pcr.mean(0), pcf.mean(0)), **names},
                  {"metric": "spectral_distance_high", "value": spectral_distance(pcr.mean(0), pcf.mean(0), HIGH_BAND),
                   **names}]
         rows += bias_rows(pcr, pcf, BIAS_BANDS, seed, **names)
+    p_t = None
     if targets is not None:
         from ..models.msdgan.metrics import pixel_metrics
 
@@ -280,12 +295,16 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         r.setdefault("fake", fake_name)
         if not np.isfinite(r["value"]):
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
+    if out_features:
+        from .bootstrap import save_generated  # bootstrap builds on this module's metrics
+
+        save_generated(out_features, kept_feats, kept_power, p_t if factor else None, factor)
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake, window=window, relative_error=relative_error(pr, pf))
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
-              "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run,
+              "n_real": int(p_real.shape[0]), "seed": seed, "rows": rows, "not_run": not_run,
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
     return result

@@ -18,6 +18,14 @@ def _collect(a):
             extra_rows=a.extra_rows)
 
 
+def _bootstrap(a):
+    from ..evaluate.bootstrap import bootstrap_runs
+
+    real = dict(kv.split("=", 1) for kv in a.real_features)
+    bootstrap_runs(a.metrics, a.generated, real, a.real_spectrum, a.real_crop_spectra, a.out, a.out_draws,
+                   n_boot=a.resamples, seed=a.seed)
+
+
 def _spearman(a):
     import pandas as pd
 
@@ -124,6 +132,18 @@ def add_commands(sub) -> None:
     s.add_argument("--meta", help="sidecar CSV: per run n_samples, n_real, sampling seeds, checkpoint")
     s.add_argument("--extra-rows", nargs="*", default=[], help="CSVs of results.csv rows made elsewhere (human_accuracy)")
     s.set_defaults(func=_collect)
+
+    s = sub.add_parser("bootstrap", help="bootstrap intervals of every run's metrics from stored features → results_ci.csv")
+    s.add_argument("--metrics", nargs="+", required=True, help="the runs' metrics.json")
+    s.add_argument("--generated", nargs="+", required=True, help="the runs' features.npz, in the same order")
+    s.add_argument("--real-features", nargs="*", default=[], metavar="KEY=NPZ")
+    s.add_argument("--real-spectrum", required=True)
+    s.add_argument("--real-crop-spectra", nargs="*", default=[])
+    s.add_argument("--resamples", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="results_ci.csv")
+    s.add_argument("--out-draws", required=True, help="bootstrap.npz: every resample's values, for paired differences")
+    s.set_defaults(func=_bootstrap)
 
     s = sub.add_parser("spearman", help="Spearman rank correlation between metrics across runs")
     s.add_argument("--results", required=True)
