@@ -172,7 +172,7 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
                 found[(metric, real_name + suffix, run + suffix, "power_spectrum")] = d
         if targets is not None:
             band = (1 / factor, 1.0)
-            ri = resample_indices(seed, f"targets:{run}", len(targets), n_boot)
+            ri = resample_indices(seed, f"targets:x{factor}", len(targets), n_boot)  # shared by conditional runs
             fi = resample_indices(seed, f"fake:{run}:spectrum", len(power[""]), n_boot)
             stats = {f"spectral_distance_above_x{factor}_nyquist": (spectral_distance, band),
                      f"spectral_bias_above_x{factor}_nyquist": (spectral_bias, band)}
@@ -190,10 +190,16 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
     df = pd.DataFrame(rows, columns=CI_COLUMNS).sort_values(["metric", "net", "fake"], kind="stable")
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False)
-    with atomic_path(out_draws, suffix=".npz") as tmp:
-        np.savez(tmp, keys=np.array(keys, dtype=str), draws=np.array(draws).reshape(len(keys), n_boot),
-                 seed=seed, level=level)
+    save_draws(out_draws, dict(zip((tuple(k.split("|")) for k in keys), draws)), n_boot)
     return df
+
+
+def save_draws(out: str | Path, draws: dict[tuple[str, str, str, str], np.ndarray], n_boot: int) -> None:
+    """Bootstrap draws by results.csv key (metric, real, fake, net) → ``bootstrap.npz``."""
+    keys = ["|".join(k) for k in draws]
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, keys=np.array(keys, dtype=str),
+                 draws=np.array(list(draws.values()), dtype=np.float64).reshape(len(keys), n_boot))
 
 
 def load_draws(path: str | Path) -> dict[tuple[str, str, str, str], np.ndarray]:
