@@ -113,3 +113,42 @@ def test_absence_and_removal_verdicts_follow_their_stated_margins():
     # A tie in point values decides nothing.
     less = findings.Comparison("less", b, "l1", "full")
     assert findings.judge(ctx({(b, "l1"): 1.0, (b, "full"): 1.0}), less)["verdict"] == "inconclusive"
+
+
+def test_convergence_check_marks_a_run_that_has_not_learned_the_disk(tmp_path):
+    from PIL import Image
+
+    from solargen.evaluate.metrics import evaluate_run, radial_profile, save_spectrum
+    from solargen.report.results import collect, not_converged
+    from solargen.report.tables import ranking
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    disk = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 144).astype(float) * 0.6 + 0.1
+
+    def folder(name, imgs):
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(imgs):
+            Image.fromarray((np.clip(im, 0, 1) * 255).astype(np.uint8)).save(tmp_path / name / f"out_{i}.png")
+        return tmp_path / name
+
+    real = folder("real", [disk + 0.03 * rng.normal(size=(32, 32)) for _ in range(8)])
+    save_spectrum(real, tmp_path / "s.npz")
+    # The profile is a fraction of the half-side: the same disk at another resolution, the same profile.
+    big = np.kron(disk, np.ones((2, 2)))
+    assert np.abs(radial_profile(big[None], 16) - radial_profile(disk[None], 16)).max() < 0.05
+    files = []
+    for name, imgs in (("learned", [disk + 0.03 * rng.normal(size=(32, 32)) for _ in range(8)]),
+                       ("noise", [rng.random((32, 32)) for _ in range(8)])):
+        files.append(tmp_path / f"{name}.json")
+        m = evaluate_run(folder(name, imgs), {}, tmp_path / "s.npz", files[-1], tmp_path / f"{name}.npz",
+                         real_name="R", fake_name=name)
+        assert m["convergence"]["converged"] == (name == "learned")
+    collect(files, tmp_path / "results.csv", out_meta=tmp_path / "meta.csv")
+    stale = not_converged(tmp_path / "meta.csv")
+    assert list(stale) == ["noise"] and "radial intensity profile error" in stale["noise"]
+    # No feature network here: FID rows by hand, the noise run "better" by FID.
+    rows = pd.DataFrame([{"metric": "fid", "value": v, "real": "R", "fake": r, "net": "n", "run": r, "crop": ""}
+                         for r, v in (("learned", 5.0), ("noise", 1.0))])
+    rank = ranking(rows, not_converged=stale)
+    assert rank.loc["noise", "converged"].startswith("not converged: radial") and rank.loc["learned", "converged"] == "yes"

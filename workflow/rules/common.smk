@@ -269,6 +269,7 @@ def report_targets():
     out += [f"{OUT}/figures/samples/{r}.png" for r in RUNS]
     out += [f"{OUT}/figures/training.png"] if any(model_of(r) in TRAINED_MODELS for r in RUNS) else []
     out += [f"{OUT}/tables/comparison.html"] if REFERENCE else []
+    out += [f"{OUT}/tables/findings.html", f"{OUT}/results_ci.csv"]
     return out
 
 

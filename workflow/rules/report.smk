@@ -139,7 +139,8 @@ rule table:
     """One of the study's tables (ranking, diffusion sweeps, regularisation, ablations, patch FIDs,
     metric details, spectral distances) from results.csv."""
     input:
-        f"{OUT}/results.csv",
+        results=f"{OUT}/results.csv",
+        meta=f"{OUT}/results_meta.csv",
     output:
         report(f"{OUT}/tables/{{table}}.csv", caption="../report/tables.rst", category="Tables"),
     wildcard_constraints:
@@ -151,8 +152,33 @@ rule table:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen table {wildcards.table} --results {input} --families {params.families:q}"
-        " --out {output} 2> {log}"
+        "python -m solargen table {wildcards.table} --results {input.results} --meta {input.meta}"
+        " --families {params.families:q} --out {output} 2> {log}"
+
+
+rule findings:
+    """The study's claims, one row each, with a verdict from paired bootstrap intervals (the
+    registry is solargen.report.findings); shown first in the report."""
+    input:
+        results=f"{OUT}/results.csv",
+        draws=f"{OUT}/bootstrap.npz",
+        meta=f"{OUT}/results_meta.csv",
+        published=[REFERENCE] if REFERENCE else [],
+    output:
+        csv=report(f"{OUT}/tables/findings.csv", caption="../report/findings.rst", category="Findings"),
+        html=report(f"{OUT}/tables/findings.html", caption="../report/findings.rst", category="Findings"),
+    params:
+        families=FAMILIES_JSON,
+        net=f"--net {config['evaluation']['findings_net']}" if config["evaluation"].get("findings_net") else "",
+        published=lambda w, input: f"--published {input.published}" if input.published else "",
+    log:
+        f"{OUT}/logs/findings.log",
+    conda:
+        "../../envs/solargen.yaml"
+    shell:
+        "python -m solargen findings --results {input.results} --draws {input.draws} --meta {input.meta}"
+        " {params.published} {params.net} --families {params.families:q}"
+        " --out-csv {output.csv} --out-html {output.html} 2> {log}"
 
 
 rule plot:

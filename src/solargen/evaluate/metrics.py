@@ -21,6 +21,25 @@ log = logging.getLogger(__name__)
 
 #: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
 HIGH_BAND = (0.5, 1.0)
+#: Convergence check: a run whose mean radial intensity profile differs from the real one by more
+#: than this (mean |Δ| over radius, in units of the [0, 1] image range) has not learned the data's
+#: large-scale structure (disk, limb, corona), and is marked "not converged" wherever it is ranked.
+#: Fixed before any result was looked at: 0.1 is a tenth of the range; a disk drawn at the right
+#: place with the right brightness is far closer, a noise field or a blank frame far off.
+PROFILE_TOLERANCE = 0.1
+
+
+def radial_profile(images: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Mean intensity against distance from the image centre, (N, H, W) → (bins,): radius 0 to the
+    frame's corner in ``bins`` equal steps, as a fraction of the half-side (so the same for any
+    resolution). Averaged over the images."""
+    n, h, w = images.shape
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) / (min(h, w) / 2)
+    idx = np.minimum((r / np.sqrt(2) * bins).astype(int), bins - 1).ravel()
+    counts = np.bincount(idx, minlength=bins)
+    sums = np.bincount(idx, weights=np.asarray(images, np.float64).mean(0).ravel(), minlength=bins)
+    return sums / np.maximum(counts, 1)
 
 
 def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
@@ -81,9 +100,11 @@ def save_spectrum(folder: str | Path, out: str | Path, window: str = "none", cro
     images = load_images(folder)
     k, p = radial_power_spectrum(crop_images(images, crop) if crop else images, window)
     c = crop or CropMode(0)
+    # Whole frames also keep their mean radial intensity profile (the convergence check's reference).
+    profile = {} if crop else {"profile": radial_profile(images)}
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, k=k, power=p, window=window, crop=c.suffix if crop else "", crop_per_image=c.per_image,
-                 crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0)
+                 crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0, **profile)
 
 
 def _crop_protocol(z) -> CropMode | None:
@@ -251,7 +272,14 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     with np.load(real_spectrum) as z:
         k_real, p_real = z["k"], z["power"]
         window = str(z["window"]) if "window" in z else "none"
-    k_fake, p_fake = radial_power_spectrum(load_images(samples), window)
+        real_profile = z["profile"] if "profile" in z else None
+    fake_images = load_images(samples)
+    k_fake, p_fake = radial_power_spectrum(fake_images, window)
+    convergence = {}
+    if real_profile is not None:
+        err = float(np.mean(np.abs(radial_profile(fake_images, len(real_profile)) - real_profile)))
+        convergence = {"radial_profile_error": err, "tolerance": PROFILE_TOLERANCE,
+                       "converged": bool(err <= PROFILE_TOLERANCE)}
     if len(k_fake) != len(k_real):
         raise InputError(f"{samples}: images of another size than the real set")
     pr, pf = p_real.mean(0), p_fake.mean(0)
@@ -263,11 +291,9 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
              {"metric": "spectral_distance_high_ci95_low", "value": lo, "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
     rows += bias_rows(p_real, p_fake, BIAS_BANDS, seed, net="power_spectrum")
-    fake_images = None
     for path in real_crop_spectra:
         with np.load(path) as z:
             pcr, crop = z["power"], _crop_protocol(z)
-        fake_images = load_images(samples) if fake_images is None else fake_images
         _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
         if pcf.shape[1] != pcr.shape[1]:
             raise InputError(f"{samples}: crops of another size than the real crops of {path}")
@@ -304,7 +330,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
-              "n_real": int(p_real.shape[0]), "seed": seed, "rows": rows, "not_run": not_run,
+              "n_real": int(p_real.shape[0]), "seed": seed, "convergence": convergence, "rows": rows, "not_run": not_run,
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
     return result

@@ -26,6 +26,14 @@ def _bootstrap(a):
                    n_boot=a.resamples, seed=a.seed)
 
 
+def _findings(a):
+    from .findings import write_findings
+    from .results import not_converged
+
+    write_findings(a.results, a.out_csv, a.out_html, draws=a.draws, published=a.published, net=a.net,
+                   families=json.loads(a.families), not_converged=not_converged(a.meta) if a.meta else None)
+
+
 def _spearman(a):
     import pandas as pd
 
@@ -66,9 +74,12 @@ def _table(a):
     from ..io import atomic_path
     from . import tables
 
+    from .results import not_converged
+
     df = tables.read_results(a.results)
     families = json.loads(a.families)
-    t = {"ranking": lambda: tables.ranking(df, families),
+    stale = not_converged(a.meta) if a.meta else None
+    t = {"ranking": lambda: tables.ranking(df, families, stale),
          "diffusion_sampling": lambda: tables.fid_vs_sampling_steps(df),
          "diffusion_training": lambda: tables.fid_vs_training_steps(df),
          "regularisation": lambda: tables.regularisation_table(df),
@@ -145,6 +156,17 @@ def add_commands(sub) -> None:
     s.add_argument("--out-draws", required=True, help="bootstrap.npz: every resample's values, for paired differences")
     s.set_defaults(func=_bootstrap)
 
+    s = sub.add_parser("findings", help="the study's claims, each with a verdict → findings.csv and .html")
+    s.add_argument("--results", required=True)
+    s.add_argument("--draws", help="bootstrap.npz (else verdicts rest on point values, and say so)")
+    s.add_argument("--meta", help="results_meta.csv (runs marked not converged)")
+    s.add_argument("--published", help="a published results.csv whose values are shown beside")
+    s.add_argument("--net", help="the feature network whose metrics decide (default: first Inception-type present)")
+    s.add_argument("--families", default="{}", help='{"run": "family"} (else inferred from the run names)')
+    s.add_argument("--out-csv", required=True)
+    s.add_argument("--out-html", required=True)
+    s.set_defaults(func=_findings)
+
     s = sub.add_parser("spearman", help="Spearman rank correlation between metrics across runs")
     s.add_argument("--results", required=True)
     s.add_argument("--out", required=True)
@@ -162,6 +184,7 @@ def add_commands(sub) -> None:
     s = sub.add_parser("table", help="one of the study's tables from a results.csv")
     s.add_argument("kind", choices=TABLES)
     s.add_argument("--results", required=True)
+    s.add_argument("--meta", help="results_meta.csv: marks runs the convergence check found not converged")
     s.add_argument("--families", default="{}", help='{"run": "family"} (else inferred from the run names)')
     s.add_argument("--out", required=True)
     s.set_defaults(func=_table)

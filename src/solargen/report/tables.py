@@ -98,8 +98,11 @@ def _whole(df, metric, net):
     return df[(df.metric == metric) & (df.net == net) & (df.crop == "")].set_index("run")["value"]
 
 
-def ranking(df: pd.DataFrame, families: dict[str, str] | None = None) -> pd.DataFrame:
-    """All runs ranked by whole-image FID on `primary_net`, with KID/precision/recall beside it."""
+def ranking(df: pd.DataFrame, families: dict[str, str] | None = None,
+            not_converged: dict[str, str] | None = None) -> pd.DataFrame:
+    """All runs ranked by whole-image FID on `primary_net`, with KID/precision/recall beside it.
+    With ``not_converged`` (run → the number that decided it) a ``converged`` column marks the runs
+    that have not learned the data, so they are not read as ranked like the others."""
     net = primary_net(df)
     out = pd.DataFrame({"fid": _whole(df, "fid", net)})
     for m in ("kid", "precision", "recall"):
@@ -108,6 +111,8 @@ def ranking(df: pd.DataFrame, families: dict[str, str] | None = None) -> pd.Data
     out.insert(0, "family", [family_of(r, families) for r in out.index])
     out.insert(0, "rank", range(1, len(out) + 1))
     out["net"] = net
+    if not_converged is not None:
+        out["converged"] = [f"not converged: {not_converged[r]}" if r in not_converged else "yes" for r in out.index]
     return out.rename_axis("run")
 
 
