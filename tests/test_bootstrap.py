@@ -85,7 +85,7 @@ def test_results_ci_from_stored_features_without_recomputing(tmp_path, monkeypat
                      out_features=tmp_path / f"{name}_g.npz")
         metrics.append(tmp_path / f"{name}.json")
         gen.append(tmp_path / f"{name}_g.npz")
-    feats, power, _, _ = bs.load_generated(gen[0])
+    feats, power, _, _, _ = bs.load_generated(gen[0])
     assert feats["efficientnet_lite0"].shape[0] == 8 and power[""].shape == (8, 16)
 
     # Nothing is recomputed from images: the feature network must not be called.

@@ -88,3 +88,35 @@ def test_kid_is_identical_on_two_calls_with_sets_of_unequal_size():
     np.random.seed(99)
     assert kernel_distance(real, fake, seed=7) == first  # whatever state it was in before
     assert kernel_distance(real, fake, seed=8) != first
+
+
+def test_a_smaller_image_run_is_compared_on_its_own_band_and_on_a_shared_one(tmp_path):
+    from solargen.evaluate.metrics import match_resolution
+
+    rng = np.random.default_rng(4)
+    big = _smooth(rng.normal(size=(40, 64, 64)), 3.0)  # little power near the 64-px Nyquist
+    small = big.reshape(40, 32, 2, 32, 2).mean((2, 4))  # the same frames block-averaged to 32 px
+    _, pb = radial_power_spectrum(big)
+    _, ps = radial_power_spectrum(small)
+    pr, pf = match_resolution(pb, ps, "size")
+    assert pf.shape == pr.shape == (40, 16)
+    # The same images at half the resolution: no bias on their shared, well-resolved scales
+    # (block-averaging damps the top of the small band a little: a sinc² of at most 0.4 dex).
+    assert abs(spectral_bias(pr.mean(0), pf.mean(0), (0.0, 0.5))) < 0.05
+    with pytest.raises(Exception, match="size"):
+        match_resolution(pb, radial_power_spectrum(big[:, :48, :48])[1], "size")
+
+    # Through evaluate_run: the band of a 32-px image's upper half, for both resolutions.
+    real = _folder(tmp_path / "real", list(0.5 + 2 * big[:20]))
+    fake = _folder(tmp_path / "small", list(0.5 + 2 * small[20:]))
+    save_spectrum(real, tmp_path / "s.npz")
+    out = evaluate_run(fake, {}, tmp_path / "s.npz", tmp_path / "m.json", tmp_path / "ms.npz", real_name="R",
+                       fake_name="F", bias_sizes=(32,), out_features=tmp_path / "g.npz")
+    rows = {r["metric"]: r["value"] for r in out["rows"]}
+    assert rows["spectral_bias_high_32px"] == rows["spectral_bias_high"]  # its own upper half
+    assert rows["spectral_bias_high_32px_ci95_low"] < rows["spectral_bias_high_32px"]
+    full = _folder(tmp_path / "full", list(0.5 + 2 * big[20:]))
+    out = evaluate_run(full, {}, tmp_path / "s.npz", tmp_path / "m2.json", tmp_path / "ms2.npz", real_name="R",
+                       fake_name="G", bias_sizes=(32,))
+    rows2 = {r["metric"]: r["value"] for r in out["rows"]}
+    assert abs(rows2["spectral_bias_high_32px"]) < 0.1 and rows2["spectral_bias_high_32px"] != rows2["spectral_bias_high"]

@@ -252,6 +252,10 @@ def crop_args(crop, on_disk):
 #: depends on them, so an offline run never tries; without them those metrics are "not run".
 FETCHABLE = {n: s for n, s in config["evaluation"].get("feature_networks", {}).items() if s.get("url")}
 
+#: Image sizes of unconditional runs trained below data.resolution (their band gets bias rows).
+BIAS_SIZES = sorted({MODELS[model_of(r)]["image_size"] for r in RUNS if not is_conditional(r)}
+                    - {config["data"]["resolution"]})
+
 #: Per run its family, so every figure colours a family the same way.
 FAMILIES_JSON = json.dumps({r: family_of_model(model_of(r)) for r in RUNS})
 HAS_DIFFUSION = any(family_of_model(model_of(r)) == "diffusion" for r in RUNS)

@@ -93,6 +93,9 @@ rule evaluate:
         real_name=config["data"]["name"],
         conditional=lambda w: conditional_args(w.run),
         specs=NET_SPECS,
+        # Runs trained below data.resolution: every run also gets the signed bias on their band of
+        # physical scales, so resolutions can be compared on the same scales (findings claim 10).
+        bias_sizes=" ".join(map(str, BIAS_SIZES)),
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
@@ -102,7 +105,7 @@ rule evaluate:
         "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
         " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
         " --out {output.metrics} --out-spectrum {output.spectrum} --out-features {output.features}"
-        " {params.conditional}"
+        " --bias-sizes {params.bias_sizes} {params.conditional}"
         " --real-crop-spectra {input.crop_spectra} --net-specs {params.specs:q} --threads {threads} 2> {log}"
 
 

@@ -40,12 +40,16 @@ SPECTRAL = {
 
 
 def save_generated(out: str | Path, features: dict[str, np.ndarray], spectra: dict[str, np.ndarray],
-                   targets_power: np.ndarray | None = None, factor: int | None = None) -> None:
+                   targets_power: np.ndarray | None = None, factor: int | None = None,
+                   bands: dict[str, tuple[float, float]] | None = None) -> None:
     """A run's generated-set arrays → ``out`` (.npz): ``features`` by real-feature key (``<net>``
     or ``<net>-CROPPED…``), per-image power ``spectra`` by crop suffix ("" = whole frames), and for
-    super-resolution the held-out targets' spectra and the ``factor``."""
+    super-resolution the held-out targets' spectra and the ``factor``; ``bands``: the run's extra
+    whole-frame bias bands (``_high_256px`` → fractions of its wavenumbers). Spectra of runs that
+    draw smaller images are stored as compared (`metrics.match_resolution`: power scaled)."""
     arrays = {f"feats:{k}": np.asarray(v, np.float32) for k, v in features.items()}
     arrays.update({f"power:{k}": np.asarray(v, np.float64) for k, v in spectra.items()})
+    arrays.update({f"band:{k}": np.asarray(v, np.float64) for k, v in (bands or {}).items()})
     if targets_power is not None and factor:
         arrays["targets_power"] = np.asarray(targets_power, np.float64)
         arrays["factor"] = np.int64(factor)
@@ -53,17 +57,18 @@ def save_generated(out: str | Path, features: dict[str, np.ndarray], spectra: di
         np.savez(tmp, **arrays)
 
 
-def load_generated(path: str | Path) -> tuple[dict, dict, np.ndarray | None, int | None]:
-    """(features by key, spectra by crop suffix, targets' spectra, factor) of a ``features.npz``."""
+def load_generated(path: str | Path) -> tuple[dict, dict, np.ndarray | None, int | None, dict]:
+    """(features by key, spectra by crop suffix, targets' spectra, factor, extra bands) of a ``features.npz``."""
     try:
         with np.load(path) as z:
             feats = {k.partition(":")[2]: z[k].astype(np.float64) for k in z.files if k.startswith("feats:")}
             power = {k.partition(":")[2]: z[k] for k in z.files if k.startswith("power:")}
             targets = z["targets_power"] if "targets_power" in z.files else None
             factor = int(z["factor"]) if "factor" in z.files else None
+            bands = {k.partition(":")[2]: tuple(z[k]) for k in z.files if k.startswith("band:")}
     except (OSError, ValueError) as e:
         raise InputError(f"{path}: not a readable generated-features file ({e})") from None
-    return feats, power, targets, factor
+    return feats, power, targets, factor, bands
 
 
 def resample_indices(seed: int, stream: str, n: int, n_boot: int) -> np.ndarray:
@@ -150,7 +155,7 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
         m = read_json(mpath)
         run, real_name = m["run"], m["real"]
         point = {(r["metric"], r["real"], r["fake"], r["net"]): r["value"] for r in m["rows"]}
-        feats, power, targets, factor = load_generated(gpath)
+        feats, power, targets, factor, bands = load_generated(gpath)
         found = {}
         for key, fake in feats.items():
             if key not in real_feats:
@@ -165,10 +170,13 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
         for suffix, pf in power.items():
             if suffix not in real_power:
                 raise InputError(f"{gpath}: spectra {suffix or 'of whole frames'} have no real counterpart")
-            pr = real_power[suffix]
+            pr = real_power[suffix][:, : pf.shape[1]]  # a smaller-image run: its own band (stored scaled)
             ri = resample_indices(seed, f"real:spectrum{suffix}", len(pr), n_boot)
             fi = resample_indices(seed, f"fake:{run}:spectrum{suffix}", len(pf), n_boot)
-            for metric, d in spectral_draws(pr, pf, ri, fi, SPECTRAL).items():
+            stats = dict(SPECTRAL)
+            if not suffix:
+                stats.update({f"spectral_bias{name}": (spectral_bias, band) for name, band in bands.items()})
+            for metric, d in spectral_draws(pr, pf, ri, fi, stats).items():
                 found[(metric, real_name + suffix, run + suffix, "power_spectrum")] = d
         if targets is not None:
             band = (1 / factor, 1.0)

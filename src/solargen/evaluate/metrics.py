@@ -61,6 +61,20 @@ def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
     return np.stack(out)
 
 
+def match_resolution(p_real: np.ndarray, p_fake: np.ndarray, error: str) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra (N, K) and (M, K') of real and generated images on the same footing. Equal sizes are
+    returned as they are. Generated images r times smaller (K = r·K') are compared on their own
+    band, k ≤ K' cycles per image (the same physical scales in both: the field of view is the
+    frame), with their power multiplied by r²: `radial_power_spectrum` divides |DFT|² by the
+    pixel count, which makes a block-averaged copy of an image r² times weaker at the same k."""
+    nk, nf = p_real.shape[1], p_fake.shape[1]
+    if nf == nk:
+        return p_real, p_fake
+    if nf > nk or nk % nf:
+        raise InputError(error)
+    return p_real[:, :nf], p_fake * (nk // nf) ** 2
+
+
 def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode | None = None) -> None:
     """Features of a folder (or of its ``crop``s) through ``net`` → ``out`` (.npz); if unavailable,
     record why. The crop protocol is stored with them, so generated sets are cropped alike."""
@@ -227,7 +241,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
                  out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
                  targets: np.ndarray | None = None, factor: int | None = None,
                  real_crop_spectra: list[str | Path] = (), seed: int | None = None,
-                 out_features: str | Path | None = None) -> dict:
+                 out_features: str | Path | None = None, bias_sizes: tuple[int, ...] = ()) -> dict:
     """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
@@ -240,6 +254,10 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     seed, so a run's numbers are reproducible from its own files).
     ``out_features``: where the generated set's features and per-image spectra are stored
     (`bootstrap.save_generated`), so intervals can be computed later without recomputing them.
+    ``bias_sizes``: image sizes s (px) whose band of physical scales (k = s/4 … s/2 cycles per
+    image) gets a ``spectral_bias_high_<s>px`` row, so runs trained at different resolutions can
+    be compared on the same scales. A run drawing smaller images than the real set (an integer
+    factor) is scored on its own band (`match_resolution`).
     """
     rows, not_run, methods = [], [], {}
     kept_feats, kept_power = {}, {}
@@ -280,8 +298,8 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         err = float(np.mean(np.abs(radial_profile(fake_images, len(real_profile)) - real_profile)))
         convergence = {"radial_profile_error": err, "tolerance": PROFILE_TOLERANCE,
                        "converged": bool(err <= PROFILE_TOLERANCE)}
-    if len(k_fake) != len(k_real):
-        raise InputError(f"{samples}: images of another size than the real set")
+    p_real, p_fake = match_resolution(p_real, p_fake, f"{samples}: images of another size than the real set")
+    k_fake = k_real[: p_fake.shape[1]]
     pr, pf = p_real.mean(0), p_fake.mean(0)
     kept_power[""] = p_fake
     lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND, seed=seed)
@@ -291,12 +309,16 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
              {"metric": "spectral_distance_high_ci95_low", "value": lo, "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
     rows += bias_rows(p_real, p_fake, BIAS_BANDS, seed, net="power_spectrum")
+    # The same band of physical scales for runs of every resolution: the upper half of an s-px
+    # image's band, k = s/4 … s/2 cycles per image (claim 10 compares 1024- and 256-px StyleGAN2).
+    nk = p_fake.shape[1]
+    size_bands = {f"_high_{s}px": (s / 4 / nk, s / 2 / nk) for s in bias_sizes if s / 2 <= nk}
+    rows += bias_rows(p_real, p_fake, size_bands, seed, net="power_spectrum")
     for path in real_crop_spectra:
         with np.load(path) as z:
             pcr, crop = z["power"], _crop_protocol(z)
         _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
-        if pcf.shape[1] != pcr.shape[1]:
-            raise InputError(f"{samples}: crops of another size than the real crops of {path}")
+        pcr, pcf = match_resolution(pcr, pcf, f"{samples}: crops of another size than the real crops of {path}")
         kept_power[crop.suffix] = pcf
         names = {"real": real_name + crop.suffix, "fake": fake_name + crop.suffix, "net": "power_spectrum"}
         rows += [{"metric": "spectral_distance", "value": spectral_distance(pcr.mean(0), pcf.mean(0)), **names},
@@ -324,7 +346,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     if out_features:
         from .bootstrap import save_generated  # bootstrap builds on this module's metrics
 
-        save_generated(out_features, kept_feats, kept_power, p_t if factor else None, factor)
+        save_generated(out_features, kept_feats, kept_power, p_t if factor else None, factor, bands=size_bands)
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake, window=window, relative_error=relative_error(pr, pf))
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
