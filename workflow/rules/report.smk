@@ -144,7 +144,7 @@ rule table:
     output:
         report(f"{OUT}/tables/{{table}}.csv", caption="../report/tables.rst", category="Tables"),
     wildcard_constraints:
-        table="ranking|diffusion_sampling|diffusion_training|regularisation|ablations|crops|metric_details|spectral",
+        table="ranking|diffusion_sampling|diffusion_training|regularisation|ablations|crops|metric_details|spectral|replicates",
     params:
         families=FAMILIES_JSON,
     log:

@@ -67,7 +67,7 @@ def _figure(a):
 
 
 TABLES = ("ranking", "diffusion_sampling", "diffusion_training", "regularisation", "ablations", "crops",
-          "metric_details", "spectral")
+          "metric_details", "spectral", "replicates")
 
 
 def _table(a):
@@ -86,7 +86,8 @@ def _table(a):
          "ablations": lambda: tables.ablation_table(df),
          "crops": lambda: tables.crop_table(df),
          "metric_details": lambda: tables.metric_details(df),
-         "spectral": lambda: tables.spectral_table(df)}[a.kind]()
+         "spectral": lambda: tables.spectral_table(df),
+         "replicates": lambda: tables.replicate_table(df)}[a.kind]()
     index = a.kind in ("ranking", "crops", "metric_details", "spectral")
     with atomic_path(a.out) as tmp:
         t.to_csv(tmp, index=index, float_format="%.6g")

@@ -197,6 +197,28 @@ def metric_details(df: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values(order[0]) if order else wide
 
 
+#: How a seed replicate is named in results.csv: ``<run>@seed<s>`` (the top-level seed's keeps ``<run>``).
+REPLICATE = re.compile(r"(.+)@seed(\d+)")
+
+
+def replicate_table(df: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
+    """Mean and spread across seed replicates: per run that has replicates and per whole-frame
+    metric (``metric/net``), the number of seeds, mean, sample standard deviation, min and max,
+    and the values by seed (the plain run counts as the top-level ``seed``, shown as "base")."""
+    whole = df[(df.crop == "") & ~df.metric.str.contains("_ci95_")]
+    base = whole.run.str.replace(REPLICATE, r"\1", regex=True)
+    reps = set(base[whole.run != base])
+    rows = []
+    for (run, metric, net), g in whole[base.isin(reps)].assign(base=base).groupby(["base", "metric", "net"]):
+        by_seed = {(m[2] if (m := REPLICATE.fullmatch(r)) else ("base" if seed is None else str(seed))): v
+                   for r, v in zip(g.run, g.value)}
+        v = g.value.to_numpy(float)
+        rows.append({"run": run, "metric": metric, "net": net, "n_seeds": len(v), "mean": v.mean(),
+                     "sd": v.std(ddof=1) if len(v) > 1 else float("nan"), "min": v.min(), "max": v.max(),
+                     "by_seed": " ".join(f"{k}:{x:.4g}" for k, x in sorted(by_seed.items()))})
+    return pd.DataFrame(rows, columns=["run", "metric", "net", "n_seeds", "mean", "sd", "min", "max", "by_seed"])
+
+
 def spectral_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per run the high-band spectral distance with its 95 % bootstrap interval, the full-band one,
     and the signed high-band and full-band bias (negative: missing power) with their intervals."""
