@@ -21,6 +21,18 @@ def test_sample_space_fid_equals_the_frechet_distance():
         assert bs.fid_fast(a, b) == pytest.approx(frechet_distance(a, b)[0], rel=1e-6)
 
 
+def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample():
+    from solargen.evaluate.metrics import kernel_distance
+
+    rng = np.random.default_rng(5)
+    real, fake = rng.normal(size=(30, 64)), rng.normal(0.3, 1, size=(20, 64))
+    kernels = bs.polynomial_kernels(real, fake)
+    ri, fi = bs.resample_indices(1, "r", 30, 3), bs.resample_indices(1, "f", 20, 3)
+    for b in range(3):
+        assert bs.kid_from_kernels(*kernels, ri[b], fi[b], seed=b) == pytest.approx(
+            kernel_distance(real[ri[b]], fake[fi[b]], seed=b), rel=1e-10, abs=1e-14)
+
+
 def _spectra(rng, n, ratio, k=16, s=0.5):
     base = 1.0 / np.arange(1, k + 1) ** 2
     return np.exp(rng.normal(0, s, (n, k))) * base * ratio

@@ -19,7 +19,11 @@ def _collect(a):
 
 
 def _bootstrap(a):
+    import torch
+
     from ..evaluate.bootstrap import bootstrap_runs
+
+    torch.set_num_threads(1)  # small k-NN distance matrices, thousands of them
 
     real = dict(kv.split("=", 1) for kv in a.real_features)
     bootstrap_runs(a.metrics, a.generated, real, a.real_spectrum, a.real_crop_spectra, a.out, a.out_draws,
