@@ -312,8 +312,9 @@ CLAIMS: tuple[Claim, ...] = (
               "discriminator scales beat one.",
           "the seed's MSD-GAN study (not the paper)",
           f"bias above the input's Nyquist(msdgan_l1_only) < 0; msdgan removes > {MOST:.0%} of that deficit; "
-          "spectral distance above Nyquist(msdgan) < (msdgan_discriminator_1).", _c11,
-          metric="spectral_bias_above_x*_nyquist"),
+          "spectral distance above Nyquist(msdgan) < (msdgan_discriminator_1); every configured comparison "
+          "holds (three separate statements; the missing ones are named).", _c11,
+          metric="spectral_bias_above_x*_nyquist", needs_all=False),
 )
 
 
