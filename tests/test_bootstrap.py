@@ -21,7 +21,7 @@ def test_sample_space_fid_equals_the_frechet_distance():
         assert bs.fid_fast(a, b) == pytest.approx(frechet_distance(a, b)[0], rel=1e-6)
 
 
-def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample():
+def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample(monkeypatch):
     from solargen.evaluate.metrics import kernel_distance
 
     rng = np.random.default_rng(5)
@@ -31,6 +31,10 @@ def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample():
     for b in range(3):
         assert bs.kid_from_kernels(*kernels, ri[b], fi[b], seed=b) == pytest.approx(
             kernel_distance(real[ri[b]], fake[fi[b]], seed=b), rel=1e-10, abs=1e-14)
+    # Sets too large for the kernel matrices fall back to clean-fid per resample: the same draws.
+    fast = bs.feature_draws(real, fake, ri, fi, 3)["kid"]
+    monkeypatch.setattr(bs, "KERNEL_BYTES", 0)
+    np.testing.assert_allclose(bs.feature_draws(real, fake, ri, fi, 3)["kid"], fast, rtol=1e-10)
 
 
 def _spectra(rng, n, ratio, k=16, s=0.5):

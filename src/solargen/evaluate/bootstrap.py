@@ -22,10 +22,13 @@ import numpy as np
 import pandas as pd
 
 from ..io import InputError, atomic_path, read_json
-from .metrics import HIGH_BAND, frechet_distance, load_features, manifold_coverage
+from .metrics import HIGH_BAND, frechet_distance, kernel_distance, load_features, manifold_coverage
 from .spectrum import spectral_bias, spectral_distance
 
 log = logging.getLogger(__name__)
+
+#: Largest memory for KID's precomputed kernel matrices (bytes).
+KERNEL_BYTES = 2 * 1024 ** 3
 
 #: Columns of results_ci.csv: the results.csv key, the point value, the percentile interval.
 CI_COLUMNS = ["metric", "real", "fake", "net", "value", "ci95_low", "ci95_high", "resamples"]
@@ -138,12 +141,16 @@ def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake
     """FID (and for whole frames KID, precision, recall) of every resample, by metric name."""
     metrics = ["fid", "kid", "precision", "recall"] if whole else ["fid"]
     out = {m: np.empty(len(real_idx)) for m in metrics}
-    kernels = polynomial_kernels(real, fake) if whole else None
+    # The kernel matrices once, unless they would not fit (paper scale: 40K real frames → 13 GB);
+    # then each resample's KID is computed from its features, as clean-fid does.
+    small = (len(real) + len(fake)) ** 2 * 8 <= KERNEL_BYTES
+    kernels = polynomial_kernels(real, fake) if whole and small else None
     for b, (ri, fi) in enumerate(zip(real_idx, fake_idx)):
         r, f = real[ri], fake[fi]
         out["fid"][b] = fid_fast(r, f)
         if whole:
-            out["kid"][b] = kid_from_kernels(*kernels, ri, fi, seed + b)
+            out["kid"][b] = (kid_from_kernels(*kernels, ri, fi, seed + b) if kernels is not None
+                             else kernel_distance(r, f, seed + b))
             out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi)
     return out
 
