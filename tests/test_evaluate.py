@@ -111,7 +111,9 @@ def test_evaluate_run_writes_rows_in_the_study_schema(tmp_path):
                             ("spectral_distance", "power_spectrum"),
                             ("spectral_distance_high", "power_spectrum"),
                             ("spectral_distance_high_ci95_low", "power_spectrum"),
-                            ("spectral_distance_high_ci95_high", "power_spectrum")}
+                            ("spectral_distance_high_ci95_high", "power_spectrum"),
+                            *((f"spectral_bias{b}{c}", "power_spectrum") for b in ("", "_high")
+                              for c in ("", "_ci95_low", "_ci95_high"))}
     assert all(r["real"] == "R" and r["fake"] == "F" for r in out["rows"])
     # The noisy fake set has too much fine-scale power: a clear high-band distance.
     assert metrics[("spectral_distance_high", "power_spectrum")] > 0.5

@@ -131,7 +131,12 @@ def test_end_to_end_ci_study():
     # Power spectra of on-disk crops (evaluation.spectrum_crops), scored under the same suffix.
     spec = df[df.fake.str.endswith("-CROPPED8") & (df.net == "power_spectrum")]
     assert set(spec.fake) == {f"{r}-CROPPED8" for r in runs}
-    assert set(spec.metric) == {"spectral_distance", "spectral_distance_high"} and (spec.value >= 0).all()
+    assert {"spectral_distance", "spectral_distance_high"} <= set(spec.metric)
+    assert (spec[spec.metric.str.startswith("spectral_distance")].value >= 0).all()
+    # The signed fine-scale bias with its interval, on frames and on-disk crops (issue 21).
+    for fake in ("stylegan2", "stylegan2-CROPPED8"):
+        b = df[(df.fake == fake) & df.metric.str.startswith("spectral_bias_high")].set_index("metric").value
+        assert b["spectral_bias_high_ci95_low"] <= b["spectral_bias_high"] <= b["spectral_bias_high_ci95_high"]
     # The conditional runs are also scored pixel by pixel and in the band they had to generate.
     for run in ("msdgan", "bicubic"):
         assert set(df[(df.fake == run) & (df.net == "pixel")].metric) == {"l1", "psnr", "ssim"}
@@ -141,6 +146,14 @@ def test_end_to_end_ci_study():
     assert set(meta.index) == set(runs) and (meta.n_samples == 8).all()
     assert meta.loc["stylegan2", "checkpoint"].endswith("stylegan2/checkpoints/step0000008.pt")
     assert "fid/random_inception_v3" in pd.read_csv(out / "tables/spearman.csv", index_col=0).columns
+    # Bootstrap intervals from the stored features, and the findings table (issue 21).
+    ci = pd.read_csv(out / "results_ci.csv")
+    assert {"fid", "kid", "precision", "recall", "spectral_bias_high"} <= set(ci.metric)
+    assert (ci.ci95_low <= ci.ci95_high).all() and (ci.resamples > 0).all()
+    found = pd.read_csv(out / "tables/findings.csv")
+    assert set(found.claim) == set(range(1, 12)) and set(found.verdict) <= {
+        "holds", "reversed", "inconclusive", "not in this config"}
+    assert {"converged", "radial_profile_error"} <= set(meta.columns)
     assert (out / "figures/samples.png").stat().st_size > 0
     assert (out / "figures/zoom.png").stat().st_size > 0
     assert (out / "figures/dft.png").stat().st_size > 0
@@ -170,7 +183,7 @@ def test_end_to_end_ci_study():
         assert "Scales differ" in (out / "tables/comparison.html").read_text()
     smk("--profile", "profiles/ci", "--config", *config, "--report", str(out / "report.html"))
     html = (out / "report.html").read_text(errors="replace")
-    assert "results.csv" in html and "spectrum.png" in html and "Patch FIDs" in html
-    _check_report_in_a_browser(out / "report.html", ["Results", "Figures", "Tables", "Samples"]
+    assert "results.csv" in html and "spectrum.png" in html and "Patch FIDs" in html and "findings.html" in html
+    _check_report_in_a_browser(out / "report.html", ["Findings", "Results", "Figures", "Tables", "Samples"]
                                + (["Comparison"] if PUBLISHED.exists() else []))
     assert "Nothing to be done" in smk("--profile", "profiles/ci", "--config", *config).stderr

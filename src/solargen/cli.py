@@ -296,7 +296,8 @@ def _evaluate(a):
         targets = to_uint8(((t[:, 0] + 1) / 2).numpy()) / 255.0
     evaluate_run(a.samples, real, a.real_spectrum, a.out, a.out_spectrum, real_name=a.real_name,
                  fake_name=a.fake_name, targets=targets, factor=a.factor, real_crop_spectra=a.real_crop_spectra,
-                 n_expected=a.n_samples, on_count_mismatch=a.sample_count_mismatch)
+                 n_expected=a.n_samples, on_count_mismatch=a.sample_count_mismatch,
+                 out_features=a.out_features, bias_sizes=tuple(a.bias_sizes))
 
 
 def _png_size(folder) -> int:
@@ -487,6 +488,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--fake-name", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--out-spectrum", required=True)
+    s.add_argument("--out-features", help="the generated set's features and spectra (for bootstrap intervals)")
+    s.add_argument("--bias-sizes", type=int, nargs="*", default=[],
+                   help="image sizes (px) whose band of scales gets a spectral_bias_high_<s>px row")
     s.add_argument("--dataset", help="conditional runs: score pixel metrics against the test split")
     s.add_argument("--test-fraction", type=float, default=0.1)
     s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")

@@ -130,6 +130,26 @@ def _near_powers(n):
 _check_config(config)
 
 
+def _expand_seeds(cfg):
+    """Seed replicates (``runs.<run>.seeds``). The replicate at the top-level ``seed`` is the run
+    itself, under its plain name, so listing seeds never renames or retrains it. Every other seed
+    s adds run ``<run>@seed<s>`` of model ``<model>@seed<s>``: trained and sampled with seed s (runs
+    of one model share its replicate, as they share the model), named so in results.csv."""
+    runs, models = {}, dict(cfg["models"])
+    for run, r in cfg["runs"].items():
+        runs[run] = {k: v for k, v in r.items() if k != "seeds"}
+        for s in r.get("seeds", []):
+            if s == cfg["seed"]:
+                continue
+            model = f"{r['model']}@seed{s}"
+            models.setdefault(model, {**cfg["models"][r["model"]], "seed": s})
+            runs[f"{run}@seed{s}"] = {**runs[run], "model": model, "seed": s}
+    cfg["runs"], cfg["models"] = runs, models
+
+
+_expand_seeds(config)
+
+
 def _unavailable_models(cfg):
     """Models whose pretrained weights are not on this machine → why. Their runs are left out of
     the study (listed in not_run.csv with the reason); asking for one explicitly is an error."""
@@ -256,7 +276,8 @@ def chunk_range(chunk):
 def model_json(model):
     """The model's hyperparameters as JSON for the CLI (family and image size are separate args)."""
     # nodes: where it runs, not what it learns (batch_size is global), so no retraining on change.
-    m = {k: v for k, v in MODELS[model].items() if k not in ("family", "image_size", "nodes")}
+    # seed: a replicate's training seed, passed as --seed.
+    m = {k: v for k, v in MODELS[model].items() if k not in ("family", "image_size", "nodes", "seed")}
     return json.dumps(m, sort_keys=True)
 
 
@@ -308,6 +329,10 @@ def crop_args(crop, on_disk):
 #: depends on them, so an offline run never tries; without them those metrics are "not run".
 FETCHABLE = {n: s for n, s in config["evaluation"].get("feature_networks", {}).items() if s.get("url")}
 
+#: Image sizes of unconditional runs trained below data.resolution (their band gets bias rows).
+BIAS_SIZES = sorted({MODELS[model_of(r)]["image_size"] for r in RUNS if not is_conditional(r)}
+                    - {config["data"]["resolution"]})
+
 #: Per run its family, so every figure colours a family the same way.
 FAMILIES_JSON = json.dumps({r: family_of_model(model_of(r)) for r in RUNS})
 HAS_DIFFUSION = any(family_of_model(model_of(r)) == "diffusion" for r in RUNS)
@@ -325,6 +350,8 @@ def report_targets():
     out += [f"{OUT}/figures/samples/{r}.png" for r in RUNS]
     out += [f"{OUT}/figures/training.png"] if any(model_of(r) in TRAINED_MODELS for r in RUNS) else []
     out += [f"{OUT}/tables/comparison.html"] if REFERENCE else []
+    out += [f"{OUT}/tables/findings.html", f"{OUT}/results_ci.csv"]
+    out += [f"{OUT}/tables/replicates.csv"] if any("@seed" in r for r in RUNS) else []
     return out
 
 

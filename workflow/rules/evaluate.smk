@@ -86,6 +86,8 @@ rule evaluate:
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
         spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",
+        # The generated set's features and spectra, for bootstrap intervals without recomputing.
+        features=f"{OUT}/runs/{{family}}/{{run}}/features.npz",
     params:
         features=" ".join(f"{k}={p}" for k, p in REAL_FEATURES.items()),
         real_name=config["data"]["name"],
@@ -94,6 +96,9 @@ rule evaluate:
         # The run's fake features come from the same weights files as the real ones.
         weights=lambda w: " ".join(f"{n}={weights_identity(n)}" for n in NETS),
         sample_count=f"--n-samples {N_SAMPLES} --sample-count-mismatch {config['evaluation'].get('sample_count_mismatch', 'fail')}",
+        # Runs trained below data.resolution: every run also gets the signed bias on their band of
+        # physical scales, so resolutions can be compared on the same scales (findings claim 10).
+        bias_sizes=" ".join(map(str, BIAS_SIZES)),
     threads: config["threads"]["evaluate"]
     log:
         f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
@@ -102,7 +107,8 @@ rule evaluate:
     shell:
         "python -m solargen evaluate --samples {input.samples} --real-features {params.features}"
         " --real-spectrum {input.spectrum} --real-name {params.real_name} --fake-name {wildcards.run}"
-        " --out {output.metrics} --out-spectrum {output.spectrum} {params.conditional}"
+        " --out {output.metrics} --out-spectrum {output.spectrum} --out-features {output.features}"
+        " --bias-sizes {params.bias_sizes} {params.conditional}"
         " --real-crop-spectra {input.crop_spectra} --net-specs {params.specs:q} {params.sample_count} --threads {threads} 2> {log}"
 
 

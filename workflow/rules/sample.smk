@@ -18,7 +18,7 @@ rule sample:
         n=lambda w: chunk_range(w.chunk)[1],
         first=lambda w: chunk_range(w.chunk)[0],
         batch=config["evaluation"]["sample_batch_size"],
-        seed=config["seed"],
+        seed=lambda w: ALL_RUNS[w.run].get("seed", config["seed"]),  # seed replicates have their own
     threads: config["threads"]["sample"]
     resources:
         runtime=config["runtime_min"]["sample"],

@@ -17,7 +17,7 @@ rule train:
         ckpt_dir=lambda w: f"{OUT}/models/{w.family}/{w.model}/checkpoints",
         log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
         tensorboard=lambda w: f"{OUT}/models/{w.family}/{w.model}/tensorboard",
-        seed=config["seed"],
+        seed=lambda w: MODELS[w.model].get("seed", config["seed"]),  # seed replicates have their own
         # Conditional families are scored on held-out frames, so they train on the rest.
         split=lambda w: (
             f"--split train --test-fraction {config['data'].get('test_fraction', 0.1)}"

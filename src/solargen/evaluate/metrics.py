@@ -15,12 +15,31 @@ import numpy as np
 from ..io import InputError, atomic_path, image_files, load_npz, read_json, write_json
 from .crops import CropMode
 from .features import FeatureNetUnavailable, describe, folder_features
-from .spectrum import radial_power_spectrum, relative_error, spectral_distance
+from .spectrum import radial_power_spectrum, relative_error, spectral_bias, spectral_distance
 
 log = logging.getLogger(__name__)
 
 #: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
 HIGH_BAND = (0.5, 1.0)
+#: Convergence check: a run whose mean radial intensity profile differs from the real one by more
+#: than this (mean |Δ| over radius, in units of the [0, 1] image range) has not learned the data's
+#: large-scale structure (disk, limb, corona), and is marked "not converged" wherever it is ranked.
+#: Fixed before any result was looked at: 0.1 is a tenth of the range; a disk drawn at the right
+#: place with the right brightness is far closer, a noise field or a blank frame far off.
+PROFILE_TOLERANCE = 0.1
+
+
+def radial_profile(images: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Mean intensity against distance from the image centre, (N, H, W) → (bins,): radius 0 to the
+    frame's corner in ``bins`` equal steps, as a fraction of the half-side (so the same for any
+    resolution). Averaged over the images."""
+    n, h, w = images.shape
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) / (min(h, w) / 2)
+    idx = np.minimum((r / np.sqrt(2) * bins).astype(int), bins - 1).ravel()
+    counts = np.bincount(idx, minlength=bins)
+    sums = np.bincount(idx, weights=np.asarray(images, np.float64).mean(0).ravel(), minlength=bins)
+    return sums / np.maximum(counts, 1)
 
 #: The fewest images per set each metric is defined for: a covariance (FID) and KID's unbiased
 #: estimate need two, precision/recall a k-th (k = 3) nearest neighbour besides the point itself.
@@ -72,6 +91,20 @@ def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
     return np.stack(out)
 
 
+def match_resolution(p_real: np.ndarray, p_fake: np.ndarray, error: str) -> tuple[np.ndarray, np.ndarray]:
+    """Spectra (N, K) and (M, K') of real and generated images on the same footing. Equal sizes are
+    returned as they are. Generated images r times smaller (K = r·K') are compared on their own
+    band, k ≤ K' cycles per image (the same physical scales in both: the field of view is the
+    frame), with their power multiplied by r²: `radial_power_spectrum` divides |DFT|² by the
+    pixel count, which makes a block-averaged copy of an image r² times weaker at the same k."""
+    nk, nf = p_real.shape[1], p_fake.shape[1]
+    if nf == nk:
+        return p_real, p_fake
+    if nf > nk or nk % nf:
+        raise InputError(error)
+    return p_real[:, :nf], p_fake * (nk // nf) ** 2
+
+
 def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode | None = None) -> None:
     """Features of a folder (or of its ``crop``s) through ``net`` → ``out`` (.npz); if unavailable,
     record why. The crop protocol is stored with them, so generated sets are cropped alike."""
@@ -108,9 +141,11 @@ def save_spectrum(folder: str | Path, out: str | Path, window: str = "none", cro
     images = load_images(folder)
     k, p = radial_power_spectrum(crop_images(images, crop) if crop else images, window)
     c = crop or CropMode(0)
+    # Whole frames also keep their mean radial intensity profile (the convergence check's reference).
+    profile = {} if crop else {"profile": radial_profile(images)}
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, k=k, power=p, window=window, crop=c.suffix if crop else "", crop_per_image=c.per_image,
-                 crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0)
+                 crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0, **profile)
 
 
 def _crop_protocol(z) -> CropMode | None:
@@ -122,13 +157,32 @@ def _crop_protocol(z) -> CropMode | None:
 
 
 def bootstrap_interval(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float], n_boot: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the band spectral distance between two sets of spectra
-    (N, K) and (M, K): both sets resampled with replacement, the distance of their means each time."""
+                       level: float = 0.95, seed: int = 0, stat=spectral_distance) -> tuple[float, float]:
+    """Percentile bootstrap interval of a band statistic (``spectral_distance`` or
+    ``spectral_bias``) between two sets of spectra (N, K) and (M, K): both sets resampled with
+    replacement, independently, and the statistic of their means taken each time."""
     rng = np.random.default_rng(seed)
-    d = [spectral_distance(p_real[rng.integers(0, len(p_real), len(p_real))].mean(0),
-                           p_fake[rng.integers(0, len(p_fake), len(p_fake))].mean(0), band) for _ in range(n_boot)]
+    d = [stat(p_real[rng.integers(0, len(p_real), len(p_real))].mean(0),
+              p_fake[rng.integers(0, len(p_fake), len(p_fake))].mean(0), band) for _ in range(n_boot)]
     return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))
+
+
+def bias_rows(p_real: np.ndarray, p_fake: np.ndarray, bands: dict[str, tuple[float, float]], seed: int,
+              **names) -> list[dict]:
+    """``spectral_bias<name>`` rows (the signed mean log10 power ratio over each band) with their
+    bootstrap 95 % interval as ``…_ci95_low``/``…_ci95_high`` rows; spectra are (N, K) per image."""
+    rows = []
+    for name, band in bands.items():
+        lo, hi = bootstrap_interval(p_real, p_fake, band, seed=seed, stat=spectral_bias)
+        metric = f"spectral_bias{name}"
+        rows += [{"metric": metric, "value": spectral_bias(p_real.mean(0), p_fake.mean(0), band), **names},
+                 {"metric": f"{metric}_ci95_low", "value": lo, **names},
+                 {"metric": f"{metric}_ci95_high", "value": hi, **names}]
+    return rows
+
+
+#: The signed metric's bands: all wavenumbers and the fine-scale upper half.
+BIAS_BANDS = {"": (0.0, 1.0), "_high": HIGH_BAND}
 
 
 def frechet_distance(real: np.ndarray, fake: np.ndarray) -> tuple[float, str]:
@@ -158,11 +212,20 @@ def frechet_distance_symmetric(mu1, s1, mu2, s2) -> float:
     return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
-def kernel_distance(real: np.ndarray, fake: np.ndarray) -> float:
-    """KID: clean-fid's kernel distance (its ``compute_kid`` takes no custom feature extractor)."""
+def kernel_distance(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
+    """KID: clean-fid's kernel distance (its ``compute_kid`` takes no custom feature extractor).
+
+    clean-fid draws its subsets from NumPy's global generator (when the sets differ in size), so
+    that generator is seeded with ``seed`` for the call and then put back as it was: the same
+    features give the same KID every time, and nobody else's random stream is disturbed."""
     from cleanfid import fid
 
-    return float(fid.kernel_distance(real, fake))
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        return float(fid.kernel_distance(real, fake))
+    finally:
+        np.random.set_state(state)
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
@@ -172,9 +235,16 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int 
     precision is the fraction of ``fake`` inside the union of the real balls, recall the
     fraction of ``real`` inside the union of the fake balls. O(N·M·D) in chunks of ``chunk`` rows.
     """
+    fake_in, real_in = manifold_coverage(real, fake, k, chunk)
+    return float(fake_in.mean()), float(real_in.mean())
+
+
+def manifold_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample, whether it lies in the other set's k-NN manifold: (fake in real, real in fake)
+    as boolean arrays; their means are precision and recall (the bootstrap weights them)."""
     import torch
 
-    a, b = torch.from_numpy(real).double(), torch.from_numpy(fake).double()
+    a, b = torch.from_numpy(np.asarray(real)).double(), torch.from_numpy(np.asarray(fake)).double()
 
     def radii(x):
         # k-th neighbour excluding the point itself (index 0 of the sorted distances).
@@ -187,7 +257,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int 
 
     if min(len(a), len(b)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
-    return float(covered(b, a, radii(a)).double().mean()), float(covered(a, b, radii(b)).double().mean())
+    return covered(b, a, radii(a)).numpy(), covered(a, b, radii(b)).numpy()
 
 
 def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
@@ -198,7 +268,8 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
                  out_json: str | Path, out_spectrum: str | Path, *, real_name: str, fake_name: str,
                  targets: np.ndarray | None = None, factor: int | None = None,
                  real_crop_spectra: list[str | Path] = (), n_expected: int | None = None,
-                 on_count_mismatch: str = "fail") -> dict:
+                 on_count_mismatch: str = "fail", seed: int | None = None,
+                 out_features: str | Path | None = None, bias_sizes: tuple[int, ...] = ()) -> dict:
     """All metrics of one run → ``out_json`` (rows + not-run list) and its spectra → ``out_spectrum``.
 
     Conditional runs also pass ``targets`` (N, H, W) in [0, 1], the held-out frames sample i was
@@ -209,10 +280,22 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     the run's crops, cut by the same protocol, under the crop's name suffix.
     ``n_expected``: the number of images the run should have (`check_sample_count`; a mismatch
     fails, or with ``on_count_mismatch="warn"`` is recorded in the result's ``warnings``).
+    ``seed`` seeds KID's subsets and the bootstrap intervals (default: the run's first sampling
+    seed, so a run's numbers are reproducible from its own files).
+    ``out_features``: where the generated set's features and per-image spectra are stored
+    (`bootstrap.save_generated`), so intervals can be computed later without recomputing them.
+    ``bias_sizes``: image sizes s (px) whose band of physical scales (k = s/4 … s/2 cycles per
+    image) gets a ``spectral_bias_high_<s>px`` row, so runs trained at different resolutions can
+    be compared on the same scales. A run drawing smaller images than the real set (an integer
+    factor) is scored on its own band (`match_resolution`).
     """
     rows, not_run, methods = [], [], {}
+    kept_feats, kept_power = {}, {}
     fake_files = image_files(samples)
     count_note = check_sample_count(samples, len(fake_files), n_expected, on_count_mismatch)
+    sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
+    if seed is None:
+        seed = int(sampling[0]["seed"]) if sampling else 0
     for key, path in real_features.items():
         real, status, crop = load_features(path)
         net = key.partition("-")[0]  # "<net>" or "<net>-CROPPED…"
@@ -230,11 +313,12 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         except FeatureNetUnavailable as e:
             not_run.append({"net": net + suffix, "reason": f"not run: {e}"})
             continue
+        kept_feats[key] = fake
         names = {"real": real_name + suffix, "fake": fake_name + suffix}
         f, methods[net + suffix] = frechet_distance(real, fake)
         rows.append({"metric": "fid", "value": f, "net": net, **names})
         if crop is None:  # as in the study, crops are scored by FID only
-            k = kernel_distance(real, fake)
+            k = kernel_distance(real, fake, seed)
             p, r = precision_recall(real, fake)
             rows += [{"metric": "kid", "value": k, "net": net, **names},
                      {"metric": "precision", "value": p, "net": net, **names},
@@ -242,28 +326,42 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     z = load_npz(real_spectrum, required=("k", "power"))
     k_real, p_real = z["k"], z["power"]
     window = str(z["window"]) if "window" in z else "none"
-    k_fake, p_fake = radial_power_spectrum(load_images(samples), window)
-    if len(k_fake) != len(k_real):
-        raise InputError(f"{samples}: images of another size than the real set")
+    real_profile = z["profile"] if "profile" in z else None
+    fake_images = load_images(samples)
+    k_fake, p_fake = radial_power_spectrum(fake_images, window)
+    convergence = {}
+    if real_profile is not None:
+        err = float(np.mean(np.abs(radial_profile(fake_images, len(real_profile)) - real_profile)))
+        convergence = {"radial_profile_error": err, "tolerance": PROFILE_TOLERANCE,
+                       "converged": bool(err <= PROFILE_TOLERANCE)}
+    p_real, p_fake = match_resolution(p_real, p_fake, f"{samples}: images of another size than the real set")
+    k_fake = k_real[: p_fake.shape[1]]
     pr, pf = p_real.mean(0), p_fake.mean(0)
-    lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND)
+    kept_power[""] = p_fake
+    lo, hi = bootstrap_interval(p_real, p_fake, HIGH_BAND, seed=seed)
     rows += [{"metric": "spectral_distance", "value": spectral_distance(pr, pf), "net": "power_spectrum"},
              {"metric": "spectral_distance_high", "value": spectral_distance(pr, pf, HIGH_BAND),
               "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_low", "value": lo, "net": "power_spectrum"},
              {"metric": "spectral_distance_high_ci95_high", "value": hi, "net": "power_spectrum"}]
-    fake_images = None
+    rows += bias_rows(p_real, p_fake, BIAS_BANDS, seed, net="power_spectrum")
+    # The same band of physical scales for runs of every resolution: the upper half of an s-px
+    # image's band, k = s/4 … s/2 cycles per image (claim 10 compares 1024- and 256-px StyleGAN2).
+    nk = p_fake.shape[1]
+    size_bands = {f"_high_{s}px": (s / 4 / nk, s / 2 / nk) for s in bias_sizes if s / 2 <= nk}
+    rows += bias_rows(p_real, p_fake, size_bands, seed, net="power_spectrum")
     for path in real_crop_spectra:
         z = load_npz(path, required=("power",))
         pcr, crop = z["power"], _crop_protocol(z)
-        fake_images = load_images(samples) if fake_images is None else fake_images
         _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
-        if pcf.shape[1] != pcr.shape[1]:
-            raise InputError(f"{samples}: crops of another size than the real crops of {path}")
+        pcr, pcf = match_resolution(pcr, pcf, f"{samples}: crops of another size than the real crops of {path}")
+        kept_power[crop.suffix] = pcf
         names = {"real": real_name + crop.suffix, "fake": fake_name + crop.suffix, "net": "power_spectrum"}
         rows += [{"metric": "spectral_distance", "value": spectral_distance(pcr.mean(0), pcf.mean(0)), **names},
                  {"metric": "spectral_distance_high", "value": spectral_distance(pcr.mean(0), pcf.mean(0), HIGH_BAND),
                   **names}]
+        rows += bias_rows(pcr, pcf, BIAS_BANDS, seed, **names)
+    p_t = None
     if targets is not None:
         from ..models.msdgan.metrics import pixel_metrics
 
@@ -275,19 +373,23 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
             band = (1 / factor, 1.0)
             rows.append({"metric": f"spectral_distance_above_x{factor}_nyquist", "net": "power_spectrum",
                          "value": spectral_distance(p_t.mean(0), p_fake.mean(0), band)})
+            rows += bias_rows(p_t, p_fake, {f"_above_x{factor}_nyquist": band}, seed, net="power_spectrum")
     for r in rows:
         r.setdefault("real", real_name)
         r.setdefault("fake", fake_name)
         if not np.isfinite(r["value"]):
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
+    if out_features:
+        from .bootstrap import save_generated  # bootstrap builds on this module's metrics
+
+        save_generated(out_features, kept_feats, kept_power, p_t if factor else None, factor, bands=size_bands)
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake, window=window, relative_error=relative_error(pr, pf))
-    sampling = [read_json(p) for p in sorted(Path(samples).glob("sampling_*.json"))]
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
-              "n_real": int(p_real.shape[0]), "rows": rows, "not_run": not_run, "n_expected": n_expected,
-              "warnings": [count_note] if count_note else [],
+              "n_real": int(p_real.shape[0]), "seed": seed, "convergence": convergence, "rows": rows, "not_run": not_run,
+              "n_expected": n_expected, "warnings": [count_note] if count_note else [],
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
     return result

@@ -85,10 +85,23 @@ def spectral_distance(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float,
     (``(0.5, 1.0)`` is the upper half: the fine scales). Zero means identical spectra; 1 means a
     factor of 10 in power on average.
     """
-    k = len(p_real)
-    lo, hi = int(np.floor(band[0] * k)), int(np.ceil(band[1] * k))
+    sl = band_slice(len(p_real), band)
     eps = 1e-30
-    return float(np.mean(np.abs(np.log10(p_fake[lo:hi] + eps) - np.log10(p_real[lo:hi] + eps))))
+    return float(np.mean(np.abs(np.log10(p_fake[sl] + eps) - np.log10(p_real[sl] + eps))))
+
+
+def band_slice(k: int, band: tuple[float, float]) -> slice:
+    """The wavenumber indices of ``band`` (fractions of the K wavenumbers) in spectra of length ``k``."""
+    return slice(int(np.floor(band[0] * k)), int(np.ceil(band[1] * k)))
+
+
+def spectral_bias(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float] = (0.0, 1.0)) -> float:
+    """Mean **signed** log10(P_fake(k) / P_real(k)) over a band of wavenumbers (fractions as in
+    `spectral_distance`). Negative: too little power (the fine-scale deficit the study reports for
+    StyleGAN2 at high resolution); positive: too much (noise, artefacts). −0.3 ≈ half the power."""
+    sl = band_slice(len(p_real), band)
+    eps = 1e-30
+    return float(np.mean(np.log10(p_fake[sl] + eps) - np.log10(p_real[sl] + eps)))
 
 
 def relative_error(p_real: np.ndarray, p_fake: np.ndarray) -> np.ndarray:

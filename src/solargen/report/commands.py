@@ -18,6 +18,26 @@ def _collect(a):
             extra_rows=a.extra_rows)
 
 
+def _bootstrap(a):
+    import torch
+
+    from ..evaluate.bootstrap import bootstrap_runs
+
+    torch.set_num_threads(1)  # small k-NN distance matrices, thousands of them
+
+    real = dict(kv.split("=", 1) for kv in a.real_features)
+    bootstrap_runs(a.metrics, a.generated, real, a.real_spectrum, a.real_crop_spectra, a.out, a.out_draws,
+                   n_boot=a.resamples, seed=a.seed)
+
+
+def _findings(a):
+    from .findings import write_findings
+    from .results import not_converged
+
+    write_findings(a.results, a.out_csv, a.out_html, draws=a.draws, published=a.published, net=a.net,
+                   families=json.loads(a.families), not_converged=not_converged(a.meta) if a.meta else None)
+
+
 def _spearman(a):
     import pandas as pd
 
@@ -51,23 +71,27 @@ def _figure(a):
 
 
 TABLES = ("ranking", "diffusion_sampling", "diffusion_training", "regularisation", "ablations", "crops",
-          "metric_details", "spectral")
+          "metric_details", "spectral", "replicates")
 
 
 def _table(a):
     from ..io import atomic_path
     from . import tables
 
+    from .results import not_converged
+
     df = tables.read_results(a.results)
     families = json.loads(a.families)
-    t = {"ranking": lambda: tables.ranking(df, families),
+    stale = not_converged(a.meta) if a.meta else None
+    t = {"ranking": lambda: tables.ranking(df, families, stale),
          "diffusion_sampling": lambda: tables.fid_vs_sampling_steps(df),
          "diffusion_training": lambda: tables.fid_vs_training_steps(df),
          "regularisation": lambda: tables.regularisation_table(df),
          "ablations": lambda: tables.ablation_table(df),
          "crops": lambda: tables.crop_table(df),
          "metric_details": lambda: tables.metric_details(df),
-         "spectral": lambda: tables.spectral_table(df)}[a.kind]()
+         "spectral": lambda: tables.spectral_table(df),
+         "replicates": lambda: tables.replicate_table(df)}[a.kind]()
     index = a.kind in ("ranking", "crops", "metric_details", "spectral")
     with atomic_path(a.out) as tmp:
         t.to_csv(tmp, index=index, float_format="%.6g")
@@ -125,6 +149,29 @@ def add_commands(sub) -> None:
     s.add_argument("--extra-rows", nargs="*", default=[], help="CSVs of results.csv rows made elsewhere (human_accuracy)")
     s.set_defaults(func=_collect)
 
+    s = sub.add_parser("bootstrap", help="bootstrap intervals of every run's metrics from stored features → results_ci.csv")
+    s.add_argument("--metrics", nargs="+", required=True, help="the runs' metrics.json")
+    s.add_argument("--generated", nargs="+", required=True, help="the runs' features.npz, in the same order")
+    s.add_argument("--real-features", nargs="*", default=[], metavar="KEY=NPZ")
+    s.add_argument("--real-spectrum", required=True)
+    s.add_argument("--real-crop-spectra", nargs="*", default=[])
+    s.add_argument("--resamples", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="results_ci.csv")
+    s.add_argument("--out-draws", required=True, help="bootstrap.npz: every resample's values, for paired differences")
+    s.set_defaults(func=_bootstrap)
+
+    s = sub.add_parser("findings", help="the study's claims, each with a verdict → findings.csv and .html")
+    s.add_argument("--results", required=True)
+    s.add_argument("--draws", help="bootstrap.npz (else verdicts rest on point values, and say so)")
+    s.add_argument("--meta", help="results_meta.csv (runs marked not converged)")
+    s.add_argument("--published", help="a published results.csv whose values are shown beside")
+    s.add_argument("--net", help="the feature network whose metrics decide (default: first Inception-type present)")
+    s.add_argument("--families", default="{}", help='{"run": "family"} (else inferred from the run names)')
+    s.add_argument("--out-csv", required=True)
+    s.add_argument("--out-html", required=True)
+    s.set_defaults(func=_findings)
+
     s = sub.add_parser("spearman", help="Spearman rank correlation between metrics across runs")
     s.add_argument("--results", required=True)
     s.add_argument("--out", required=True)
@@ -142,6 +189,7 @@ def add_commands(sub) -> None:
     s = sub.add_parser("table", help="one of the study's tables from a results.csv")
     s.add_argument("kind", choices=TABLES)
     s.add_argument("--results", required=True)
+    s.add_argument("--meta", help="results_meta.csv: marks runs the convergence check found not converged")
     s.add_argument("--families", default="{}", help='{"run": "family"} (else inferred from the run names)')
     s.add_argument("--out", required=True)
     s.set_defaults(func=_table)

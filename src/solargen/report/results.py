@@ -9,6 +9,19 @@ import pandas as pd
 from ..io import InputError, atomic_path, read_json
 
 COLUMNS = ["metric", "value", "real", "fake", "net"]
+#: results_meta.csv: what every run's numbers rest on, and the convergence check's outcome.
+META_COLUMNS = ["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint", "radial_profile_error", "converged"]
+
+
+def not_converged(meta_csv: str | Path) -> dict[str, str]:
+    """Runs the convergence check marked "not converged" (results_meta.csv), with the number that decided it."""
+    meta = pd.read_csv(meta_csv, dtype={"converged": str}).fillna({"converged": ""})
+    if "converged" not in meta.columns:
+        return {}
+    from ..evaluate.metrics import PROFILE_TOLERANCE
+
+    return {r.fake: f"radial intensity profile error {r.radial_profile_error:.3f} > {PROFILE_TOLERANCE}"
+            for r in meta.itertuples() if r.converged == "no"}
 
 
 def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: str | Path | None = None,
@@ -28,12 +41,16 @@ def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: s
         m = read_json(path)
         rows += m["rows"]
         not_run += [{"fake": m["run"], **r} for r in m["not_run"]]
+        conv = m.get("convergence") or {}
         meta.append({"fake": m["run"], "n_samples": m["n_fake"], "n_real": m["n_real"],
                      "sampling_seeds": " ".join(map(str, m.get("sampling_seeds", []))),
-                     "checkpoint": m.get("checkpoint") or ""})
+                     "checkpoint": m.get("checkpoint") or "",
+                     "radial_profile_error": conv.get("radial_profile_error", float("nan")),
+                     # Empty where the check could not run (a real spectrum without the profile).
+                     "converged": {True: "yes", False: "no"}.get(conv.get("converged"), "")})
     if out_meta:
         with atomic_path(out_meta) as tmp:
-            pd.DataFrame(meta, columns=["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint"]).to_csv(tmp, index=False)
+            pd.DataFrame(meta, columns=META_COLUMNS).to_csv(tmp, index=False)
     for path in extra_rows:
         extra = pd.read_csv(path)
         if list(extra.columns) != COLUMNS:

@@ -98,8 +98,11 @@ def _whole(df, metric, net):
     return df[(df.metric == metric) & (df.net == net) & (df.crop == "")].set_index("run")["value"]
 
 
-def ranking(df: pd.DataFrame, families: dict[str, str] | None = None) -> pd.DataFrame:
-    """All runs ranked by whole-image FID on `primary_net`, with KID/precision/recall beside it."""
+def ranking(df: pd.DataFrame, families: dict[str, str] | None = None,
+            not_converged: dict[str, str] | None = None) -> pd.DataFrame:
+    """All runs ranked by whole-image FID on `primary_net`, with KID/precision/recall beside it.
+    With ``not_converged`` (run → the number that decided it) a ``converged`` column marks the runs
+    that have not learned the data, so they are not read as ranked like the others."""
     net = primary_net(df)
     out = pd.DataFrame({"fid": _whole(df, "fid", net)})
     for m in ("kid", "precision", "recall"):
@@ -108,6 +111,8 @@ def ranking(df: pd.DataFrame, families: dict[str, str] | None = None) -> pd.Data
     out.insert(0, "family", [family_of(r, families) for r in out.index])
     out.insert(0, "rank", range(1, len(out) + 1))
     out["net"] = net
+    if not_converged is not None:
+        out["converged"] = [f"not converged: {not_converged[r]}" if r in not_converged else "yes" for r in out.index]
     return out.rename_axis("run")
 
 
@@ -192,12 +197,37 @@ def metric_details(df: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values(order[0]) if order else wide
 
 
+#: How a seed replicate is named in results.csv: ``<run>@seed<s>`` (the top-level seed's keeps ``<run>``).
+REPLICATE = re.compile(r"(.+)@seed(\d+)")
+
+
+def replicate_table(df: pd.DataFrame, seed: int | None = None) -> pd.DataFrame:
+    """Mean and spread across seed replicates: per run that has replicates and per whole-frame
+    metric (``metric/net``), the number of seeds, mean, sample standard deviation, min and max,
+    and the values by seed (the plain run counts as the top-level ``seed``, shown as "base")."""
+    whole = df[(df.crop == "") & ~df.metric.str.contains("_ci95_")]
+    base = whole.run.str.replace(REPLICATE, r"\1", regex=True)
+    reps = set(base[whole.run != base])
+    rows = []
+    for (run, metric, net), g in whole[base.isin(reps)].assign(base=base).groupby(["base", "metric", "net"]):
+        by_seed = {(m[2] if (m := REPLICATE.fullmatch(r)) else ("base" if seed is None else str(seed))): v
+                   for r, v in zip(g.run, g.value)}
+        v = g.value.to_numpy(float)
+        rows.append({"run": run, "metric": metric, "net": net, "n_seeds": len(v), "mean": v.mean(),
+                     "sd": v.std(ddof=1) if len(v) > 1 else float("nan"), "min": v.min(), "max": v.max(),
+                     "by_seed": " ".join(f"{k}:{x:.4g}" for k, x in sorted(by_seed.items()))})
+    return pd.DataFrame(rows, columns=["run", "metric", "net", "n_seeds", "mean", "sd", "min", "max", "by_seed"])
+
+
 def spectral_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run the high-band spectral distance with its 95 % bootstrap interval, and the full-band one."""
+    """Per run the high-band spectral distance with its 95 % bootstrap interval, the full-band one,
+    and the signed high-band and full-band bias (negative: missing power) with their intervals."""
     ps = df[(df.net == "power_spectrum") & (df.crop == "")]
     wide = ps.pivot_table(index="run", columns="metric", values="value", aggfunc="first")
     cols = [c for c in ("spectral_distance_high", "spectral_distance_high_ci95_low",
-                        "spectral_distance_high_ci95_high", "spectral_distance") if c in wide.columns]
+                        "spectral_distance_high_ci95_high", "spectral_distance",
+                        "spectral_bias_high", "spectral_bias_high_ci95_low", "spectral_bias_high_ci95_high",
+                        "spectral_bias", "spectral_bias_ci95_low", "spectral_bias_ci95_high") if c in wide.columns]
     wide = wide[cols].sort_values(cols[0]) if cols else wide
     wide.columns.name = None
     return wide

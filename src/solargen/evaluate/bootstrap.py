@@ -1,0 +1,265 @@
+"""Bootstrap intervals of every run's metrics from stored features and spectra (nothing recomputed).
+
+`evaluate_run` stores the generated set's features and per-image spectra in the run's
+``features.npz`` (this module owns that format); real features and spectra are already on disk.
+`bootstrap_runs` then resamples images with replacement, real and generated sets independently,
+and recomputes FID, KID, precision, recall and the spectral metrics on each resample.
+
+The real set's resample ``b`` depends only on (seed, b, which real set), never on the run, so
+every run sees the same real resamples: the draws of two runs are paired, and the interval of a
+difference between two runs (`paired_interval`) shares the real set's variation instead of
+counting it twice. Draws go to ``bootstrap.npz`` (one row per results.csv row), intervals to
+``results_ci.csv``; ``results.csv`` keeps the study's schema.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import InputError, atomic_path, read_json
+from .metrics import HIGH_BAND, frechet_distance, kernel_distance, load_features, manifold_coverage
+from .spectrum import spectral_bias, spectral_distance
+
+log = logging.getLogger(__name__)
+
+#: Largest memory for KID's precomputed kernel matrices (bytes).
+KERNEL_BYTES = 2 * 1024 ** 3
+
+#: Columns of results_ci.csv: the results.csv key, the point value, the percentile interval.
+CI_COLUMNS = ["metric", "real", "fake", "net", "value", "ci95_low", "ci95_high", "resamples"]
+
+#: Spectral statistics bootstrapped per spectrum set: metric name suffix → (function, band).
+SPECTRAL = {
+    "spectral_distance": (spectral_distance, (0.0, 1.0)),
+    "spectral_distance_high": (spectral_distance, HIGH_BAND),
+    "spectral_bias": (spectral_bias, (0.0, 1.0)),
+    "spectral_bias_high": (spectral_bias, HIGH_BAND),
+}
+
+
+def save_generated(out: str | Path, features: dict[str, np.ndarray], spectra: dict[str, np.ndarray],
+                   targets_power: np.ndarray | None = None, factor: int | None = None,
+                   bands: dict[str, tuple[float, float]] | None = None) -> None:
+    """A run's generated-set arrays → ``out`` (.npz): ``features`` by real-feature key (``<net>``
+    or ``<net>-CROPPED…``), per-image power ``spectra`` by crop suffix ("" = whole frames), and for
+    super-resolution the held-out targets' spectra and the ``factor``; ``bands``: the run's extra
+    whole-frame bias bands (``_high_256px`` → fractions of its wavenumbers). Spectra of runs that
+    draw smaller images are stored as compared (`metrics.match_resolution`: power scaled)."""
+    arrays = {f"feats:{k}": np.asarray(v, np.float32) for k, v in features.items()}
+    arrays.update({f"power:{k}": np.asarray(v, np.float64) for k, v in spectra.items()})
+    arrays.update({f"band:{k}": np.asarray(v, np.float64) for k, v in (bands or {}).items()})
+    if targets_power is not None and factor:
+        arrays["targets_power"] = np.asarray(targets_power, np.float64)
+        arrays["factor"] = np.int64(factor)
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+
+
+def load_generated(path: str | Path) -> tuple[dict, dict, np.ndarray | None, int | None, dict]:
+    """(features by key, spectra by crop suffix, targets' spectra, factor, extra bands) of a ``features.npz``."""
+    try:
+        with np.load(path) as z:
+            feats = {k.partition(":")[2]: z[k].astype(np.float64) for k in z.files if k.startswith("feats:")}
+            power = {k.partition(":")[2]: z[k] for k in z.files if k.startswith("power:")}
+            targets = z["targets_power"] if "targets_power" in z.files else None
+            factor = int(z["factor"]) if "factor" in z.files else None
+            bands = {k.partition(":")[2]: tuple(z[k]) for k in z.files if k.startswith("band:")}
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a readable generated-features file ({e})") from None
+    return feats, power, targets, factor, bands
+
+
+def resample_indices(seed: int, stream: str, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n) indices with replacement, from a stream named by ``stream``: the same name
+    gives the same resamples in every job (the real set's stream does not name the run)."""
+    rng = np.random.default_rng([seed, zlib.crc32(stream.encode())])
+    return rng.integers(0, n, (n_boot, n))
+
+
+def fid_fast(real: np.ndarray, fake: np.ndarray) -> float:
+    """The Fréchet distance of `frechet_distance`, for fewer samples than dimensions computed in
+    sample space: tr √(Σ₁Σ₂) is the nuclear norm of A·Bᵀ / √((n−1)(m−1)) (A, B the centred
+    sets), an n × m SVD instead of a D × D eigendecomposition per resample."""
+    n, m, d = len(real), len(fake), real.shape[1]
+    if min(n, m) > d:
+        return frechet_distance(real, fake)[0]
+    mu1, mu2 = real.mean(0), fake.mean(0)
+    a, b = real - mu1, fake - mu2
+    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1)
+                 - 2 * nuclear / np.sqrt((n - 1) * (m - 1)))
+
+
+def kid_from_kernels(k_rr: np.ndarray, k_ff: np.ndarray, k_rf: np.ndarray, ri: np.ndarray, fi: np.ndarray,
+                     seed: int, num_subsets: int = 100, max_subset_size: int = 1000) -> float:
+    """clean-fid's ``kernel_distance`` of the resample (real[ri], fake[fi]) — the same subsets
+    (`metrics.kernel_distance` seeds NumPy's global generator the same way) and the same sums —
+    from polynomial kernel matrices (x·y/D + 1)³ of the full sets, computed once. A resample only
+    re-indexes them, instead of D-dimensional products for every subset of every resample."""
+    m = min(len(ri), len(fi), max_subset_size)
+    state = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        t = 0.0
+        for _ in range(num_subsets):
+            x = fi[np.random.choice(len(fi), m, replace=False)]
+            y = ri[np.random.choice(len(ri), m, replace=False)]
+            a = k_ff[np.ix_(x, x)] + k_rr[np.ix_(y, y)]
+            b = k_rf[np.ix_(y, x)]
+            t += (a.sum() - np.trace(a)) / (m - 1) - b.sum() * 2 / m
+    finally:
+        np.random.set_state(state)
+    return float(t / num_subsets / m)
+
+
+def polynomial_kernels(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """KID's kernel (x·y/D + 1)³ within the real set, within the fake set, and real × fake."""
+    d = real.shape[1]
+    return (real @ real.T / d + 1) ** 3, (fake @ fake.T / d + 1) ** 3, (real @ fake.T / d + 1) ** 3
+
+
+def _weighted_pr(real, fake, ri, fi, k=3):
+    """Precision/recall of one resample. Duplicated samples would make k-NN radii zero, so the
+    manifolds are built from the distinct resampled samples and each is counted as often as it
+    was drawn."""
+    ur, cr = np.unique(ri, return_counts=True)
+    uf, cf = np.unique(fi, return_counts=True)
+    if min(len(ur), len(uf)) <= k:
+        return np.nan, np.nan
+    fake_in, real_in = manifold_coverage(real[ur], fake[uf], k)
+    return float((fake_in * cf).sum() / cf.sum()), float((real_in * cr).sum() / cr.sum())
+
+
+def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake_idx: np.ndarray, seed: int,
+                  whole: bool = True) -> dict[str, np.ndarray]:
+    """FID (and for whole frames KID, precision, recall) of every resample, by metric name."""
+    metrics = ["fid", "kid", "precision", "recall"] if whole else ["fid"]
+    out = {m: np.empty(len(real_idx)) for m in metrics}
+    # The kernel matrices once, unless they would not fit (paper scale: 40K real frames → 13 GB);
+    # then each resample's KID is computed from its features, as clean-fid does.
+    small = (len(real) + len(fake)) ** 2 * 8 <= KERNEL_BYTES
+    kernels = polynomial_kernels(real, fake) if whole and small else None
+    for b, (ri, fi) in enumerate(zip(real_idx, fake_idx)):
+        r, f = real[ri], fake[fi]
+        out["fid"][b] = fid_fast(r, f)
+        if whole:
+            out["kid"][b] = (kid_from_kernels(*kernels, ri, fi, seed + b) if kernels is not None
+                             else kernel_distance(r, f, seed + b))
+            out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi)
+    return out
+
+
+def spectral_draws(p_real: np.ndarray, p_fake: np.ndarray, real_idx: np.ndarray, fake_idx: np.ndarray,
+                   stats: dict) -> dict[str, np.ndarray]:
+    """Each spectral statistic (name → (function, band)) on the means of every resample."""
+    out = {m: np.empty(len(real_idx)) for m in stats}
+    for b, (ri, fi) in enumerate(zip(real_idx, fake_idx)):
+        pr, pf = p_real[ri].mean(0), p_fake[fi].mean(0)
+        for m, (fn, band) in stats.items():
+            out[m][b] = fn(pr, pf, band)
+    return out
+
+
+def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path], real_features: dict[str, str | Path],
+                   real_spectrum: str | Path, real_crop_spectra: list[str | Path], out_csv: str | Path,
+                   out_draws: str | Path, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """Draws and intervals of every run's metrics. ``metrics_files[i]`` (metrics.json: names and
+    point values) and ``generated[i]`` (features.npz) belong to the same run; ``real_features``
+    maps feature keys to the real set's feature files, as in `evaluate_run`."""
+    if len(metrics_files) != len(generated):
+        raise InputError(f"{len(metrics_files)} metrics files but {len(generated)} generated-feature files")
+    from .metrics import _crop_protocol  # the crop protocol stored with real spectra
+
+    real_feats = {}
+    for key, path in real_features.items():
+        feats, status, _ = load_features(path)
+        if status == "ok":
+            real_feats[key] = feats
+    with np.load(real_spectrum) as z:
+        real_power = {"": z["power"]}
+    for path in real_crop_spectra:
+        with np.load(path) as z:
+            real_power[_crop_protocol(z).suffix] = z["power"]
+    keys, draws, rows = [], [], []
+    for mpath, gpath in zip(metrics_files, generated):
+        m = read_json(mpath)
+        run, real_name = m["run"], m["real"]
+        point = {(r["metric"], r["real"], r["fake"], r["net"]): r["value"] for r in m["rows"]}
+        feats, power, targets, factor, bands = load_generated(gpath)
+        found = {}
+        for key, fake in feats.items():
+            if key not in real_feats:
+                raise InputError(f"{gpath}: features {key!r} have no real counterpart among {sorted(real_feats)}")
+            net, _, crop = key.partition("-")
+            suffix = f"-{crop}" if crop else ""
+            real = real_feats[key]
+            ri = resample_indices(seed, f"real:{key}", len(real), n_boot)
+            fi = resample_indices(seed, f"fake:{run}:{key}", len(fake), n_boot)
+            for metric, d in feature_draws(real, fake, ri, fi, seed, whole=not crop).items():
+                found[(metric, real_name + suffix, run + suffix, net)] = d
+        for suffix, pf in power.items():
+            if suffix not in real_power:
+                raise InputError(f"{gpath}: spectra {suffix or 'of whole frames'} have no real counterpart")
+            pr = real_power[suffix][:, : pf.shape[1]]  # a smaller-image run: its own band (stored scaled)
+            ri = resample_indices(seed, f"real:spectrum{suffix}", len(pr), n_boot)
+            fi = resample_indices(seed, f"fake:{run}:spectrum{suffix}", len(pf), n_boot)
+            stats = dict(SPECTRAL)
+            if not suffix:
+                stats.update({f"spectral_bias{name}": (spectral_bias, band) for name, band in bands.items()})
+            for metric, d in spectral_draws(pr, pf, ri, fi, stats).items():
+                found[(metric, real_name + suffix, run + suffix, "power_spectrum")] = d
+        if targets is not None:
+            band = (1 / factor, 1.0)
+            ri = resample_indices(seed, f"targets:x{factor}", len(targets), n_boot)  # shared by conditional runs
+            fi = resample_indices(seed, f"fake:{run}:spectrum", len(power[""]), n_boot)
+            stats = {f"spectral_distance_above_x{factor}_nyquist": (spectral_distance, band),
+                     f"spectral_bias_above_x{factor}_nyquist": (spectral_bias, band)}
+            for metric, d in spectral_draws(targets, power[""], ri, fi, stats).items():
+                found[(metric, real_name, run, "power_spectrum")] = d
+        for key, d in found.items():
+            if key not in point:  # e.g. a metric results.csv does not carry for crops
+                continue
+            keys.append("|".join(key))
+            draws.append(d)
+            ok = d[np.isfinite(d)]
+            lo, hi = (np.quantile(ok, [(1 - level) / 2, (1 + level) / 2]) if len(ok) else (np.nan, np.nan))
+            rows.append({"metric": key[0], "real": key[1], "fake": key[2], "net": key[3], "value": point[key],
+                         "ci95_low": float(lo), "ci95_high": float(hi), "resamples": int(len(ok))})
+    df = pd.DataFrame(rows, columns=CI_COLUMNS).sort_values(["metric", "net", "fake"], kind="stable")
+    with atomic_path(out_csv) as tmp:
+        df.to_csv(tmp, index=False)
+    save_draws(out_draws, dict(zip((tuple(k.split("|")) for k in keys), draws)), n_boot)
+    return df
+
+
+def save_draws(out: str | Path, draws: dict[tuple[str, str, str, str], np.ndarray], n_boot: int) -> None:
+    """Bootstrap draws by results.csv key (metric, real, fake, net) → ``bootstrap.npz``."""
+    keys = ["|".join(k) for k in draws]
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, keys=np.array(keys, dtype=str),
+                 draws=np.array(list(draws.values()), dtype=np.float64).reshape(len(keys), n_boot))
+
+
+def load_draws(path: str | Path) -> dict[tuple[str, str, str, str], np.ndarray]:
+    """The bootstrap draws of ``bootstrap.npz`` by results.csv key (metric, real, fake, net)."""
+    try:
+        with np.load(path) as z:
+            return {tuple(str(k).split("|")): d for k, d in zip(z["keys"], z["draws"])}
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{path}: not a readable bootstrap draws file ({e})") from None
+
+
+def paired_interval(draws_a: np.ndarray, draws_b: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of a − b over paired draws (resample b of both runs used the same real
+    resample). NaN draws (a resample where a metric was undefined) are left out."""
+    d = np.asarray(draws_a) - np.asarray(draws_b)
+    d = d[np.isfinite(d)]
+    if not len(d):
+        return np.nan, np.nan
+    return float(np.quantile(d, (1 - level) / 2)), float(np.quantile(d, (1 + level) / 2))
