@@ -42,3 +42,45 @@ def smooth_fields(n=8, size=32, seed=0):
     for _ in range(2):
         z = F.conv2d(z, k[None, None], padding=2)
     return 0.9 * z / z.abs().amax(dim=(1, 2, 3), keepdim=True)
+
+
+def png_folder(path, imgs):
+    """Images in [0, 1] as the study's 8-bit ``out_<i>.png`` folder at ``path``."""
+    import numpy as np
+    from PIL import Image
+
+    path.mkdir()
+    for i, im in enumerate(imgs):
+        Image.fromarray((np.clip(im, 0, 1) * 255).astype(np.uint8)).save(path / f"out_{i}.png")
+    return path
+
+
+class Toy:
+    """A minimal trainable for the training loop: a linear model regressing seeded noise.
+    ``touch_global_rng``: also draw from torch's global RNG, which a resume must restore too."""
+
+    def __init__(self, n_in=4, touch_global_rng=False):
+        import torch
+
+        from solargen.train import EMA
+
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(n_in, 1)
+        self.modules = {"net": self.net}
+        self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
+        self.ema = {"net": EMA(self.net, 0.9)}
+        self.touch_global_rng = touch_global_rng
+        self.device = torch.device("cpu")
+
+    def training_step(self, batch, step, generator):
+        import torch
+
+        noise = torch.randn(batch.shape[0], 1, generator=generator)
+        if self.touch_global_rng:
+            noise = noise + torch.rand(()) * 0
+        loss = ((self.net(batch.flatten(1)) - noise) ** 2).mean()
+        self.optimizers["adam"].zero_grad()
+        loss.backward()
+        self.optimizers["adam"].step()
+        self.ema["net"].update(self.net)
+        return {"loss": loss.item()}

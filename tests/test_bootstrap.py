@@ -4,8 +4,8 @@ case with a known answer, paired differences that share the real resample, the o
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
+from helpers import png_folder
 from solargen.evaluate import bootstrap as bs
 from solargen.evaluate.metrics import evaluate_run, frechet_distance, save_features, save_spectrum
 from solargen.evaluate.spectrum import spectral_bias
@@ -79,23 +79,17 @@ def test_paired_difference_covers_the_known_difference_and_shares_the_real_resam
     assert np.median(widths) < 0.6
 
 
-def _folder(path, imgs):
-    path.mkdir()
-    for i, im in enumerate(imgs):
-        Image.fromarray((np.clip(im, 0, 1) * 255).astype(np.uint8)).save(path / f"out_{i}.png")
-    return path
-
 
 def test_results_ci_from_stored_features_without_recomputing(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     yy, xx = np.mgrid[:32, :32]
     disk = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 144).astype(float) * 0.6
-    real = _folder(tmp_path / "real", [disk + 0.05 * rng.normal(size=(32, 32)) for _ in range(10)])
+    real = png_folder(tmp_path / "real", [disk + 0.05 * rng.normal(size=(32, 32)) for _ in range(10)])
     save_features(real, "efficientnet_lite0", tmp_path / "f.npz")
     save_spectrum(real, tmp_path / "s.npz")
     metrics, gen = [], []
     for name, noise in (("good", 0.05), ("bad", 0.3)):
-        fake = _folder(tmp_path / name, [disk + noise * rng.normal(size=(32, 32)) for _ in range(8)])
+        fake = png_folder(tmp_path / name, [disk + noise * rng.normal(size=(32, 32)) for _ in range(8)])
         evaluate_run(fake, {"efficientnet_lite0": tmp_path / "f.npz"}, tmp_path / "s.npz", tmp_path / f"{name}.json",
                      tmp_path / f"{name}_s.npz", real_name="R", fake_name=name, seed=0,
                      out_features=tmp_path / f"{name}_g.npz")

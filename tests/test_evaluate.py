@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import png_folder
 from solargen.evaluate.features import build_extractor
 from solargen.evaluate.metrics import (evaluate_run, fid_kid, frechet_distance, frechet_distance_symmetric,
                                       save_features, save_spectrum)
@@ -87,19 +88,13 @@ def test_precision_recall_on_constructed_manifolds():
         precision_recall(a[:3], a[:3])
 
 
-def _folder(path, imgs):
-    path.mkdir()
-    for i, im in enumerate(imgs):
-        Image.fromarray((np.clip(im, 0, 1) * 255).astype(np.uint8)).save(path / f"out_{i}.png")
-    return path
-
 
 def test_evaluate_run_writes_rows_in_the_study_schema(tmp_path):
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:32, :32]
     disk = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 144).astype(float) * 0.6
-    real = _folder(tmp_path / "real", [disk + 0.05 * rng.normal(size=(32, 32)) for _ in range(6)])
-    fake = _folder(tmp_path / "fake", [disk + 0.3 * rng.normal(size=(32, 32)) for _ in range(6)])
+    real = png_folder(tmp_path / "real", [disk + 0.05 * rng.normal(size=(32, 32)) for _ in range(6)])
+    fake = png_folder(tmp_path / "fake", [disk + 0.3 * rng.normal(size=(32, 32)) for _ in range(6)])
     save_features(real, "efficientnet_lite0", tmp_path / "f.npz")
     save_spectrum(real, tmp_path / "s.npz")
     out = evaluate_run(fake, {"efficientnet_lite0": tmp_path / "f.npz"}, tmp_path / "s.npz",
@@ -170,8 +165,8 @@ def test_kid_is_unbiased_on_equal_distributions():
 
 def test_generated_spectra_are_windowed_like_the_real_ones(tmp_path):
     rng = np.random.default_rng(0)
-    real = _folder(tmp_path / "real", [rng.random((32, 32)) for _ in range(4)])
-    fake = _folder(tmp_path / "fake", [rng.random((32, 32)) for _ in range(4)])
+    real = png_folder(tmp_path / "real", [rng.random((32, 32)) for _ in range(4)])
+    fake = png_folder(tmp_path / "fake", [rng.random((32, 32)) for _ in range(4)])
     save_spectrum(real, tmp_path / "s.npz", window="hann")
     evaluate_run(fake, {}, tmp_path / "s.npz", tmp_path / "m.json", tmp_path / "ms.npz", real_name="R", fake_name="F")
     with np.load(tmp_path / "ms.npz") as z:

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import Toy
 from solargen import distributed as ddp
 from solargen.dataset import H5Images
 from solargen.loader import TrainBatches, batch_indices, default_workers, flips
-from solargen.train import EMA, fit, load_checkpoint
+from solargen.train import fit, load_checkpoint
 
 
 @pytest.fixture
@@ -61,33 +62,15 @@ def test_a_resumed_loader_and_each_rank_see_their_part_of_the_same_batches(h5):
     assert all(torch.equal(torch.cat([r0, r1]), b) for r0, r1, b in zip(*ranks, full))
 
 
-class _Toy:
-    def __init__(self):
-        torch.manual_seed(0)
-        self.net = torch.nn.Linear(64, 1)
-        self.modules = {"net": self.net}
-        self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
-        self.ema = {"net": EMA(self.net, 0.9)}
-
-    device = torch.device("cpu")
-
-    def training_step(self, batch, step, generator):
-        noise = torch.randn(batch.shape[0], 1, generator=generator) + torch.rand(()) * 0  # global RNG in use too
-        loss = ((self.net(batch.flatten(1)) - noise) ** 2).mean()
-        self.optimizers["adam"].zero_grad()
-        loss.backward()
-        self.optimizers["adam"].step()
-        self.ema["net"].update(self.net)
-        return {"loss": loss.item()}
 
 
 def test_training_with_workers_and_a_resume_equals_a_serial_run(h5, tmp_path):
     data = H5Images(h5, east_west_flip=True)
-    straight = _Toy()
+    straight = Toy(64, touch_global_rng=True)
     fit(straight, data, batch_size=3, total_steps=6, ckpt_dir=tmp_path / "a", save_every=100, seed=2, workers=0)
-    first = _Toy()
+    first = Toy(64, touch_global_rng=True)
     fit(first, data, batch_size=3, total_steps=4, ckpt_dir=tmp_path / "b", save_every=100, seed=2, workers=2)
-    resumed = _Toy()
+    resumed = Toy(64, touch_global_rng=True)
     fit(resumed, data, batch_size=3, total_steps=6, ckpt_dir=tmp_path / "b", save_every=100, seed=2, workers=2)
     a = load_checkpoint(tmp_path / "a" / "step0000006.pt")["modules"]["net"]
     b = load_checkpoint(tmp_path / "b" / "step0000006.pt")["modules"]["net"]

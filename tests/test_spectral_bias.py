@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import png_folder
 from solargen.evaluate.metrics import BIAS_BANDS, bias_rows, evaluate_run, kernel_distance, save_spectrum
 from solargen.evaluate.spectrum import radial_power_spectrum, spectral_bias, spectral_distance
 
@@ -49,20 +49,14 @@ def test_bias_rows_find_a_blur_deficit_and_a_noise_excess_with_intervals_that_ex
     assert a == bias_rows(pr, pf, BIAS_BANDS, seed=3) and a != bias_rows(pr, pf, BIAS_BANDS, seed=4)
 
 
-def _folder(path, imgs):
-    path.mkdir()
-    for i, im in enumerate(imgs):
-        Image.fromarray((np.clip(im, 0, 1) * 255).astype(np.uint8)).save(path / f"out_{i}.png")
-    return path
-
 
 def test_evaluate_run_writes_signed_rows_for_frames_and_on_disk_crops(tmp_path):
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[:32, :32]
     disk = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 144).astype(float) * 0.6
     texture = lambda: _smooth(rng.normal(size=(1, 32, 32)), 0.7)[0]  # noqa: E731
-    real = _folder(tmp_path / "real", [disk + 0.4 * texture() + 0.2 for _ in range(12)])
-    fake = _folder(tmp_path / "fake", [disk + 0.4 * _smooth(texture()[None], 1.5)[0] + 0.2 for _ in range(12)])
+    real = png_folder(tmp_path / "real", [disk + 0.4 * texture() + 0.2 for _ in range(12)])
+    fake = png_folder(tmp_path / "fake", [disk + 0.4 * _smooth(texture()[None], 1.5)[0] + 0.2 for _ in range(12)])
     save_spectrum(real, tmp_path / "s.npz")
     from solargen.evaluate.crops import CropMode
     save_spectrum(real, tmp_path / "s8.npz", crop=CropMode.parse("CROPPED8", on_disk=0.39))
@@ -107,15 +101,15 @@ def test_a_smaller_image_run_is_compared_on_its_own_band_and_on_a_shared_one(tmp
         match_resolution(pb, radial_power_spectrum(big[:, :48, :48])[1], "size")
 
     # Through evaluate_run: the band of a 32-px image's upper half, for both resolutions.
-    real = _folder(tmp_path / "real", list(0.5 + 2 * big[:20]))
-    fake = _folder(tmp_path / "small", list(0.5 + 2 * small[20:]))
+    real = png_folder(tmp_path / "real", list(0.5 + 2 * big[:20]))
+    fake = png_folder(tmp_path / "small", list(0.5 + 2 * small[20:]))
     save_spectrum(real, tmp_path / "s.npz")
     out = evaluate_run(fake, {}, tmp_path / "s.npz", tmp_path / "m.json", tmp_path / "ms.npz", real_name="R",
                        fake_name="F", bias_sizes=(32,), out_features=tmp_path / "g.npz")
     rows = {r["metric"]: r["value"] for r in out["rows"]}
     assert rows["spectral_bias_high_32px"] == rows["spectral_bias_high"]  # its own upper half
     assert rows["spectral_bias_high_32px_ci95_low"] < rows["spectral_bias_high_32px"]
-    full = _folder(tmp_path / "full", list(0.5 + 2 * big[20:]))
+    full = png_folder(tmp_path / "full", list(0.5 + 2 * big[20:]))
     out = evaluate_run(full, {}, tmp_path / "s.npz", tmp_path / "m2.json", tmp_path / "ms2.npz", real_name="R",
                        fake_name="G", bias_sizes=(32,))
     rows2 = {r["metric"]: r["value"] for r in out["rows"]}

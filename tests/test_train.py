@@ -2,29 +2,10 @@
 
 import torch
 
-from solargen.train import EMA, batch_indices, checkpoint_path, fit, latest_checkpoint
+from helpers import Toy
+from solargen.train import batch_indices, checkpoint_path, fit, latest_checkpoint
 
 
-class _Toy:
-    """A minimal trainable: a linear model regressing a fixed target."""
-
-    def __init__(self):
-        torch.manual_seed(0)
-        self.net = torch.nn.Linear(4, 1)
-        self.modules = {"net": self.net}
-        self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
-        self.ema = {"net": EMA(self.net, 0.9)}
-
-    device = torch.device("cpu")
-
-    def training_step(self, batch, step, generator):
-        noise = torch.randn(batch.shape[0], 1, generator=generator)
-        loss = ((self.net(batch.flatten(1)) - noise) ** 2).mean()
-        self.optimizers["adam"].zero_grad()
-        loss.backward()
-        self.optimizers["adam"].step()
-        self.ema["net"].update(self.net)
-        return {"loss": loss.item()}
 
 
 DATA = [torch.randn(1, 2, 2, generator=torch.Generator().manual_seed(i)) for i in range(10)]
@@ -43,11 +24,11 @@ def test_batch_indices_cover_each_epoch_once():
 
 
 def test_resume_is_exact(tmp_path):
-    straight = _Toy()
+    straight = Toy()
     fit(straight, DATA, batch_size=3, total_steps=8, ckpt_dir=tmp_path / "a", save_every=100, seed=1)
-    first = _Toy()
+    first = Toy()
     fit(first, DATA, batch_size=3, total_steps=5, ckpt_dir=tmp_path / "b", save_every=100, seed=1)
-    resumed = _Toy()  # a fresh process: state comes only from the checkpoint
+    resumed = Toy()  # a fresh process: state comes only from the checkpoint
     fit(resumed, DATA, batch_size=3, total_steps=8, ckpt_dir=tmp_path / "b", save_every=100, seed=1,
         log_csv=tmp_path / "b" / "log.csv", log_every=1)
     assert torch.equal(_weights(straight), _weights(resumed))
@@ -55,23 +36,23 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_corrupt_newest_checkpoint_falls_back(tmp_path):
-    t = _Toy()
+    t = Toy()
     fit(t, DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2, seed=0)
     checkpoint_path(tmp_path, 4).write_bytes(b"truncated")
     path, state = latest_checkpoint(tmp_path)
     assert path == checkpoint_path(tmp_path, 2) and state["step"] == 2
     # Training to step 4 again redoes steps 3–4 from the valid checkpoint and reproduces them.
-    again = _Toy()
+    again = Toy()
     fit(again, DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2, seed=0)
     assert torch.equal(_weights(again), _weights(t))
 
 
 def test_training_log_drops_rows_of_a_lost_run(tmp_path):
     log = tmp_path / "log.csv"
-    fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
+    fit(Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
         log_csv=log, log_every=1)
     (tmp_path / "c" / "step0000006.pt").unlink()
-    fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
+    fit(Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
         log_csv=log, log_every=1)
     steps = [int(line.split(",")[0]) for line in log.read_text().splitlines()[1:]]
     assert steps == [1, 2, 3, 4, 5, 6]
@@ -94,10 +75,10 @@ def test_tensorboard_scalars_match_the_csv_log_and_survive_a_resume(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb = tmp_path / "tb"
-    fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
+    fit(Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
         log_csv=tmp_path / "log.csv", log_every=1, tensorboard=tb)
     (tmp_path / "c" / "step0000006.pt").unlink()  # steps 4–6 are lost and trained again
-    fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
+    fit(Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "c", save_every=3, seed=0,
         log_csv=tmp_path / "log.csv", log_every=1, tensorboard=tb)
     csv_rows = (tmp_path / "log.csv").read_text().splitlines()
     assert csv_rows[0] == "step,loss,images_per_s"
@@ -115,7 +96,7 @@ def test_periodic_check_is_logged_and_does_not_change_training(tmp_path):
         calls.append(1)
         return {"check_value": float(len(calls))}
 
-    plain, checked = _Toy(), _Toy()
+    plain, checked = Toy(), Toy()
     fit(plain, DATA, batch_size=3, total_steps=6, ckpt_dir=tmp_path / "a", save_every=100, seed=1)
     fit(checked, DATA, batch_size=3, total_steps=6, ckpt_dir=tmp_path / "b", save_every=100, seed=1,
         log_csv=tmp_path / "log.csv", log_every=5, check=check, check_every=2)
