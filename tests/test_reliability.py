@@ -16,7 +16,8 @@ import pytest
 import torch
 import yaml
 from helpers import ROOT, ci_config, smk
-from test_train import DATA, _Toy, _weights
+from helpers import Toy
+from test_train import DATA, _weights
 
 from solargen.io import InputError
 from solargen.train import (CheckpointError, StaleCheckpoint, checkpoint_path, fit, load_checkpoint,
@@ -35,25 +36,25 @@ def _fp(cfg=CFG, data=DATA_ID, **more):
 
 
 def test_a_checkpoint_of_another_config_or_data_is_refused_naming_the_key(tmp_path):
-    fit(_Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2, fingerprint=_fp())
+    fit(Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2, fingerprint=_fp())
     with pytest.raises(StaleCheckpoint) as e:
-        fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path, save_every=2,
+        fit(Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path, save_every=2,
             fingerprint=_fp({**CFG, "lr": 2e-2}))
     msg = str(e.value)
     assert "step0000004.pt" in msg and "model.lr is 0.01 there and 0.02 now" in msg and "--move-stale" in msg
     with pytest.raises(StaleCheckpoint, match="data.constants is aaaa there and cccc now"):
-        fit(_Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path, save_every=2,
+        fit(Toy(), DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path, save_every=2,
             fingerprint=_fp(data={**DATA_ID, "data.constants": "cccc"}))
     assert sorted(p.name for p in tmp_path.glob("step*.pt")) == ["step0000002.pt", "step0000004.pt"]  # untouched
 
 
 def test_move_stale_sets_the_old_training_aside_and_starts_fresh(tmp_path, caplog):
     log_csv = tmp_path / "train_log.csv"
-    fit(_Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path / "c", save_every=2, fingerprint=_fp(),
+    fit(Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path / "c", save_every=2, fingerprint=_fp(),
         log_csv=log_csv, log_every=1)
     new = _fp({**CFG, "lr": 2e-2})
     with caplog.at_level(logging.WARNING, logger="solargen.train"):
-        moved = _Toy()
+        moved = Toy()
         fit(moved, DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path / "c", save_every=2, fingerprint=new,
             move_stale=True, log_csv=log_csv, log_every=1)
     assert "moved the checkpoints" in caplog.text and "model.lr" in caplog.text
@@ -61,7 +62,7 @@ def test_move_stale_sets_the_old_training_aside_and_starts_fresh(tmp_path, caplo
     assert len(stale) == 1  # nothing deleted: the old training, with its log, is set aside
     assert sorted(p.name for p in stale[0].iterdir()) == ["step0000002.pt", "step0000004.pt", "train_log.csv"]
     assert len(log_csv.read_text().splitlines()) == 5  # the new log starts over
-    fresh = _Toy()
+    fresh = Toy()
     fit(fresh, DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path / "f", save_every=2, fingerprint=new)
     assert torch.equal(_weights(moved), _weights(fresh))  # trained from scratch, not resumed
     assert load_checkpoint(checkpoint_path(tmp_path / "c", 4))["extra"]["fingerprint"] == new
@@ -69,12 +70,12 @@ def test_move_stale_sets_the_old_training_aside_and_starts_fresh(tmp_path, caplo
 
 def test_nodes_save_every_world_size_and_steps_are_not_part_of_the_fingerprint(tmp_path, caplog):
     assert _fp({**CFG, "nodes": 16, "save_every": 1000}) == _fp()
-    straight = _Toy()
+    straight = Toy()
     fit(straight, DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "a", save_every=100, fingerprint=_fp())
-    first = _Toy()  # the "58K" run
+    first = Toy()  # the "58K" run
     fit(first, DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path / "b", save_every=100, fingerprint=_fp(),
         extra={"world_size": 4})
-    resumed = _Toy()  # the "100K" run, other save_every and nodes: resumes, exactly
+    resumed = Toy()  # the "100K" run, other save_every and nodes: resumes, exactly
     with caplog.at_level(logging.INFO, logger="solargen.train"):
         fit(resumed, DATA, batch_size=2, total_steps=6, ckpt_dir=tmp_path / "b", save_every=3,
             fingerprint=_fp({**CFG, "nodes": 2, "save_every": 3}))
@@ -83,13 +84,13 @@ def test_nodes_save_every_world_size_and_steps_are_not_part_of_the_fingerprint(t
 
 def test_another_package_version_only_warns(tmp_path, caplog):
     old = {**_fp(), "version": "0.0.1"}
-    fit(_Toy(), DATA, batch_size=2, total_steps=2, ckpt_dir=tmp_path, save_every=2, fingerprint=old)
+    fit(Toy(), DATA, batch_size=2, total_steps=2, ckpt_dir=tmp_path, save_every=2, fingerprint=old)
     with caplog.at_level(logging.INFO, logger="solargen.train"):
-        fit(_Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2, fingerprint=_fp())
+        fit(Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2, fingerprint=_fp())
     assert "written by solargen 0.0.1" in caplog.text and "resumed from" in caplog.text
 
 
-class _Wide(_Toy):
+class _Wide(Toy):
     """Another architecture under the same module names."""
 
     def __init__(self):
@@ -103,7 +104,7 @@ class _Wide(_Toy):
 
 
 def test_a_checkpoint_of_another_architecture_gets_one_clear_message(tmp_path):
-    fit(_Toy(), DATA, batch_size=2, total_steps=2, ckpt_dir=tmp_path, save_every=2)
+    fit(Toy(), DATA, batch_size=2, total_steps=2, ckpt_dir=tmp_path, save_every=2)
     with pytest.raises(StaleCheckpoint) as e:  # no fingerprint to compare (a legacy checkpoint): the weights tell
         fit(_Wide(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2)
     msg = str(e.value)
@@ -206,7 +207,7 @@ def test_the_workflow_moves_stale_checkpoints_aside_and_trains_fresh(tmp_path):
 
 
 def test_a_full_disk_while_saving_a_checkpoint_names_it_and_keeps_the_previous_one(tmp_path, monkeypatch):
-    fit(_Toy(), DATA, batch_size=2, total_steps=2, ckpt_dir=tmp_path, save_every=2)
+    fit(Toy(), DATA, batch_size=2, total_steps=2, ckpt_dir=tmp_path, save_every=2)
     before = checkpoint_path(tmp_path, 2).read_bytes()
     real_save = torch.save
 
@@ -216,7 +217,7 @@ def test_a_full_disk_while_saving_a_checkpoint_names_it_and_keeps_the_previous_o
 
     monkeypatch.setattr(torch, "save", save_on_a_full_disk)
     with pytest.raises(CheckpointError) as e:
-        fit(_Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2)
+        fit(Toy(), DATA, batch_size=2, total_steps=4, ckpt_dir=tmp_path, save_every=2)
     msg = str(e.value)
     assert "unexpected pos" not in msg
     assert f"cannot write checkpoint {checkpoint_path(tmp_path, 4)}: the disk is full" in msg
