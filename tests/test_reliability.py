@@ -261,7 +261,7 @@ def test_a_corrupt_hdf5_chunk_names_the_file_and_frame(tmp_path):
 
 def test_a_truncated_npz_names_the_file(tmp_path):
     from solargen.evaluate.metrics import evaluate_run, load_features, save_spectrum
-    from test_evaluate import _folder
+    from helpers import png_folder as _folder
 
     rng = np.random.default_rng(0)
     real = _folder(tmp_path / "real", [rng.random((32, 32)) for _ in range(4)])
@@ -339,7 +339,7 @@ def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
 def _eval_set(tmp_path, n_fake, n_real=6, status="ok"):
     """Real spectra, real features of ``n_real`` images (random, or "not run") and ``n_fake`` samples."""
     from solargen.evaluate.metrics import save_spectrum
-    from test_evaluate import _folder
+    from helpers import png_folder as _folder
 
     rng = np.random.default_rng(0)
     real = tmp_path / "real"
