@@ -328,3 +328,116 @@ def test_small_frames_look_like_binned_large_ones(frame4096):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.97
     disk = _annulus_median(small, header, 0, 0.9)
     assert _annulus_median(binned, header, 0, 0.9) == pytest.approx(disk, rel=0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# Realism (issue #27): the cheap statistics of shared/reference/synthetic_realism.md on small frames.
+# The full benchmark (8 seeds at 4096², forward-modelled like the real JPEG 2000) is
+# benchmarks/realism.py; these catch a regression to a uniform disc in a few seconds.
+
+REALISM_DATES = ["2011-06-01T00:00:00", "2012-06-01T00:00:00", "2013-06-01T00:00:00", "2014-06-01T00:00:00",
+                 "2015-06-01T00:00:00"]
+
+
+@pytest.fixture(scope="module")
+def small_frame_statistics():
+    from solargen.acquire import realism
+
+    rows = []
+    for seed, date in enumerate(REALISM_DATES):
+        data, header = synthetic_frame(seed, date, native_size=256)
+        disc = realism.Disc(x=header["CRPIX1"] - 1, y=header["CRPIX2"] - 1, r=header["R_SUN"], scale=header["CDELT1"])
+        rows.append(realism.frame_statistics(data / header["EXPTIME"], disc))
+    return rows
+
+
+def _mean(rows, key):
+    return float(np.mean([r[key] for r in rows]))
+
+
+def test_disc_contrast_dark_and_bright_areas_are_solar(small_frame_statistics):
+    """Issue #27 target ranges, mean over five frames of 2011-2015 (the old generator: std(log10 I)
+    0.20, 3 % dark, 2.6 % bright, p75/p50 1.24: a uniform mottled disc)."""
+    rows = small_frame_statistics
+    assert 0.25 <= _mean(rows, "std_log10") <= 0.40
+    assert 5.0 <= _mean(rows, "dark05_pct") <= 15.0  # area < 0.5x the on-disc median, %
+    assert 5.0 <= _mean(rows, "bright3_pct") <= 12.0  # area > 3x the median, %
+    assert 1.4 <= _mean(rows, "p75") <= 1.9 and 0.55 <= _mean(rows, "p25") <= 0.75
+    assert 1.4 <= _mean(rows, "mean_median_disc") <= 2.0
+
+
+def test_limb_brightening_ratio_and_limb_position(small_frame_statistics):
+    """Limb peak / on-disc median in [3, 5] (old: 2.3), at 1.005-1.02 R_sun, and the EUV limb
+    where the header puts the Sun: fitted centre within 1 px at 256² for every frame."""
+    rows = small_frame_statistics
+    assert 3.0 <= _mean(rows, "limb_peak") <= 5.0
+    assert all(1.0 <= r["limb_peak_r"] <= 1.025 for r in rows)
+    assert all(r["limb_centre_err_px"] < 1.0 for r in rows)
+    assert all(1.01 <= r["limb_radius"] <= 1.04 for r in rows)  # EUV limb just above the photosphere
+    assert 0.045 <= _mean(rows, "efold_102_110") <= 0.070
+
+
+def test_activity_follows_solar_cycle_24():
+    """More and larger active regions near the 2014 maximum, big polar holes near the minima."""
+    level_max, _ = syn.solar_activity("2014-04-15T00:00:00")
+    level_min, _ = syn.solar_activity("2008-12-15T00:00:00")
+    assert level_max > 0.95 and level_min < 0.02
+    assert syn.solar_activity("2019-12-15T00:00:00")[0] < 0.02  # the cycle repeats every 11 years
+
+    def census(date):
+        n_regions, polar = [], []
+        for seed in range(40):
+            _, regions, holes, _ = syn._draw_features(np.random.default_rng(seed), date)
+            n_regions.append(len(regions))
+            polar += [h.size for h in holes if abs(h.lat) > 70]
+        return np.mean(n_regions), np.mean(polar) if polar else 0.0
+
+    regions_max, polar_max = census("2014-04-15T00:00:00")
+    regions_min, polar_min = census("2019-12-15T00:00:00")
+    assert regions_max > 3 * regions_min
+    assert polar_min > 2 * polar_max
+
+
+def test_real_frame_is_measured_as_in_the_reference_note():
+    """The benchmark's measurement on sunpy's real AIA 193 JPEG 2000 reproduces the numbers of
+    shared/reference/synthetic_realism.md (so the targets are compared like with like)."""
+    from solargen.acquire import realism
+
+    rate, disc, meta = realism.load_helioviewer_jp2()
+    assert rate.shape == (410, 410) and meta["LVL_NUM"] == 1.5
+    # The inverted byte scaling gives back the header's whole-frame median in DN/s (85.5).
+    assert np.median(rate) == pytest.approx(meta["DATAMEDN"] / meta["EXPTIME"], rel=0.02)
+    stats = realism.frame_statistics(rate, disc)
+    assert stats["std_log10"] == pytest.approx(0.365, abs=0.01)
+    assert stats["dark05_pct"] == pytest.approx(15.3, abs=0.5)
+    assert stats["bright3_pct"] == pytest.approx(11.6, abs=0.5)
+    assert stats["limb_peak"] == pytest.approx(4.4, abs=0.1)
+    assert stats["limb_radius"] == pytest.approx(1.025, abs=0.005)
+    assert stats["efold_102_110"] == pytest.approx(0.061, abs=0.003)
+    # A flat frame survives the forward model to within the byte quantisation (125^(1/512) ≈ 0.95 %).
+    flat = realism.helioviewer_forward(np.full((1000, 1000), 300.0))
+    np.testing.assert_allclose(flat, 300.0, rtol=0.0095)
+
+
+def test_missing_real_frame_is_a_clear_error(tmp_path):
+    from solargen.acquire import realism
+
+    with pytest.raises(FileNotFoundError, match="nothere.jp2"):
+        realism.load_helioviewer_jp2(tmp_path / "nothere.jp2")
+
+
+def test_off_limb_fall_off_follows_the_channel_temperature():
+    """Same Sun in 171, 193 and 211 Å: the hydrostatic corona of the cooler channel falls off
+    faster above the limb (scale height ∝ formation temperature: 0.8, 1.5, 2 MK). The contrast
+    exponent (0.7, 1, 1.25) stretches e-foldings by 1/gamma, so the expected ratios to 193 Å are
+    0.53/0.7 = 0.76 and 1.33/1.25 = 1.07 (without the temperature: 1.43 and 0.8)."""
+    from solargen.acquire import realism
+
+    efold = {}
+    for wl in (171, 193, 211):
+        data, header = synthetic_frame(2, DATE, native_size=256, wavelength=wl)
+        disc = realism.Disc(x=header["CRPIX1"] - 1, y=header["CRPIX2"] - 1, r=header["R_SUN"], scale=header["CDELT1"])
+        r, prof = realism.radial_profile(data.astype(np.float64), disc)
+        sel = (r >= 1.02) & (r <= 1.10)
+        efold[wl] = -1.0 / np.polyfit(r[sel], np.log(prof[sel]), 1)[0]
+    assert efold[171] < 0.85 * efold[193] and efold[211] > 1.03 * efold[193]

@@ -133,6 +133,8 @@ def read_level1(path: str | Path, wavelength: int = 193):
     except InputError:
         raise
     except Exception as e:  # astropy raises OSError/ValueError/TypeError on corrupt or truncated files
+        if "decompression" in str(e).lower():  # a damaged tile stream fails before DATASUM is checked
+            raise InputError(f"{path}: corrupt FITS file ({type(e).__name__}: {e})") from None
         raise InputError(f"{path}: cannot read FITS file ({type(e).__name__}: {e})") from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # stray BLANK on float data

@@ -9,17 +9,24 @@ a plate scale a little above 0.6″, so registration has real work to do.
 The picture is a cheap, seeded model of the 193 Å corona (all lengths in solar radii, so a small
 frame looks like a binned large one):
 
-* an optically thin, spherically symmetric corona integrated along the line of sight, which gives
-  limb brightening on the disc and an exponential fall-off above the limb;
-* active regions: bright cores plus projected loops (elliptical arcs) in the activity belts;
-* coronal holes: dark patches with irregular boundaries;
-* a log-normal texture with a power-law spectrum, so there is structure on every scale;
+* an optically thin, hydrostatic corona (scale height growing as r²) integrated along the line
+  of sight, which gives limb brightening on the disc and the measured off-limb fall-off;
+* activity that follows the frame's date through solar cycle 24 (`solar_activity`: maximum
+  2014, minima 2008/2019): more active regions near maximum, at latitudes drifting equatorwards
+  (Spörer), each with an extended diffuse halo, footpoint plage, a core and loops of many sizes;
+* coronal holes: polar caps that are large at minimum and small at maximum, and low-latitude
+  holes, with irregular boundaries softened along the line of sight towards the limb;
+* a log-normal multiplicative texture whose power-law spectrum steepens below ~24";
 * photon and read noise, 14-bit clipping.
+
+Its statistics are matched to a real AIA 193 Å frame (issue #27; `solargen.acquire.realism`,
+``benchmarks/realism.py``).
 
 Other channels (``wavelength`` 171, 211, ...) see the same Sun — the same seed gives the same
 geometry, features and texture — through a channel response (`CHANNEL_RESPONSE`): the 193-like
 emission e (quiet Sun ≈ 1) becomes rate · e^gamma, so contrasts differ monotonically by channel
-(171 Å: flatter, brighter; 211 Å: steeper, fainter), with its own photon-noise draw. A crude
+(171 Å: flatter, brighter; 211 Å: steeper, fainter), and the off-limb scale height follows the
+channel's formation temperature (`CHANNEL_TEMPERATURE_MK`), with its own photon-noise draw. A crude
 stand-in for the channels' temperature responses, enough for a channel-translation task to be
 learnable but not an identity.
 
@@ -31,6 +38,7 @@ product, and the noise is that of the block mean.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +52,7 @@ __all__ = [
     "FrameGeometry",
     "feature_position",
     "frame_seed",
+    "solar_activity",
     "solar_ephemeris",
     "synthetic_frame",
     "synthetic_series",
@@ -66,6 +75,9 @@ READ_NOISE_DN = {1: 1.18, 2: 1.20, 3: 1.15, 4: 1.14}
 #: Extra channels: (count-rate factor, contrast exponent) applied to the 193-like emission
 #: (quiet-Sun 171 Å is brighter and lower-contrast, 211 Å fainter and higher-contrast than 193 Å).
 CHANNEL_RESPONSE = {171: (1.6, 0.7), 211: (0.45, 1.25)}
+#: Formation temperature (MK) of each channel's dominant line (Fe IX, Fe XII, Fe XIV): the
+#: hydrostatic scale height of the off-limb corona scales with it (cooler 171 Å falls off faster).
+CHANNEL_TEMPERATURE_MK = {171: 0.8, 193: 1.5, 211: 2.0}
 #: 193 Å: DN per detected photon (aiapy's V3 error table), so photon-noise variance = signal × this.
 DN_PER_PHOTON = 0.962
 #: Nominal instrument roll of the 193 Å telescope (deg), as in real headers' INST_ROT.
@@ -74,6 +86,11 @@ INST_ROT_193 = 0.057789
 # The texture's large-scale modes come from a fixed 256² Fourier box, shared by all sizes.
 _TEXTURE_BASE = 256
 _TEXTURE_K0 = 5.0  # cycles per field of view where the power law flattens (~0.5 R_sun)
+#: Light scattered by the telescope's PSF wings, in units of the quiet-Sun disc centre: it fills
+#: coronal holes and the outer corona (real 193 Å holes stay above ~10 DN/s at full resolution).
+_SCATTER = 0.03
+_LIMB_TAPER = 0.05  # R_sun: fall-off above the limb of surface-projected (Gaussian) features
+_TEXTURE_K1, _TEXTURE_BEND = 100.0, 0.6  # the spectrum steepens by this much above k1 (~24")
 # Radial-profile lookup table over rho^2 (rho in R_sun): at most 2^17 entries (a 4096² limb is
 # resolved to 1/50 pixel), fewer for small frames.
 _TABLE_SIZE = 1 << 17
@@ -233,7 +250,9 @@ class ActiveRegion:
 
     ``lon``/``lat`` are heliographic Stonyhurst (deg); ``size`` is the bipole half-separation
     (R_sun); ``tilt`` is the bipole axis angle from solar west (deg); ``brightness`` is the peak
-    loop intensity in units of the quiet-Sun disc centre; ``seed`` drives its loops.
+    loop intensity in units of the quiet-Sun disc centre; ``seed`` drives its loops; ``age`` in
+    [0, 1] moves emission from the compact core and loops into a wider, fainter halo and plage,
+    as flux disperses.
     """
 
     lon: float
@@ -242,6 +261,7 @@ class ActiveRegion:
     tilt: float
     brightness: float
     seed: int
+    age: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -261,8 +281,9 @@ class CoronalHole:
 
 @dataclass(frozen=True)
 class Corona:
-    """Global parameters: LOS emission scale height H (R_sun), thin-layer fraction, texture
-    spectral index and contrast, quiet-Sun disc-centre rate (DN/s per native pixel)."""
+    """Global parameters: emission scale height H at the base (R_sun; hydrostatic, so it grows as
+    r²), thin-layer fraction, texture spectral index and contrast, quiet-Sun disc-centre rate
+    (DN/s per native pixel)."""
 
     scale_height: float
     thin_fraction: float
@@ -271,38 +292,75 @@ class Corona:
     qs_rate: float
 
 
-def _draw_features(rng: np.random.Generator):
+#: Solar cycle 24 (the reference for all dates: cycles repeat every 11 years): minimum 2008.96,
+#: maximum 2014.3, next minimum 2019.96.
+_CYCLE_START, _CYCLE_RISE, _CYCLE_LENGTH = 2008.96, 5.34, 11.0
+
+
+def _decimal_year(date_obs: str) -> float:
+    t = _parse_date(date_obs)
+    return 1970.0 + (t - np.datetime64("1970-01-01T00:00:00", "us")) / np.timedelta64(31_556_952_000_000, "us")
+
+
+def solar_activity(date_obs: str) -> tuple[float, float]:
+    """Activity level in [0, 1] (0 at minimum, 1 at maximum) and cycle phase in [0, 1) at ``date_obs``.
+
+    A smooth cycle-24 shape (rise 5.3 yr, decay 5.7 yr) repeated every 11 years: enough to give
+    more, larger active regions and smaller polar holes near 2014 than near 2008 or 2019.
+    """
+    phase = ((_decimal_year(date_obs) - _CYCLE_START) % _CYCLE_LENGTH) / _CYCLE_LENGTH
+    rise = _CYCLE_RISE / _CYCLE_LENGTH
+    if phase < rise:
+        level = math.sin(0.5 * math.pi * phase / rise) ** 2
+    else:
+        level = math.cos(0.5 * math.pi * (phase - rise) / (1.0 - rise)) ** 2
+    return level, phase
+
+
+def _draw_features(rng: np.random.Generator, date_obs: str):
+    activity, phase = solar_activity(date_obs)
     corona = Corona(
-        scale_height=rng.uniform(0.07, 0.09),
-        thin_fraction=rng.uniform(0.65, 0.75),
-        beta=rng.uniform(2.5, 3.0),
-        sigma=rng.uniform(0.22, 0.32),
-        qs_rate=rng.uniform(110.0, 220.0),
+        scale_height=rng.uniform(0.046, 0.054),  # 1.4-1.8 MK for the n²-weighted emission
+        thin_fraction=rng.uniform(0.28, 0.38),
+        beta=rng.uniform(2.9, 3.1),
+        sigma=rng.uniform(0.30, 0.38),
+        qs_rate=rng.uniform(65.0, 105.0),
     )
     regions = []
-    for _ in range(int(rng.integers(2, 7))):
+    # Spörer's law: emergence latitude drifts from ~28° at cycle start to ~8° at its end.
+    lat_mean = 28.0 - 20.0 * phase
+    for _ in range(int(rng.poisson(1.5 + 7.0 * activity))):
         hemisphere = rng.choice([-1.0, 1.0])
-        lat = hemisphere * rng.uniform(8.0, 35.0)
+        lat = hemisphere * float(np.clip(rng.normal(lat_mean, 6.0), 3.0, 45.0))
         # Joy's law: the leading polarity sits closer to the equator, tilt ~ lat/2.
         tilt = -0.5 * lat + rng.normal(0.0, 10.0)
-        regions.append(ActiveRegion(lon=rng.uniform(-65.0, 65.0), lat=lat, size=rng.uniform(0.05, 0.11),
-                                    tilt=tilt, brightness=rng.uniform(4.0, 11.0),
-                                    seed=int(rng.integers(2**31))))
+        size = 0.035 * 10.0 ** rng.uniform(0.0, 0.55)  # 0.035-0.12 R_sun half-separation
+        regions.append(ActiveRegion(lon=rng.uniform(-80.0, 80.0), lat=lat, size=size, tilt=tilt,
+                                    brightness=rng.uniform(6.0, 16.0), seed=int(rng.integers(2**31)),
+                                    age=rng.uniform(0.0, 1.0)))
     holes = []
-    for _ in range(int(rng.integers(1, 3))):
-        if rng.random() < 0.6:  # polar cap (size in radians of great circle ≈ R_sun)
-            lat = float(rng.choice([-1.0, 1.0]) * rng.uniform(75.0, 90.0))
-            lon, size = rng.uniform(-60.0, 60.0), rng.uniform(0.3, 0.55)
-        else:  # low-latitude hole
-            lat, lon, size = rng.uniform(-35.0, 35.0), rng.uniform(-50.0, 50.0), rng.uniform(0.08, 0.2)
-        harmonics = tuple((m, rng.uniform(0.0, 0.25) / (m - 1) ** 0.6, rng.uniform(0, 2 * np.pi)) for m in range(2, 7))
-        holes.append(CoronalHole(lon=lon, lat=lat, size=size, depth=rng.uniform(0.12, 0.3), harmonics=harmonics,
-                                 aspect=rng.uniform(0.6, 1.0), angle=rng.uniform(0, np.pi)))
+    # Polar holes: large at minimum (boundary ~55-60° latitude), small or gone at maximum.
+    for pole in (-1.0, 1.0):
+        if rng.random() < 0.35 + 0.6 * (1.0 - activity):
+            lat = pole * rng.uniform(78.0, 90.0)
+            size = (0.18 + 0.42 * (1.0 - activity)) * rng.uniform(0.8, 1.15)
+            holes.append(_draw_hole(rng, lat, rng.uniform(-60.0, 60.0), size))
+    # Low-latitude holes, at all phases (most common in the declining phase). With the polar caps
+    # they cover ~3-8 % of the surface (AIA/EUVI 2010-2013: 5-10 %, Lowder et al. 2014).
+    decline = max(0.0, math.sin(math.pi * (phase - 0.35) / 0.65)) if phase > 0.35 else 0.0
+    for _ in range(int(rng.poisson(1.3 + 1.0 * decline))):
+        holes.append(_draw_hole(rng, rng.uniform(-40.0, 40.0), rng.uniform(-70.0, 70.0), rng.uniform(0.12, 0.35)))
     n_points = int(rng.integers(20, 60))
     points = np.column_stack([rng.uniform(-90.0, 90.0, n_points),
                               np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, n_points))),  # uniform on the sphere
                               rng.uniform(0.003, 0.007, n_points), rng.uniform(0.8, 2.5, n_points)])
     return corona, regions, holes, points
+
+
+def _draw_hole(rng: np.random.Generator, lat: float, lon: float, size: float) -> CoronalHole:
+    harmonics = tuple((m, rng.uniform(0.0, 0.25) / (m - 1) ** 0.6, rng.uniform(0, 2 * np.pi)) for m in range(2, 7))
+    return CoronalHole(lon=lon, lat=lat, size=size, depth=rng.uniform(0.1, 0.25), harmonics=harmonics,
+                       aspect=rng.uniform(0.6, 1.0), angle=rng.uniform(0, np.pi))
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,13 +416,8 @@ def _disc_to_pixel(xy, geom: FrameGeometry) -> tuple[float, float]:
     return cx + k * (c * xy[0] + s * xy[1]), cy + k * (-s * xy[0] + c * xy[1])
 
 
-def _window(geom: FrameGeometry, centre, half_width: float, half_height: float | None = None, step: int = 1):
-    """Pixel slices covering a disc-plane box, and the disc-plane coordinates of their pixels.
-
-    With ``step`` > 1 the coordinates are those of every ``step``-th pixel (from the first one,
-    covering the last one), for smooth quantities evaluated coarsely and then `_upsample`-d.
-    """
-    half_height = half_width if half_height is None else half_height
+def _pixel_box(geom: FrameGeometry, centre, half_width: float, half_height: float):
+    """Pixel index bounds (i0, i1, j0, j1), clipped to the image, of a disc-plane box, or None."""
     corners = [_disc_to_pixel((centre[0] + sx * half_width, centre[1] + sy * half_height), geom)
                for sx in (-1, 1) for sy in (-1, 1)]
     xs, ys = zip(*corners)
@@ -373,32 +426,86 @@ def _window(geom: FrameGeometry, centre, half_width: float, half_height: float |
     j0, j1 = max(int(math.floor(min(ys))), 0), min(int(math.ceil(max(ys))) + 1, n)
     if i0 >= i1 or j0 >= j1:
         return None
+    return i0, i1, j0, j1
+
+
+def _disc_coords(geom: FrameGeometry, cols: np.ndarray, rows: np.ndarray):
+    """Disc-plane coordinates (x, y), solar north up, of the pixel grid ``rows`` × ``cols``."""
     c, s = math.cos(math.radians(geom.crota2)), math.sin(math.radians(geom.crota2))
     cx, cy = geom.center
     scale = 1.0 / geom.rsun_pix
-    cols = np.arange(i0, i1 + step - 1, step, dtype=np.float32)
-    rows = np.arange(j0, j1 + step - 1, step, dtype=np.float32)
-    dp1 = (cols - np.float32(cx)) * np.float32(scale)
-    dp2 = (rows - np.float32(cy)) * np.float32(scale)
+    dp1 = (cols.astype(np.float32) - np.float32(cx)) * np.float32(scale)
+    dp2 = (rows.astype(np.float32) - np.float32(cy)) * np.float32(scale)
     x = np.float32(c) * dp1[None, :] - np.float32(s) * dp2[:, None]
     y = np.float32(s) * dp1[None, :] + np.float32(c) * dp2[:, None]
+    return x, y
+
+
+def _window(geom: FrameGeometry, centre, half_width: float, half_height: float | None = None, step: int = 1):
+    """Pixel slices covering a disc-plane box, and the disc-plane coordinates of their pixels.
+
+    With ``step`` > 1 the coordinates are those of every ``step``-th pixel (from the first one,
+    covering the last one), for smooth quantities evaluated coarsely and then `_upsample`-d.
+    """
+    half_height = half_width if half_height is None else half_height
+    box = _pixel_box(geom, centre, half_width, half_height)
+    if box is None:
+        return None
+    i0, i1, j0, j1 = box
+    x, y = _disc_coords(geom, np.arange(i0, i1 + step - 1, step), np.arange(j0, j1 + step - 1, step))
     return (slice(j0, j1), slice(i0, i1)), x, y
 
 
+class _SmoothLayer:
+    """Additive emission that is smooth on many pixels (AR halos and plage), accumulated on the grid
+    of every ``step``-th pixel and interpolated to the image once: at 4096² this costs one bilinear
+    pass instead of one per halo."""
+
+    def __init__(self, geom: FrameGeometry):
+        self.geom = geom
+        self.step = max(1, geom.size // 512)
+        self.grid = np.zeros(((geom.size - 1) // self.step + 2,) * 2, np.float32)
+
+    def window(self, centre, half_width: float, half_height: float):
+        box = _pixel_box(self.geom, centre, half_width, half_height)
+        if box is None:
+            return None
+        i0, i1, j0, j1 = box
+        st = self.step
+        ci0, cj0 = i0 // st, j0 // st
+        ci1, cj1 = -(-(i1 - 1) // st) + 1, -(-(j1 - 1) // st) + 1  # covers pixel i1 - 1
+        x, y = _disc_coords(self.geom, np.arange(ci0, ci1) * st, np.arange(cj0, cj1) * st)
+        return (slice(cj0, cj1), slice(ci0, ci1)), x, y
+
+    def add_to(self, image: np.ndarray) -> None:
+        if self.grid.any():
+            image += _upsample(self.grid, image.shape, self.step)
+
+
 def _upsample(coarse: np.ndarray, shape: tuple[int, int], step: int) -> np.ndarray:
-    """Bilinear interpolation of a `_window(..., step)` grid back to every pixel of the window."""
+    """Bilinear interpolation of a `_window(..., step)` grid back to every pixel of the window.
+
+    Done as two sparse products W_rows @ coarse @ W_colsᵀ (two weights per output pixel): far
+    cheaper than gathering rows of a 4096² array.
+    """
     if step == 1:
         return coarse
-    for axis, length in ((1, shape[1]), (0, shape[0])):
-        t = np.arange(length, dtype=np.float32) / np.float32(step)
-        i = t.astype(np.intp)
-        f = t - i
-        j = np.minimum(i + 1, coarse.shape[axis] - 1)
-        if axis == 1:
-            coarse = coarse[:, i] * (1.0 - f) + coarse[:, j] * f
-        else:
-            coarse = coarse[i, :] * (1.0 - f)[:, None] + coarse[j, :] * f[:, None]
-    return coarse
+    rows = _interp_matrix(shape[0], coarse.shape[0], step)
+    cols = _interp_matrix(shape[1], coarse.shape[1], step)
+    return (cols @ (rows @ coarse).T).T
+
+
+def _interp_matrix(length: int, coarse_length: int, step: int):
+    """Sparse (length × coarse_length) linear-interpolation weights from every ``step``-th sample."""
+    import scipy.sparse
+
+    t = np.arange(length, dtype=np.float64) / step
+    i = t.astype(np.intp)
+    f = (t - i).astype(np.float32)
+    j = np.minimum(i + 1, coarse_length - 1)
+    out = np.arange(length)
+    return scipy.sparse.csr_matrix((np.concatenate([1.0 - f, f]), (np.concatenate([out, out]), np.concatenate([i, j]))),
+                                   shape=(length, coarse_length))
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,12 +515,15 @@ def _upsample(coarse: np.ndarray, shape: tuple[int, int], step: int) -> np.ndarr
 def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndarray, float]:
     """Limb-brightened radial profile I(rho) tabulated on a uniform grid in rho², centre = 1.
 
-    Emissivity ∝ exp(-(r-1)/H) integrated along the line of sight: on the disc only the front
-    half is seen, I ∝ sqrt(pi H/2) erfcx(mu/sqrt(2H)) (→ H/mu, the optically thin 1/mu law,
-    regularised at the limb); off the limb both halves, 2 sqrt(pi rho H/2) exp(-(rho-1)/H). A thin
-    layer without LOS enhancement tames the limb/centre ratio to ~2 as observed, and a faint
-    extended component plus 1 % scattered light keep the outer corona above zero. ``edge`` is the
-    limb blur (PSF and pixel size, in R_sun).
+    Hydrostatic emissivity ∝ exp(-(1 - 1/r)/H) (gravity falls as 1/r², so the local scale height
+    grows as H r²) integrated along the line of sight. On the disc only the front half is seen and
+    the layer is thin: I ∝ sqrt(pi H/2) erfcx(mu/sqrt(2H)) (→ H/mu, the optically thin 1/mu law,
+    regularised at the limb). Off the limb both halves, by Laplace's method about the tangent
+    point: 2 sqrt(pi rho³ H/2) exp(-(1 - 1/rho)/H), continuous with the disc form at rho = 1. A thin
+    layer without LOS enhancement (transition region and moss) sets the centre-to-limb contrast,
+    and a faint extended component keeps the outer corona above zero (scattered light is added
+    later, after the coronal holes: see `_SCATTER`).
+    ``edge`` is the limb blur (PSF and pixel size, in R_sun).
     """
     h = corona.scale_height
     size = _table_size(rho2_max, edge)
@@ -421,14 +531,15 @@ def _radial_table(corona: Corona, rho2_max: float, edge: float) -> tuple[np.ndar
     rho = np.sqrt(rho2)
     mu = np.sqrt(np.clip(1.0 - rho2, 0.0, None))
     above = np.maximum(rho - 1.0, 0.0)
-    half_chord = np.sqrt(np.pi * np.maximum(rho, 1.0) * h / 2.0) * np.exp(-above / h)
+    rho_out = np.maximum(rho, 1.0)
+    half_chord = np.sqrt(np.pi * rho_out**3 * h / 2.0) * np.exp(-(1.0 - 1.0 / rho_out) / h)
     front = np.where(rho < 1.0, np.sqrt(np.pi * h / 2.0) * scipy.special.erfcx(mu / np.sqrt(2.0 * h)), half_chord)
     occulted = 0.5 * scipy.special.erfc((rho - 1.0) / (edge * np.sqrt(2.0)))  # 1 on the disc, 0 off
     los = front + (1.0 - occulted) * half_chord
     los /= np.sqrt(np.pi * h / 2.0) * scipy.special.erfcx(1.0 / np.sqrt(2.0 * h))  # centre → 1
-    extended = 0.06 * np.exp(-above / 0.35) * (1.0 - 0.5 * occulted)
+    extended = 0.08 * np.exp(-above / 0.3) * (1.0 - 0.5 * occulted)
     f = corona.thin_fraction
-    profile = f * occulted + (1.0 - f) * los + extended + 0.01
+    profile = f * occulted + (1.0 - f) * los + extended
     profile /= profile[0]
     return profile.astype(np.float32), (size - 1) / rho2_max
 
@@ -455,11 +566,20 @@ def _texture(size: int, corona: Corona, rng_low: np.random.Generator, rng_high: 
         coef = rng_high.standard_normal((size, half + 1, 2), dtype=np.float32).view(np.complex64)[..., 0]
         coef[:b // 2, :b // 2 + 1] = base[:b // 2]
         coef[size - b // 2:, :b // 2 + 1] = base[b // 2:]
-    ky = np.fft.fftfreq(size, 1.0 / size).astype(np.float32)
+    # The amplitude depends on ky² only: compute the rows ky = 0 ... size/2 and mirror them.
+    ky = np.arange(half + 1, dtype=np.float32)
     kx = np.arange(half + 1, dtype=np.float32)
-    amp = ky[:, None] ** 2 + kx[None, :] ** 2
-    amp += np.float32(_TEXTURE_K0**2)
+    k2 = ky[:, None] ** 2 + kx[None, :] ** 2
+    amp = k2 + np.float32(_TEXTURE_K0**2)
     np.power(amp, np.float32(-corona.beta / 4.0), out=amp)
+    # Steeper below ~24" (k ~ 100 cycles per field of view): the fine structure of the corona is
+    # smoother than the power law of its large-scale pattern (real 193 Å: -3.05 at 120-24", -3.35 at 24-6").
+    k2 *= np.float32(1.0 / _TEXTURE_K1**2)
+    k2 += np.float32(1.0)
+    np.power(k2, np.float32(-_TEXTURE_BEND / 4.0), out=k2)
+    amp *= k2
+    del k2
+    amp = amp[np.abs(np.fft.fftfreq(size, 1.0 / size)).astype(np.intp)]
     amp[0, 0] = 0.0
     coef *= amp
     field = scipy.fft.irfft2(coef, s=(size, size), norm="forward")
@@ -524,11 +644,16 @@ def _paint_coronal_hole(image: np.ndarray, hole: CoronalHole, geom: FrameGeometr
             a, p = terms[m]
             boundary += np.float32(a * math.cos(p)) * cm - np.float32(a * math.sin(p)) * sm
     r /= np.float32(hole.size)
-    # Sharp boundaries (~0.01 R_sun), but never sharper than a pixel (foreshortened at the limb);
+    # Sharp boundaries (~0.012 R_sun), but never sharper than a pixel (foreshortened at the limb);
     # above the limb the edges blur with height, as the open field fans out.
     mu = np.maximum(pz, np.float32(0.1))
     height = np.maximum(rho - np.float32(1.0), np.float32(0.0))
-    edge = np.sqrt(np.float32(0.01**2) + (np.float32(0.3 * pixel) / mu) ** 2 + (np.float32(0.5) * height) ** 2)
+    # The dimming is of coronal emission from heights ~H: seen obliquely its edge is smeared along
+    # the line of sight by ~H tan(theta) on the surface, so holes soften towards the limb rather
+    # than ending in a dark band sharper than the limb itself.
+    smear = np.float32(0.5 * _LIMB_TAPER) * np.sqrt(np.float32(1.0) - mu * mu) / mu
+    edge = np.sqrt(np.float32(0.012**2) + (np.float32(0.3 * pixel) / mu) ** 2 + smear**2
+                   + (np.float32(0.5) * height) ** 2)
     edge /= np.float32(hole.size)
     inside = 0.5 * scipy.special.erfc((r - boundary) / (edge * np.float32(math.sqrt(2.0))))
     # Above the limb the hole continues radially and fades over 0.4 R_sun: slower than the corona's
@@ -541,30 +666,42 @@ def _paint_coronal_hole(image: np.ndarray, hole: CoronalHole, geom: FrameGeometr
 
 
 def _paint_gaussian(image: np.ndarray, geom: FrameGeometry, centre, basis: np.ndarray, sigma: tuple[float, float],
-                    amp: float, psf: float) -> None:
+                    amp: float, psf: float, smooth: _SmoothLayer | None = None) -> None:
     """Add an elliptical Gaussian: ``sigma`` (R_sun) along the two surface directions whose
     disc-plane projections are the columns of ``basis``. The pixel blur ``psf`` widens it at
-    constant flux, so small frames look binned rather than aliased."""
+    constant flux, so small frames look binned rather than aliased. Gaussians at least 4 grid
+    steps wide go to the ``smooth`` layer, if given."""
     # Bounding box at 3.5 sigma of the projected covariance B diag(sigma²) Bᵀ (exp(-6) is invisible).
     cov = basis @ np.diag(np.square(sigma)) @ basis.T
-    win = _window(geom, centre, 3.5 * (math.sqrt(cov[0, 0]) + psf), 3.5 * (math.sqrt(cov[1, 1]) + psf))
-    if win is None:
-        return
-    sl, x, y = win
     minv = _inv2(basis)
     if minv is None:
         return
-    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
-    a = np.float32(minv[0, 0]) * dx + np.float32(minv[0, 1]) * dy
-    b = np.float32(minv[1, 0]) * dx + np.float32(minv[1, 1]) * dy
     # Pixel blur acts in the disc plane; approximating it along the surface axes is good enough.
     sa = math.hypot(sigma[0], psf / max(np.linalg.norm(basis[:, 0]), 0.2))
     sb = math.hypot(sigma[1], psf / max(np.linalg.norm(basis[:, 1]), 0.2))
+    narrowest = min(sa * max(np.linalg.norm(basis[:, 0]), 0.2), sb * max(np.linalg.norm(basis[:, 1]), 0.2))
+    half = (3.5 * (math.sqrt(cov[0, 0]) + psf), 3.5 * (math.sqrt(cov[1, 1]) + psf))
+    coarse = smooth is not None and smooth.step > 1 and narrowest * geom.rsun_pix >= 4.0 * smooth.step
+    win = smooth.window(centre, *half) if coarse else _window(geom, centre, *half)
+    if win is None:
+        return
+    sl, x, y = win
+    dx, dy = x - np.float32(centre[0]), y - np.float32(centre[1])
+    a = np.float32(minv[0, 0]) * dx + np.float32(minv[0, 1]) * dy
+    b = np.float32(minv[1, 0]) * dx + np.float32(minv[1, 1]) * dy
     gain = amp * sigma[0] * sigma[1] / (sa * sb)
-    image[sl] += np.float32(gain) * np.exp(-0.5 * ((a / np.float32(sa)) ** 2 + (b / np.float32(sb)) ** 2))
+    blob = np.float32(gain) * np.exp(-0.5 * ((a / np.float32(sa)) ** 2 + (b / np.float32(sb)) ** 2))
+    # A surface pattern projected past the limb stands for emission at height: it fades above the
+    # limb like the low corona (scale ~0.05 R_sun), so diffuse halos do not move the EUV limb.
+    above = np.sqrt(x * x + y * y)
+    above -= np.float32(1.0)
+    np.maximum(above, np.float32(0.0), out=above)
+    blob *= np.exp(above * np.float32(-1.0 / _LIMB_TAPER))
+    (smooth.grid if coarse else image)[sl] += blob
 
 
-def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeometry, pixel: float) -> None:
+def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeometry, pixel: float,
+                         smooth: _SmoothLayer | None = None) -> None:
     rng = np.random.default_rng(region.seed)
     normal, west, north = _surface_frame(region.lon, region.lat, geom.b0)
     # Orthographic shapes, anchored at the exact perspective position of the AR centre.
@@ -578,18 +715,32 @@ def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeo
     psf = 0.3 * pixel  # a pixel's own blur (box of width 1 ≈ Gaussian sigma 0.29)
     b = region.brightness
 
-    # Diffuse halo, then the two plage ("moss") patches at the footpoints and a compact core.
-    _paint_gaussian(image, geom, centre, basis, (1.4 * s, 1.1 * s), 0.15 * b, psf)
+    age = region.age
+    # Diffuse halo: the AR's large warm loops, lumpy and spreading as the region ages. Then the two
+    # plage ("moss") patches at the footpoints and a compact core, both fading with age.
+    # The halo is an optically thin layer: seen obliquely its column, hence brightness, grows as 1/mu.
+    oblique = 1.0 / max(float(normal[2]), 0.4)
+    for _ in range(3):
+        at = (normal + rng.normal(0.0, 0.7 * s) * axis + rng.normal(0.0, 0.5 * s) * across)[:2] + shift
+        spread = (1.2 + 1.0 * age) * s * rng.uniform(0.8, 1.2, size=2)
+        _paint_gaussian(image, geom, at, basis, tuple(spread), 0.12 * b * (1.0 - 0.3 * age) * oblique, psf, smooth)
     for sign in (-1.0, 1.0):
-        at = (normal + sign * 0.7 * s * axis)[:2] + shift
-        _paint_gaussian(image, geom, at, basis, (0.35 * s, 0.5 * s), rng.uniform(0.12, 0.25) * b, psf)
-    _paint_gaussian(image, geom, centre, basis, (0.3 * s, 0.6 * s), rng.uniform(0.2, 0.45) * b, psf)
+        at = (normal + sign * 0.7 * s * axis + rng.normal(0.0, 0.15 * s) * across)[:2] + shift
+        patch = (0.55 + 0.4 * age) * s
+        _paint_gaussian(image, geom, at, basis, (patch, 1.3 * patch), rng.uniform(0.35, 0.55) * b * (1.0 - 0.5 * age),
+                        psf, smooth)
+    _paint_gaussian(image, geom, centre, basis, (0.3 * s, 0.6 * s), rng.uniform(0.2, 0.45) * b * (1.0 - 0.7 * age),
+                    psf, smooth)
 
     # Loops: an arcade of semi-ellipses c + A cos t + B sin t (t in [0, pi]) across the polarity
     # inversion line, sharing a direction and lean so that they nest like real AR loop systems.
+    # Sizes are spread over a decade (log-uniform): short bright core loops to long faint ones
+    # reaching into the halo; older regions have fewer.
     lean_ar = rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 50.0)
-    for _ in range(int(rng.integers(20, 45))):
-        half = s * rng.uniform(0.3, 1.15)
+    n_loops = int(round((8 + 22 * min(s / 0.08, 1.5)) * (1.0 - 0.5 * age)))
+    for _ in range(n_loops):
+        relative = 10.0 ** rng.uniform(-0.55, 0.45)
+        half = s * relative
         angle = rng.normal(0.0, 0.15)
         direction = math.cos(angle) * axis + math.sin(angle) * across
         side = _cross(normal, direction)
@@ -602,10 +753,10 @@ def _paint_active_region(image: np.ndarray, region: ActiveRegion, geom: FrameGeo
         if abs(mat[0, 0] * mat[1, 1] - mat[0, 1] * mat[1, 0]) < 1e-2 * half * height:
             continue  # seen edge-on: a straight line, skip rather than divide by ~0
         minv = _inv2(mat)
-        width = rng.uniform(0.0010, 0.0022)  # loop Gaussian sigma ~1-2" (R_sun units)
+        width = rng.uniform(0.0010, 0.0022) * relative**0.3  # loop Gaussian sigma ~1-3" (R_sun units)
         spread = math.hypot(width, psf)
         # Short core loops are the brightest; conserve line flux when the pixel is wider than the loop.
-        gain = b * rng.uniform(0.3, 1.0) * (1.25 - 0.6 * half / s) * width / spread
+        gain = b * rng.uniform(0.3, 1.0) * 0.7 * relative**-0.7 * (1.0 - 0.5 * age) * width / spread
         pad = 4.0 * spread
         win = _window(geom, mid, math.hypot(vec_a[0], vec_b[0]) + pad, math.hypot(vec_a[1], vec_b[1]) + pad)
         if win is None:
@@ -647,6 +798,9 @@ def _render(geom: FrameGeometry, corona: Corona, regions, holes, points, seeds, 
     rho2_max = float(max(x[0] ** 2, x[-1] ** 2) + max(y[0] ** 2, y[-1] ** 2)) * 1.0001 + 1e-6
     # Limb blur: AIA PSF core (~0.6" sigma) and the pixel footprint.
     edge = math.hypot(0.0006, 0.3 * pixel)
+    if wavelength in CHANNEL_TEMPERATURE_MK:
+        ratio = CHANNEL_TEMPERATURE_MK[wavelength] / CHANNEL_TEMPERATURE_MK[193]
+        corona = dataclasses.replace(corona, scale_height=corona.scale_height * ratio)
     table, scale = _radial_table(corona, rho2_max, edge)
     rho2 *= np.float32(scale)
     image = table[rho2.astype(np.int32)]
@@ -655,11 +809,14 @@ def _render(geom: FrameGeometry, corona: Corona, regions, holes, points, seeds, 
     for hole in holes:
         _paint_coronal_hole(image, hole, geom, pixel)
     _paint_bright_points(image, points, geom, pixel)
+    smooth = _SmoothLayer(geom)
     for region in regions:
-        _paint_active_region(image, region, geom, pixel)
+        _paint_active_region(image, region, geom, pixel, smooth)
+    smooth.add_to(image)
 
     rng_low, rng_high, rng_noise = (np.random.default_rng(s) for s in seeds)
     image *= _texture(n, corona, rng_low, rng_high)
+    image += np.float32(_SCATTER)
     if wavelength in CHANNEL_RESPONSE:  # 193 Å (and unlisted channels) pass unchanged
         rate, gamma = CHANNEL_RESPONSE[wavelength]
         np.maximum(image, 0.0, out=image)
@@ -780,7 +937,7 @@ def _header(geom: FrameGeometry, data: np.ndarray, date_obs: str, exptime: float
     for key, value, comment in cards:
         h[key] = (value, comment) if comment else value
     h["COMMENT"] = "Synthetic AIA-like level-1 frame made by solargen.acquire.synthetic; not real SDO data."
-    h["HISTORY"] = "solargen synthetic: LOS corona + active regions + coronal holes + power-law texture + noise"
+    h["HISTORY"] = "solargen synthetic: LOS corona + cycle-dependent active regions and coronal holes + texture + noise"
     return h
 
 
@@ -834,7 +991,7 @@ def synthetic_frame(seed: int, date_obs: str, native_size: int = 4096, exptime: 
         ss_noise = np.random.SeedSequence([int(seed), int(wavelength)])
     rng = np.random.default_rng(ss_geom)
     geom = _draw_geometry(rng, date_obs, native_size)
-    corona, regions, holes, points = _draw_features(rng)
+    corona, regions, holes, points = _draw_features(rng, date_obs)
     fsn = int(rng.integers(10_000_000, 400_000_000))
     data = _render(geom, corona, regions, holes, points, (ss_low, ss_high, ss_noise), float(exptime), int(wavelength))
     return data, _header(geom, data, date_obs, float(exptime), int(quality), int(wavelength), fsn)
