@@ -69,3 +69,63 @@ def test_diffusion_ema_is_constant_by_default_and_warms_up_only_when_asked():
     assert _decays(DIFF) == pytest.approx([0.99] * 4, abs=1e-6)
     warm = _decays({**DIFF, "ema_warmup": True})
     assert warm == pytest.approx([min(0.99, (1 + s) / (10 + s)) for s in range(4)], abs=1e-6)
+
+
+# --- StyleGAN2: heuristic γ, separate regularisation phases, paper-scale γ ------------------------
+
+SG2 = {"z_dim": 16, "w_dim": 16, "mapping_layers": 2, "channel_base": 256, "channel_max": 16, "lr": 0.002,
+       "batch_size": 4, "r1_interval": 4, "pl_interval": 2}
+
+
+def test_stylegan2_r1_gamma_defaults_to_the_heuristic_and_an_explicit_value_wins():
+    from solargen.models.stylegan2.family import StyleGAN2Trainer
+
+    assert StyleGAN2Trainer(SG2, 16).r1_gamma == pytest.approx(0.0002 * 16 ** 2 / 4)
+    assert StyleGAN2Trainer({**SG2, "batch_size": 2}, 32).r1_gamma == pytest.approx(0.0002 * 32 ** 2 / 2)
+    assert StyleGAN2Trainer({**SG2, "r1_gamma": 10.0}, 16).r1_gamma == 10.0
+
+
+def test_stylegan2_regularisation_phases_are_their_own_adam_steps():
+    from solargen.models.stylegan2.family import StyleGAN2Trainer
+
+    torch.manual_seed(0)
+    t = StyleGAN2Trainer(SG2, 16)
+    g = torch.Generator().manual_seed(0)
+    for s in range(4):
+        t.training_step(torch.rand(4, 1, 16, 16, generator=g) * 2 - 1, s, g)
+    steps = lambda opt: int(next(iter(opt.state.values()))["step"])  # noqa: E731
+    # G: 4 main + PL at steps 0, 2; D: 4 main + R1 at step 0 (stylegan2-ada's Greg/Dreg phases)
+    assert steps(t.optimizers["G"]) == 6
+    assert steps(t.optimizers["D"]) == 5
+
+
+def test_paper_configs_keep_config_f_and_set_paper256_gamma():
+    import yaml
+
+    cfg = yaml.safe_load(open("config/config.yaml"))
+    assert cfg["models"]["stylegan2"]["r1_gamma"] == 10.0      # config F
+    assert cfg["models"]["stylegan2"].get("ema_rampup") is None  # config F: no ramp-up
+    assert cfg["models"]["stylegan2_256"]["r1_gamma"] == 1.0   # stylegan2-ada paper256
+
+
+# --- ProjectedGAN's stylegan2_discriminator arm gets R1 -------------------------------------------
+
+PG = dict(z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16, interp_size=128,
+          disc_width=0.125, lr=0.002, batch_size=2)
+
+
+def test_the_stylegan2_discriminator_arm_gets_lazy_r1_and_the_projected_d_none():
+    from solargen.models.projectedgan.family import ProjectedGANTrainer
+
+    torch.manual_seed(0)
+    arm = ProjectedGANTrainer({**PG, "ablation": "stylegan2_discriminator", "r1_interval": 2}, 32)
+    assert arm.r1_gamma == pytest.approx(0.0002 * 32 ** 2 / 2)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
+    logs = [arm.training_step(x, s, g) for s in range(3)]
+    assert ["r1_penalty" in lg for lg in logs] == [True, False, True]
+    assert logs[0]["r1_penalty"] > 0
+    assert int(next(iter(arm.optimizers["D"].state.values()))["step"]) == 5  # 3 main + 2 R1 steps
+    assert ProjectedGANTrainer(PG, 32).r1_gamma == 0.0
+    with pytest.raises(ValueError, match="r1_gamma"):
+        ProjectedGANTrainer({**PG, "r1_gamma": 1.0}, 32)
