@@ -129,3 +129,45 @@ def test_the_stylegan2_discriminator_arm_gets_lazy_r1_and_the_projected_d_none()
     assert ProjectedGANTrainer(PG, 32).r1_gamma == 0.0
     with pytest.raises(ValueError, match="r1_gamma"):
         ProjectedGANTrainer({**PG, "r1_gamma": 1.0}, 32)
+
+
+# --- ProjectedGAN: ≥ 4×4 patch logits at demo scale -----------------------------------------------
+
+
+def _logit_sides(cfg, image_size):
+    from solargen.models.projectedgan.ablations import resolve
+    from solargen.models.projectedgan.family import build_discriminator
+
+    cfg = resolve(cfg)
+    if cfg["discriminator"] != "projected":
+        return None
+    D = build_discriminator(cfg, image_size).eval()
+    with torch.no_grad():
+        feats = D.feature_network(torch.zeros(1, 1, image_size, image_size))
+        return [tuple(d(f).shape[2:]) for d, f in zip(D.discriminator.mini_discs, feats)]
+
+
+def test_demo_projected_discriminators_end_in_at_least_4x4_logits():
+    import yaml
+
+    cfg = yaml.safe_load(open("config/demo.yaml"))
+    checked = 0
+    for name, m in cfg["models"].items():
+        if m["family"] != "projectedgan":
+            continue
+        sides = _logit_sides(m, m["image_size"])
+        if sides is None:
+            continue
+        assert all(min(s) >= 4 for s in sides), (name, sides)
+        checked += 1
+    assert checked >= 4
+    # upstream's nominal sizing at the same input ends in 1×1: the reason for the switch
+    nominal = {k: v for k, v in cfg["models"]["full_projectedgan"].items() if k != "disc_sizing"}
+    assert _logit_sides(nominal, 64) == [(1, 1)] * 4
+
+
+def test_actual_sizing_equals_upstreams_nominal_at_224():
+    # at 224 px both plans give 4×4 maps (actual sizing is not a different network there)
+    base = dict(family="projectedgan", image_size=224, interp_size=224, disc_width=0.25)
+    assert _logit_sides(base, 224) == [(4, 4)] * 4
+    assert min(min(s) for s in _logit_sides({**base, "disc_sizing": "actual"}, 224)) >= 4

@@ -19,6 +19,8 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
   feature network (upstream's ``interp224``); ``null`` never resizes.
 - ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
   cfg) and a multiplier on their channel widths (small CPU configs).
+- ``disc_sizing`` (``nominal``, upstream): mini-D depth from a nominal 256-px input; ``actual``
+  sizes it from the real feature maps so the logits stay ≥ 4×4 below 224 px (the demo).
 - ``lr`` (0.002), ``betas`` ([0, 0.99]), ``batch_size``: Adam for G and D. D's lr and betas get
   upstream's lazy-regularisation factor 16/17 although D has no regulariser (a quirk of the
   original code, kept so the recipe is the study's).
@@ -75,7 +77,8 @@ def build_discriminator(cfg: dict, image_size: int) -> torch.nn.Module:
     fn = FeatureNetwork(cfg["backbone"], pretrained=cfg["pretrained"], weights_path=cfg.get("weights_path"),
                         proj_type=int(cfg["proj_type"]), interp_size=cfg.get("interp_size", 224))
     return ProjectedDiscriminator(fn, num_discs=int(cfg["num_discs"]), separable=bool(cfg.get("separable", True)),
-                                  width=float(cfg.get("disc_width", 1.0)), diffaug_policy=cfg["diffaug"])
+                                  width=float(cfg.get("disc_width", 1.0)), diffaug_policy=cfg["diffaug"],
+                                  sizing=cfg.get("disc_sizing", "nominal"), image_size=image_size)
 
 
 class _AugmentedD(torch.nn.Module):
