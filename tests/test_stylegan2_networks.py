@@ -114,7 +114,10 @@ def test_style_mix_switches_at_crossover():
     assert torch.equal(style_mix(ws, ws2, 2)[:, 2:], ws2[:, 2:])  # a scalar crossover mixes all samples
     g = torch.Generator().manual_seed(0)
     assert torch.equal(mixing_crossover(6, 100, 0.0, g), torch.full((100,), 6))
-    c = mixing_crossover(6, 1000, 0.9, g)
+    # one crossover per batch (stylegan2-ada), 0.9 of batches mixed, at layers 1..5
+    cs = torch.stack([mixing_crossover(6, 8, 0.9, g) for _ in range(1000)])
+    assert (cs == cs[:, :1]).all()
+    c = cs[:, 0]
     assert c.min() >= 1 and c.max() <= 6
     assert 0.85 < (c < 6).float().mean() < 0.95
     assert set(c[c < 6].tolist()) == {1, 2, 3, 4, 5}

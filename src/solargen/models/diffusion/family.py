@@ -1,7 +1,9 @@
 """The study's diffusion family (ADM, unconditional, grayscale) plugged into the shared loop.
 
 Training: ε-prediction with the MSE loss, Adam at a constant learning rate, EMA of the
-weights, optional random horizontal flip (the study's effective regulariser). Sampling:
+weights at a constant ``ema_rate`` (guided-diffusion's; ``ema_warmup: true`` caps it at
+(1 + step)/(10 + step), for runs too short for a constant rate to forget the initial weights),
+optional random horizontal flip (the study's effective regulariser). Sampling:
 respaced ancestral DDPM (the study's default) or DDIM, from the EMA weights.
 """
 
@@ -43,6 +45,7 @@ class DiffusionTrainer:
         self.modules = {"unet": self.unet}
         self.optimizers = {"adam": self.opt}
         self.ema = {"unet": EMA(self.unet, float(cfg.get("ema_rate", 0.9999)))}
+        self.ema_warmup = bool(cfg.get("ema_warmup", False))
 
     def training_step(self, x0: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
         """One Adam step on a batch ``x0`` (B, 1, H, W) in [-1, 1] at 0-based ``step``.
@@ -61,7 +64,8 @@ class DiffusionTrainer:
         self.opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         self.opt.step()
-        self.ema["unet"].update(self.unet, step)
+        # EMA.update applies the warm-up cap only when given the step.
+        self.ema["unet"].update(self.unet, step if self.ema_warmup else None)
         return {k: float(v.detach()) for k, v in losses.items()}
 
 

@@ -16,11 +16,12 @@ is the same.
 Model: pix2pix U-Net G, pix2pixHD multi-scale PatchGAN D conditioned on the block image,
 LSGAN + L1 matching loss (+ optional pix2pixHD feature matching). Per ``training_step``:
 
-    D: ½[(D(c, y) − 1)² + D(c, G(c))²]           averaged over scales and patch positions
-    G: λ_gan·½(D(c, G(c)) − 1)² + λ_l1·|G(c) − y|₁ + λ_fm·FM
+    D: ½ Σ_scales [(D(c, y) − 1)² + D(c, G(c))²]     each averaged over patch positions
+    G: λ_gan·Σ_scales (D(c, G(c)) − 1)² + λ_l1·|G(c) − y|₁ + λ_fm·FM
 
-(Schmidt et al. sum over scales; averaging keeps the loss scale fixed across the scales
-ablation.) FM = 4 · mean over scales and D layers of |D_l(c, G(c)) − D_l(c, y)|₁, i.e. exactly
+as pix2pixHD and Schmidt et al. (summed over scales, no ½ in G: an earlier version averaged with
+a ½, an adversarial weight λ/6 of theirs at 3 scales). The scales ablation therefore changes the
+adversarial weight with the number of scales, as in the references. FM = 4 · mean over scales and D layers of |D_l(c, G(c)) − D_l(c, y)|₁, i.e. exactly
 pix2pixHD's weighting 4/(n_layers+1)·1/num_D summed, so λ_fm = 10 is pix2pixHD's λ_feat.
 
 Config keys (``models.<name>`` entries):
@@ -172,14 +173,14 @@ class MSDGANTrainer:
         if self.D is not None:
             self.D.train().requires_grad_(True)
             real_out, fake_out = self.D(y, cond), self.D(fake.detach(), cond)
-            loss_D = _mean([0.5 * ((r[-1] - 1) ** 2).mean() + 0.5 * (f[-1] ** 2).mean()
-                            for r, f in zip(real_out, fake_out)])
+            # pix2pixHD: each LSGAN term summed over the scales, D's halved, G's not.
+            loss_D = 0.5 * sum(((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real_out, fake_out))
             self.optimizers["D"].zero_grad(set_to_none=True)
             loss_D.backward()
             self.optimizers["D"].step()
             self.D.requires_grad_(False)  # G's step needs gradients through D, not into it
             fake_out = self.D(fake, cond)
-            gan_G = _mean([0.5 * ((f[-1] - 1) ** 2).mean() for f in fake_out])
+            gan_G = sum(((f[-1] - 1) ** 2).mean() for f in fake_out)
             if self.lambda_fm > 0:
                 with torch.no_grad():  # real features from the updated D, like the fake ones
                     real_out = self.D(y, cond)

@@ -3,7 +3,10 @@
 Each mini-D halves its input down to 8×8 and ends in a 4×4 valid conv to one logit channel, so
 it is a PatchGAN on F's features. The number of down blocks comes from a *nominal* 256-px input
 (upstream fixes this: "works best"), not from the actual map size: at 224 px every mini-D gives
-4×4 logits, at 256 px 5×5, at 1024 px 29×29.
+4×4 logits, at 256 px 5×5, at 1024 px 29×29. Below 224 px (small CPU configs) the nominal plan
+shrinks the maps to 1×1 logits; ``sizing="actual"`` (config ``disc_sizing: actual``) instead
+chooses each mini-D's number of down blocks from its actual input map, so every mini-D ends in at
+least 4×4 patch logits at any input size (the channel plan is the nominal one's first blocks).
 """
 
 from __future__ import annotations
@@ -45,18 +48,31 @@ class MiniDiscriminator(nn.Module):
 
     ``start_size`` is the nominal side (a power of two ≥ 8) that fixes n and the channel plan
     CHANNELS[side] (×``width``, for small CPU configs); the input channels replace CHANNELS[start_size].
+    With ``map_side`` (the actual input side) the blocks stop before the map falls below 7, and a
+    map already smaller than 7 gets a zero-padded final conv, so the logits are ≥ 4×4.
     """
 
-    def __init__(self, in_channels: int, start_size: int, separable: bool = True, width: float = 1.0):
+    def __init__(self, in_channels: int, start_size: int, separable: bool = True, width: float = 1.0,
+                 map_side: int | None = None):
         super().__init__()
         if start_size < 8 or start_size & (start_size - 1):
             raise ValueError(f"start_size must be a power of two ≥ 8, got {start_size}")
         ch = lambda s: max(1, round(CHANNELS[s] * width))  # noqa: E731
+        n_down, pad = 0, 0
+        if map_side is None:
+            n_down = (start_size // 8).bit_length() - 1
+        else:
+            side = map_side
+            while side // 2 >= 7:  # AvgPool2d(2) floors
+                side //= 2
+                n_down += 1
+            pad = max(0, -(-(7 - side) // 2))
         layers, c, s = [], in_channels, start_size
-        while s > 8:
-            layers.append(DownBlock(c, ch(s // 2), separable))
-            c, s = ch(s // 2), s // 2
-        layers.append(sn_conv(c, 1, 4, 1, 0, bias=False))
+        for _ in range(n_down):
+            s = max(s // 2, 8)  # past the nominal plan's end keep its last (widest) channels
+            layers.append(DownBlock(c, ch(s), separable))
+            c = ch(s)
+        layers.append(sn_conv(c, 1, 4, 1, pad, bias=False))
         self.main = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -68,14 +84,15 @@ class MultiScaleDiscriminator(nn.Module):
     list of (B, C_i, H_i, W_i) → (B, N) all patch logits, flattened and concatenated."""
 
     def __init__(self, feature_channels: list[int], proj_type: int, num_discs: int = 4, separable: bool = True,
-                 width: float = 1.0):
+                 width: float = 1.0, map_sides: list[int] | None = None):
         super().__init__()
         if not 1 <= num_discs <= len(feature_channels):
             raise ValueError(f"num_discs must be in 1..{len(feature_channels)}, got {num_discs}")
         # nominal sides of F's levels at 256 px: strides 4…32, ×2 after CSM
         sizes = [NOMINAL_SIZE // 2 ** k * (2 if proj_type == 2 else 1) for k in (2, 3, 4, 5)]
-        self.mini_discs = nn.ModuleList(MiniDiscriminator(c, s, separable, width)
-                                        for c, s in zip(feature_channels[:num_discs], sizes))
+        sides = map_sides or [None] * 4
+        self.mini_discs = nn.ModuleList(MiniDiscriminator(c, s, separable, width, m)
+                                        for c, s, m in zip(feature_channels[:num_discs], sizes, sides))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat([d(f).flatten(1) for d, f in zip(self.mini_discs, features)], dim=1)
@@ -88,12 +105,18 @@ class ProjectedDiscriminator(nn.Module):
     """
 
     def __init__(self, feature_network: FeatureNetwork, num_discs: int = 4, separable: bool = True,
-                 width: float = 1.0, diffaug_policy: str = "color,translation,cutout"):
+                 width: float = 1.0, diffaug_policy: str = "color,translation,cutout",
+                 sizing: str = "nominal", image_size: int | None = None):
         super().__init__()
+        if sizing not in ("nominal", "actual"):
+            raise ValueError(f"disc_sizing must be 'nominal' or 'actual', got {sizing!r}")
+        if sizing == "actual" and image_size is None:
+            raise ValueError("disc_sizing 'actual' needs the image size")
         self.diffaug_policy = diffaug_policy
         self.feature_network = feature_network
+        sides = feature_network.resolutions(image_size) if sizing == "actual" else None
         self.discriminator = MultiScaleDiscriminator(feature_network.channels, feature_network.proj_type,
-                                                     num_discs, separable, width)
+                                                     num_discs, separable, width, sides)
 
     def train(self, mode: bool = True):
         super().train(mode)

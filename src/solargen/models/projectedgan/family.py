@@ -19,9 +19,16 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
   feature network (upstream's ``interp224``); ``null`` never resizes.
 - ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
   cfg) and a multiplier on their channel widths (small CPU configs).
+- ``disc_sizing`` (``nominal``, upstream): mini-D depth from a nominal 256-px input; ``actual``
+  sizes it from the real feature maps so the logits stay ≥ 4×4 below 224 px (the demo).
 - ``lr`` (0.002), ``betas`` ([0, 0.99]), ``batch_size``: Adam for G and D. D's lr and betas get
   upstream's lazy-regularisation factor 16/17 although D has no regulariser (a quirk of the
   original code, kept so the recipe is the study's).
+- ``r1_gamma`` (unset: 0.0002·res²/batch, stylegan2-ada's heuristic), ``r1_interval`` (16): the
+  ``stylegan2_discriminator`` arm only. Its pixel D gets StyleGAN2's lazy R1 on (augmented)
+  reals, as a separate D step, so a failure of that arm is about what D sees, not about an
+  unregularised D diverging; the 16/17 Adam factor above is then exactly R1's lazy compensation.
+  The projected D has no R1 upstream: setting these keys there is an error.
 - ``ema_kimg`` (batch·10/32), ``ema_rampup`` (0.05): G EMA half-life in thousands of images,
   capped at ``ema_rampup`` × images seen (upstream's schedule).
 - ``truncation_psi`` (1.0): at sampling.
@@ -70,7 +77,8 @@ def build_discriminator(cfg: dict, image_size: int) -> torch.nn.Module:
     fn = FeatureNetwork(cfg["backbone"], pretrained=cfg["pretrained"], weights_path=cfg.get("weights_path"),
                         proj_type=int(cfg["proj_type"]), interp_size=cfg.get("interp_size", 224))
     return ProjectedDiscriminator(fn, num_discs=int(cfg["num_discs"]), separable=bool(cfg.get("separable", True)),
-                                  width=float(cfg.get("disc_width", 1.0)), diffaug_policy=cfg["diffaug"])
+                                  width=float(cfg.get("disc_width", 1.0)), diffaug_policy=cfg["diffaug"],
+                                  sizing=cfg.get("disc_sizing", "nominal"), image_size=image_size)
 
 
 class _AugmentedD(torch.nn.Module):
@@ -107,6 +115,18 @@ class ProjectedGANTrainer:
             "D": torch.optim.Adam(self.d_params, lr=lr * _D_REG_RATIO,
                                   betas=tuple(b ** _D_REG_RATIO for b in betas), eps=1e-8),
         }
+        self.r1_gamma, self.r1_interval = 0.0, 16
+        if cfg["discriminator"] == "stylegan2":
+            from ..stylegan2.losses import heuristic_r1_gamma
+
+            gamma = cfg.get("r1_gamma")
+            self.r1_gamma = heuristic_r1_gamma(image_size, self.batch_size) if gamma is None else float(gamma)
+            self.r1_interval = int(cfg.get("r1_interval", 16))
+        else:
+            for key in ("r1_gamma", "r1_interval"):
+                if cfg.get(key) is not None:
+                    raise ValueError(f"{key} is set but ablation {cfg['ablation']!r} uses the projected "
+                                     "discriminator, which has no R1 (only stylegan2_discriminator does)")
         self.ema = {"G": EMA(self.G, 0.0)}
         self.ema_kimg = float(cfg.get("ema_kimg", self.batch_size * 10 / 32))
         self.ema_rampup = cfg.get("ema_rampup", 0.05)
@@ -140,11 +160,22 @@ class ProjectedGANTrainer:
         self.optimizers["D"].zero_grad(set_to_none=True)
         (loss_D_real + loss_D_fake).backward()
         self.optimizers["D"].step()
+        out = {"loss_G": float(loss_G.detach()), "loss_D_real": float(loss_D_real.detach()),
+               "loss_D_fake": float(loss_D_fake.detach()),
+               "logits_real": float(real_logits.detach().mean()), "logits_fake": float(fake_logits.detach().mean())}
+        # D reg (stylegan2_discriminator arm): lazy R1, its own Adam step, gradient taken with
+        # respect to the reals before DiffAugment (as stylegan2-ada with its augment pipe).
+        if self.r1_gamma > 0 and step % self.r1_interval == 0:
+            xr = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.D(xr, generator).sum(), xr, create_graph=True)
+            r1 = grad.square().sum(dim=(1, 2, 3)).mean()
+            self.optimizers["D"].zero_grad(set_to_none=True)
+            (r1 * (self.r1_gamma / 2) * self.r1_interval).backward()
+            self.optimizers["D"].step()
+            out["r1_penalty"] = float(r1.detach())
         self.ema["G"].decay = half_life_decay(step, self.batch_size, self.ema_kimg, self.ema_rampup)
         self.ema["G"].update(self.G)
-        return {"loss_G": float(loss_G.detach()), "loss_D_real": float(loss_D_real.detach()),
-                "loss_D_fake": float(loss_D_fake.detach()),
-                "logits_real": float(real_logits.detach().mean()), "logits_fake": float(fake_logits.detach().mean())}
+        return out
 
 
 def sample(state: dict, cfg: dict, image_size: int, n: int, *, seed: int = 0, batch_size: int = 16,

@@ -2,9 +2,11 @@
 
 Its fine-scale failure on high-resolution solar images (and not on faces) is what the study
 sets out to explain, so the recipe is the faithful one (stylegan2-ada's ``stylegan2`` cfg,
-without ADA), scaled by config. Per ``training_step`` (phases as in stylegan2-ada):
+without ADA), scaled by config. Per ``training_step``, four phases as in stylegan2-ada, each its
+own Adam step (a regularisation step is a separate optimiser step, not added to the main one):
 
-    G main:  softplus(−D(G(z)))                      z with style mixing (p = ``style_mixing``)
+    G main:  softplus(−D(G(z)))                      z with style mixing (p = ``style_mixing``,
+             one crossover layer per batch)
     G reg:   every ``pl_interval`` steps, pl_weight · pl_interval · path-length penalty
              on batch / ``pl_batch_shrink`` images
     D main:  softplus(D(G(z))) + softplus(−D(x))
@@ -16,9 +18,12 @@ c = interval/(interval+1) and its betas raised to the power c.
 Config keys (``models.<name>``; defaults = stylegan2-ada's cfg ``stylegan2``):
 ``z_dim`` (512), ``w_dim`` (512), ``mapping_layers`` (8), ``channel_base`` (32768),
 ``channel_max`` (512), ``mbstd_group_size`` (4), ``lr`` (0.002), ``betas`` ([0, 0.99]),
-``batch_size``, ``r1_gamma`` (10), ``r1_interval`` (16), ``pl_weight`` (2), ``pl_interval`` (4),
+``batch_size``, ``r1_gamma`` (unset: stylegan2-ada's heuristic 0.0002·res²/batch,
+`losses.heuristic_r1_gamma`; config F's 10 is set explicitly in config.yaml), ``r1_interval`` (16), ``pl_weight`` (2), ``pl_interval`` (4),
 ``pl_batch_shrink`` (2), ``style_mixing`` (0.9), ``ema_kimg`` (10), ``ema_rampup`` (null),
-``truncation_psi`` (1, at sampling), ``save_every``.
+``truncation_psi`` (1, at sampling), ``save_every``. ``ema_rampup`` caps the EMA half-life at
+that fraction of the images seen (stylegan2-ada's ``--cfg`` option; config F has none, short
+runs need one or the sampled G stays close to its initialisation).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ...train import EMA, half_life_decay
-from .losses import PathLengthPenalty, r1_penalty
+from .losses import PathLengthPenalty, heuristic_r1_gamma, r1_penalty
 from .networks import Discriminator, Generator
 
 
@@ -58,11 +63,12 @@ class StyleGAN2Trainer:
         self.D = build_discriminator(cfg, image_size).to(self.device)
         self.pl = PathLengthPenalty().to(self.device)
         lr, betas = float(cfg.get("lr", 0.002)), tuple(float(b) for b in cfg.get("betas", (0.0, 0.99)))
-        self.r1_gamma = float(cfg.get("r1_gamma", 10.0))
+        self.batch_size = int(cfg.get("batch_size", 32))
+        gamma = cfg.get("r1_gamma")
+        self.r1_gamma = heuristic_r1_gamma(image_size, self.batch_size) if gamma is None else float(gamma)
         self.r1_interval, self.pl_interval = int(cfg.get("r1_interval", 16)), int(cfg.get("pl_interval", 4))
         self.pl_weight, self.pl_shrink = float(cfg.get("pl_weight", 2.0)), int(cfg.get("pl_batch_shrink", 2))
         self.mixing = float(cfg.get("style_mixing", 0.9))
-        self.batch_size = int(cfg.get("batch_size", 32))
         self.ema_kimg, self.ema_rampup = float(cfg.get("ema_kimg", 10.0)), cfg.get("ema_rampup")
         # pl holds the path-length running mean: checkpointed so a resumed run continues exactly.
         self.modules = {"G": self.G, "D": self.D, "pl": self.pl}
@@ -81,32 +87,39 @@ class StyleGAN2Trainer:
         self.D.train()
         b = x.shape[0]
         out = {}
+        G_opt, D_opt = self.optimizers["G"], self.optimizers["D"]
         # G main.
         self.D.requires_grad_(False)
         fake = self.G.synthesis(self._ws(b, generator), generator=generator)
         loss_G = F.softplus(-self.D(fake)).mean()
-        self.optimizers["G"].zero_grad(set_to_none=True)
+        G_opt.zero_grad(set_to_none=True)
         loss_G.backward()
+        G_opt.step()
         out["loss_G"] = float(loss_G.detach())
+        # G reg: its own optimiser step, as stylegan2-ada's Greg phase.
         if self.pl_weight > 0 and step % self.pl_interval == 0:
             ws = self._ws(max(1, b // self.pl_shrink), generator)
             pl = self.pl(self.G, ws, generator)
+            G_opt.zero_grad(set_to_none=True)
             (pl * self.pl_weight * self.pl_interval).backward()
+            G_opt.step()
             out["pl_penalty"] = float(pl.detach())
-        self.optimizers["G"].step()
         # D main.
         self.D.requires_grad_(True)
         with torch.no_grad():
             fake = self.G.synthesis(self._ws(b, generator), generator=generator)
         loss_D = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(x)).mean()
-        self.optimizers["D"].zero_grad(set_to_none=True)
+        D_opt.zero_grad(set_to_none=True)
         loss_D.backward()
+        D_opt.step()
         out["loss_D"] = float(loss_D.detach())
+        # D reg (Dreg phase).
         if self.r1_gamma > 0 and step % self.r1_interval == 0:
             r1, _ = r1_penalty(self.D, x)
+            D_opt.zero_grad(set_to_none=True)
             (r1 * (self.r1_gamma / 2) * self.r1_interval).backward()
+            D_opt.step()
             out["r1_penalty"] = float(r1.detach())
-        self.optimizers["D"].step()
         self.ema["G"].decay = half_life_decay(step, self.batch_size, self.ema_kimg, self.ema_rampup)
         self.ema["G"].update(self.G)
         return out

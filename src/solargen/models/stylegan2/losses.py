@@ -27,6 +27,12 @@ def g_nonsaturating_loss(fake_logits: Tensor) -> Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def heuristic_r1_gamma(image_size: int, batch_size: int) -> float:
+    """stylegan2-ada's "auto" R1 weight, γ = 0.0002·res²/batch: 0.2 at 64 px and batch 4, 6.6 at
+    1024 px and batch 32 (config F sets 10 explicitly). Used where a config leaves ``r1_gamma`` unset."""
+    return 0.0002 * image_size ** 2 / batch_size
+
+
 def r1_penalty(D: nn.Module, x_real: Tensor) -> tuple[Tensor, Tensor]:
     """R1 (Mescheder et al. 2018): E‖∇ₓD(x)‖² on reals → (penalty scalar, real logits (B,)).
 

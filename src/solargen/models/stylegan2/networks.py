@@ -362,18 +362,19 @@ def style_mix(ws: Tensor, ws2: Tensor, crossover: int | Tensor) -> Tensor:
 
 def mixing_crossover(num_ws: int, batch: int, prob: float,
                      generator: torch.Generator | None = None) -> Tensor:
-    """Per-sample crossover layers (B,) on the generator's device (CPU if none).
+    """Crossover layers (B,) on the generator's device (CPU if none): one draw for the whole batch.
 
-    With probability ``prob`` (0.9 in StyleGAN2) a sample mixes at a layer drawn uniformly from
-    1..num_ws−1, else it gets num_ws (no mixing). Mixing stops the network from assuming that
-    adjacent styles are correlated, which localises what each layer controls.
+    With probability ``prob`` (0.9 in StyleGAN2) the batch mixes at a layer drawn uniformly from
+    1..num_ws−1, else it gets num_ws (no mixing); as stylegan2-ada, one crossover per batch, not
+    per sample. Mixing stops the network from assuming that adjacent styles are correlated, which
+    localises what each layer controls.
     """
     device = generator.device if generator is not None else torch.device("cpu")
-    mix = torch.rand(batch, generator=generator, device=device) < prob
     if num_ws < 2:
         return torch.full((batch,), num_ws, dtype=torch.long, device=device)
-    cut = torch.randint(1, num_ws, (batch,), generator=generator, device=device)
-    return torch.where(mix, cut, torch.full_like(cut, num_ws))
+    cut = torch.randint(1, num_ws, (), generator=generator, device=device)
+    mix = torch.rand((), generator=generator, device=device) < prob
+    return torch.where(mix, cut, torch.full_like(cut, num_ws)).expand(batch).clone()
 
 
 class Generator(nn.Module):
@@ -409,8 +410,8 @@ class Generator(nn.Module):
                       truncation_psi: float = 1.0) -> Tensor:
         """Training-time mapping with style mixing: ws (B, num_ws, w_dim).
 
-        A second z2 (from ``generator``) is mapped without touching w̄, and each sample switches
-        to it at its crossover layer (``mixing_crossover``).
+        A second z2 (from ``generator``) is mapped without touching w̄, and the batch switches
+        to it at one crossover layer (``mixing_crossover``).
         """
         ws = self.mapping(z, truncation_psi)
         if mixing_prob <= 0:

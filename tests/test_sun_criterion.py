@@ -1,0 +1,84 @@
+"""The per-sample 'draws the Sun' criterion (issue #22): profiles, the real-spread threshold, verdicts."""
+
+import numpy as np
+import pytest
+
+from solargen.evaluate.sun_criterion import RUN_FRACTION, main, radial_profiles, real_threshold, sun_criterion
+
+
+def _suns(n, rng, size=64, radius=0.62, jitter=0.03):
+    """Disks (radius as a fraction of the half-side) with a faint corona and random brightness."""
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - (size - 1) / 2, xx - (size - 1) / 2) / (size / 2)
+    out = []
+    for _ in range(n):
+        rad = radius * (1 + jitter * rng.standard_normal())
+        disk = np.where(r <= rad, 0.55 + 0.05 * rng.standard_normal(), 0.25 * np.exp(-(r - rad) / 0.1))
+        out.append(np.clip(disk + 0.02 * rng.standard_normal((size, size)), 0, 1))
+    return np.array(out)
+
+
+def test_profiles_of_a_constant_image_and_the_binning():
+    p = radial_profiles(np.full((2, 16, 16), 0.3))
+    assert p.shape == (2, 32) and np.allclose(p[:, p[0] > 0], 0.3)
+    with pytest.raises(ValueError, match="N, H, W"):
+        radial_profiles(np.zeros((16, 16)))
+
+
+def test_threshold_is_the_largest_leave_one_out_distance():
+    prof = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+    # frame 0 vs mean(1, 2) = 1.5; frame 1 vs 1.0 = 0; frame 2 vs 0.5 = 1.5
+    assert real_threshold(prof) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="at least 2"):
+        real_threshold(prof[:1])
+
+
+def test_new_suns_pass_and_blobs_blanks_and_noise_fail():
+    rng = np.random.default_rng(0)
+    real = _suns(48, rng)
+    res = sun_criterion(real, _suns(32, rng))
+    assert res["fraction"] >= RUN_FRACTION and res["draws_the_sun"]
+    size = 64
+    yy, xx = np.mgrid[:size, :size]
+    r = np.hypot(yy - 31.5, xx - 31.5) / 32
+    blob = np.clip(1.6 * np.exp(-(r / 0.45) ** 2), 0, 1)            # saturated blob, no limb
+    shifted = np.roll(_suns(1, rng)[0], 14, axis=1)                  # a sun off-centre
+    bad = {"blob": blob, "blank": np.full((size, size), 0.3), "noise": rng.random((size, size)),
+           "small_sun": _suns(1, rng, radius=0.35)[0], "shifted": shifted}
+    for name, img in bad.items():
+        out = sun_criterion(real, np.repeat(img[None], 4, 0))
+        assert out["passed"] == 0 and not out["draws_the_sun"], (name, out["median_distance"], out["threshold"])
+    # a run of mostly suns with a few blobs: the verdict follows RUN_FRACTION
+    mix = np.concatenate([_suns(27, rng), np.repeat(blob[None], 5, 0)])
+    out = sun_criterion(real, mix)
+    assert out["passed"] <= 27 and not out["draws_the_sun"]
+
+
+def test_a_mean_profile_can_match_while_no_sample_draws_the_sun():
+    # half the samples a doubled-brightness mean sun, half black: together they average to the real
+    # mean profile (the run-level check's 0.1 tolerance is met), yet no single sample is a Sun
+    rng = np.random.default_rng(1)
+    real = _suns(32, rng)
+    m = real.mean(0)
+    split = np.stack([np.clip(2 * m, 0, 1), np.zeros_like(m)] * 8)  # mean ≈ the real mean
+    out = sun_criterion(real, split)
+    assert np.abs(radial_profiles(split).mean(0) - radial_profiles(real).mean(0)).mean() < 0.1
+    assert out["passed"] == 0
+
+
+def test_command_reads_folders_and_refuses_mismatched_sizes(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    for name, imgs in {"real": _suns(8, rng, size=64), "samples": _suns(4, rng, size=32)}.items():
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(imgs):
+            Image.fromarray((im * 255).round().astype(np.uint8)).save(tmp_path / name / f"out_{i}.png")
+    assert main(["--real", str(tmp_path / "real"), "--samples", str(tmp_path / "samples"),
+                 "--out", str(tmp_path / "c.json")]) == 0  # real 64 px block-averaged to 32
+    import json
+
+    res = json.loads((tmp_path / "c.json").read_text())
+    assert res["n_real"] == 8 and res["n_samples"] == 4 and "draw the Sun" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="sizes differ"):
+        sun_criterion(np.zeros((3, 8, 8)), np.zeros((2, 16, 16)))
