@@ -30,16 +30,11 @@ PROFILE_TOLERANCE = 0.1
 
 
 def radial_profile(images: np.ndarray, bins: int = 32) -> np.ndarray:
-    """Mean intensity against distance from the image centre, (N, H, W) → (bins,): radius 0 to the
-    frame's corner in ``bins`` equal steps, as a fraction of the half-side (so the same for any
-    resolution). Averaged over the images."""
-    n, h, w = images.shape
-    yy, xx = np.mgrid[:h, :w]
-    r = np.hypot(yy - (h - 1) / 2, xx - (w - 1) / 2) / (min(h, w) / 2)
-    idx = np.minimum((r / np.sqrt(2) * bins).astype(int), bins - 1).ravel()
-    counts = np.bincount(idx, minlength=bins)
-    sums = np.bincount(idx, weights=np.asarray(images, np.float64).mean(0).ravel(), minlength=bins)
-    return sums / np.maximum(counts, 1)
+    """Mean intensity against distance from the image centre, (N, H, W) → (bins,), averaged over
+    the images (`sun_criterion.radial_profiles` of the mean image: the profile is linear)."""
+    from .sun_criterion import radial_profiles
+
+    return radial_profiles(np.asarray(images, np.float64).mean(0, keepdims=True), bins)[0]
 
 #: The fewest images per set each metric is defined for: a covariance (FID) and KID's unbiased
 #: estimate need two, precision/recall a k-th (k = 3) nearest neighbour besides the point itself.
