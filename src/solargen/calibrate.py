@@ -563,7 +563,9 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     ny, nx = np.divmod(np.arange(9), 3)
     qy, qx = (qy[:, None] + ny - 1).ravel(), (qx[:, None] + nx - 1).ravel()
     ok = (qy >= 0) & (qy < size) & (qx >= 0) & (qx < size)
-    redo = np.unique(qy[ok] * size + qx[ok])
+    mark = np.zeros(size * size, bool)  # the distinct pixels, sorted (np.unique sorts: ~10× slower)
+    mark[qy[ok] * size + qx[ok]] = True
+    redo = np.flatnonzero(mark)
     if redo.size > max_exact * out.size:
         raise ExactShareExceeded(f"the clip needs the exact path on {redo.size / out.size:.1%} of the target pixels")
     a = m[:, :2] / f  # one full-res level-1.5 pixel in level-1 pixels
