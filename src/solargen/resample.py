@@ -182,6 +182,7 @@ def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> 
     ny, nx = a.shape
     hx = np.empty(nx, np.float32)  # column-wise maxima over the block's rows (vectorises)
     hy = np.empty(nx, np.float32)
+    two = np.float32(2.0)  # a bare 2 would promote the sums to float64 (no 8-wide vectors)
     for by in range(dxx.shape[0]):
         hx[:] = 0.0
         hy[:] = 0.0
@@ -189,10 +190,10 @@ def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> 
             if 0 < y < ny - 1:
                 for x in range(nx):
                     c = np.float32(a[y, x])
-                    hy[x] = max(hy[x], abs(np.float32(a[y - 1, x]) + np.float32(a[y + 1, x]) - 2 * c))
+                    hy[x] = max(hy[x], abs(np.float32(a[y - 1, x]) + np.float32(a[y + 1, x]) - two * c))
             for x in range(1, nx - 1):
                 c = np.float32(a[y, x])
-                hx[x] = max(hx[x], abs(np.float32(a[y, x - 1]) + np.float32(a[y, x + 1]) - 2 * c))
+                hx[x] = max(hx[x], abs(np.float32(a[y, x - 1]) + np.float32(a[y, x + 1]) - two * c))
         for bx in range(dxx.shape[1]):
             mx, my = hx[bx * f], hy[bx * f]
             for k in range(1, f):
