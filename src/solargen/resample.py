@@ -238,7 +238,7 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
 
     The spline coefficients are computed on the window src[r0:r1, c0:c1] only (mirror boundary
     at its edges: callers pad it by ≥ 10 pixels, where the prefilter's weights are < 2e-6);
-    samples outside the detector are 0 (``mode="constant"``). ``m`` (2, 3) as `bspline_at_blocks`.
+    samples outside the detector are 0 (``mode="constant"``). ``m`` (2, 3) as `block_means`.
     """
     n0, n1 = src.shape
     h, w = r1 - r0, c1 - c0
