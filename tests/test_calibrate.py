@@ -159,7 +159,7 @@ def test_fused_path_holds_its_bound_at_the_generators_plate_scales(cdelt):
     rolled = header.copy()
     t = math.radians(MAX_FUSED_ROLL_DEG)
     rolled["CROTA2"] = MAX_FUSED_ROLL_DEG
-    rolled["PC1_1"], rolled["PC1_2"], rolled["PC2_1"], rolled["PC2_2"] = math.cos(t), -math.sin(t), math.sin(t), math.cos(t)
+    rolled.update(PC1_1=math.cos(t), PC1_2=-math.sin(t), PC2_1=math.sin(t), PC2_2=math.cos(t))
     for d, h in [(data, header), (dark, header), (data, rolled)]:
         smap = sunpy.map.Map(d, h)
         ref, info = calibrate_frame(smap, 256, Options(method="reference"))

@@ -20,9 +20,10 @@ Steps per frame, each switchable and recorded in the shard's (and the dataset's)
      `solargen.resample`), through the full affine (rotation by CROTA2, scale to 0.6″·f/px,
      reference pixel to the centre; the rotation read as sunpy reads it, PCi_j before CDi_j
      before CROTA2). sunpy's clip of every sample to the input's range is reproduced at both
-     ends (exactly, where the spline could cross it). Frames rolled beyond `MAX_FUSED_ROLL_DEG`, or whose clip would need the exact
-     path on more than `FUSED_MAX_EXACT_SHARE` of the pixels, take the reference path instead
-     (recorded per frame). On the disk it agrees with the reference to ≤ 0.1 % max relative
+     ends (exactly, where the spline could cross it). Frames rolled beyond
+     `MAX_FUSED_ROLL_DEG`, or whose clip would need the exact path on more than
+     `FUSED_MAX_EXACT_SHARE` of the pixels, take the reference path instead (recorded per
+     frame). On the disk it agrees with the reference to ≤ 0.1 % max relative
      error on ordinary, dark and rolled frames (benchmarks/calibrate.py);
 
 4. optional fixed solar-radius rescaling (as SDOML: every frame's disk gets the same size);
@@ -402,8 +403,8 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     scale. The sample lattice is taken along the level-1 axes: under a roll θ the reference's
     lattice is turned by θ, an error ∝ θ (over the symmetric block the terms in the first to
     third derivatives cancel; 0.033 % max at 0.25° against 0.010 % at 0° on a synthetic 1024²
-    frame; see `MAX_FUSED_ROLL_DEG`). CPU time per 4096² int16 frame on one shared core (load ~8 on 2
-    cores): the filter ~45 ms, the 1M 8 × 8 evaluations ~42 ms (the former fitted 13-tap filter
+    frame; see `MAX_FUSED_ROLL_DEG`). CPU time per 4096² int16 frame on one shared core (load
+    ~8 on 2 cores): the filter ~45 ms, the 1M 8 × 8 evaluations ~42 ms (the former fitted 13-tap filter
     + 5 × 5 B-spline evaluation: ~16 ms), block extrema 7 ms, the clip ~70 ms; ~170 ms in all
     against ~160 ms for the former fit, interleaved in one process.
     Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
