@@ -8,7 +8,7 @@ RICE_1 tile compression, checksums) to a temporary directory, then times, per fr
 
 * read floor: open + decompress the FITS to float32 (nothing else);
 * reference: read + aiapy ``register`` (scipy, order 3, float32) + block mean to ``size``;
-* fused: read + the spline-matched FIR filter + cubic B-spline evaluation at the ``size`` grid;
+* fused: read + the spline prefilter (FIR) + the exact f × f block-mean kernel at the ``size`` grid;
 
 (both calibrations include exposure normalisation), median over ``repeats``, on an unrolled
 frame (``over_read_floor``). Then compares the fused path's OWN output (`fused_level15`, no
@@ -23,7 +23,7 @@ generator's own plate scales and at AIA 193's 0.6001″ (``--cdelt`` picks the t
 * two rolled frames per ordinary frame: roll +`MAX_FUSED_ROLL_DEG` and −½ of it (PCi_j and
   CROTA2 set), the largest rolls the fused path takes in the pipeline.
 
-``max_rel_err`` is over all of them, both plate scales. For scale, aiapy's OpenCV register
+``max_rel_err`` is over all of them, both plate scales (issue #20's bound: 0.1 %). For scale, aiapy's OpenCV register
 method against its scipy one on the ordinary frames. Last, the share of a realistic roll
 distribution that the pipeline sends to the reference path (`roll_fallback_share`, an
 assumption stated below). One thread per process (OpenCV is set to ``--threads``): the

@@ -2,9 +2,9 @@
 
 Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 
-* `bspline_at_blocks`: cubic B-spline evaluation at every target pixel's block centre, with the
-  fused path's 2-wide box filter folded into the spline weights (5 taps per axis instead of a
-  separate pass over the 4096² level-1 grid);
+* `block_means`: the mean of each target pixel's f × f cubic-spline samples straight from the
+  spline coefficients, with an exact per-block kernel of 2h taps per axis (8 at f = 4) read from
+  phase tables;
 * `block_extrema`: per-block maximum and minimum of the level-1 image in one pass (the clip
   emulation's screening);
 * `block_curvature`: per-block maximum second differences (the screening of the clip at the
@@ -28,129 +28,125 @@ def _mirror(i: int, n: int) -> int:
     return period - i if i >= n else i
 
 
-_SIXTH, _TWO_THIRDS, _HALF = np.float32(1 / 6), np.float32(2 / 3), np.float32(0.5)
-
-
-@numba.njit(cache=True, inline="always")
-def _bspline_weights(t: np.float32):
-    """Cubic B-spline weights (float32) at fraction t ∈ [0, 1) for knots floor−1 … floor+2."""
-    s = np.float32(1.0) - t
-    t2, s2 = t * t, s * s
-    return s2 * s * _SIXTH, _TWO_THIRDS - t2 + t2 * t * _HALF, _TWO_THIRDS - s2 + s2 * s * _HALF, t2 * t * _SIXTH
-
-
-@numba.njit(cache=True, inline="always")
-def _boxed_weights(t: np.float32):
-    """The weights for the 2-wide box of the coefficients: 5 taps, knots floor−2 … floor+2."""
-    b0, b1, b2, b3 = _bspline_weights(t)
-    return b0 * _HALF, (b0 + b1) * _HALF, (b1 + b2) * _HALF, (b2 + b3) * _HALF, b3 * _HALF
-
-
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def bspline_at_blocks(coeffs: np.ndarray, row0: int, height: int, m: np.ndarray, q0: int, pair: int,
-                      out: np.ndarray) -> None:
-    """out[k, qx] = Σ β³(r − i) β³(c − j) · b[i, j] at (c, r) = m @ [qx, q0 + k, 1] + (pair − 1)/2.
+def block_means(coeffs: np.ndarray, row0: int, height: int, m: np.ndarray, q0: int, tx: np.ndarray,
+                ty: np.ndarray, steps: np.ndarray, f: int, out: np.ndarray) -> None:
+    """out[k, qx] = the mean of the f × f cubic-spline samples of the block of target pixel
+    (qx, q0 + k): ``register`` + block mean without the clip, for a sample lattice along the
+    level-1 axes (`solargen.calibrate.fused_level15`).
 
-    ``coeffs`` (rows, N) float32: level-1 rows row0 … of the spline coefficients before the box,
-    covering every row the points reach (the caller's band); ``height`` the image's N. b = the
-    ``pair``-wide box of ``coeffs`` (pair 1 or 2) whose mean sits at the box's second index
-    (OpenCV's anchor), mirrored at the image's edges. Points outside [0, N−1] give 0 (scipy
-    ``map_coordinates(mode="constant")``). ``m`` (2, 3) float64; ``out`` (rows, size) float32.
-    Positions in float64; weights and sums in float32 like the data (scipy sums in float64:
-    ~1e-7 relative apart).
+    ``coeffs`` (rows, N) float32: the spline coefficients of level-1 rows row0 … (the image
+    through the prefilter); ``height`` the image's N. With the block centre (c, r) =
+    m @ [qx, qy, 1], the f samples c + o·s_x (o = −(f−1)/2 … (f−1)/2, s_x = ``steps[0]``) of a
+    row average to Σ_j coeffs[·, j] B_x(c − j), B_x(t) = (1/f) Σ_o β³(t + o·s_x): an exact
+    kernel of 2h taps, not a fit; likewise along y. ``tx``/``ty`` (P + 1, 2h): the kernels' tap
+    weights at P + 1 phases of c and r (`solargen.calibrate.block_kernels`), interpolated
+    linearly. Blocks whose taps all lie inside the image take the tabled path; the rest are
+    computed directly (`_block_mean_edge`). Positions in float64, weights and sums in float32
+    like the data (scipy sums in float64: ~1e-7 relative apart).
     """
-    n0, n1 = height, coeffs.shape[1]
-    shift = (pair - 1) / 2.0
+    n1 = coeffs.shape[1]
+    n_x, n_y = tx.shape[1], ty.shape[1]
+    hx, hy = n_x // 2, n_y // 2
+    phases = tx.shape[0] - 1
     size = out.shape[1]
+    wx = np.empty(n_x, np.float32)
+    lo_row, hi_row = max(row0, 0), min(row0 + coeffs.shape[0], height)
     for k in range(out.shape[0]):
         qy = q0 + k
-        r0, c0 = m[1, 1] * qy + m[1, 2] + shift, m[0, 1] * qy + m[0, 2] + shift
-        # The window is inside the image for qx in [lo, hi) (a row's points lie on a line): no
-        # checks there. The box's extra tap reaches one pixel before the spline's first.
-        lo, hi = _inside(r0, m[1, 0], pair, n0, 0, size)
-        lo, hi = _inside(c0, m[0, 0], pair, n1, lo, hi)
-        for qx in range(lo, hi):
-            r, c = r0 + m[1, 0] * qx, c0 + m[0, 0] * qx
-            i, j = int(r), int(c)
-            tr, tc = np.float32(r - i), np.float32(c - j)
-            if pair == 2:
-                out[k, qx] = _dot5(coeffs, i - 2 - row0, j - 2, _boxed_weights(tr), _boxed_weights(tc))
-            else:
-                out[k, qx] = _dot4(coeffs, i - 1 - row0, j - 1, _bspline_weights(tr), _bspline_weights(tc))
         for qx in range(size):
-            if lo <= qx < hi:
+            c = m[0, 0] * qx + m[0, 1] * qy + m[0, 2]
+            r = m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
+            jc, ic = int(np.floor(c)), int(np.floor(r))
+            j0, i0 = jc - hx + 1, ic - hy + 1
+            if not (j0 >= 0 and j0 + n_x <= n1 and i0 >= lo_row and i0 + n_y <= hi_row):
+                out[k, qx] = _block_mean_edge(coeffs, row0, height, c, r, steps, f)
                 continue
-            r, c = r0 + m[1, 0] * qx, c0 + m[0, 0] * qx
-            if not (0.0 <= r <= n0 - 1 and 0.0 <= c <= n1 - 1):
-                out[k, qx] = 0.0
-            else:
-                i, j = int(r), int(c)  # floor: r, c ≥ 0 here
-                out[k, qx] = _edge_value(coeffs, row0, n0, i - 1, j - 1, pair, np.float32(r - i), np.float32(c - j))
+            px, py = (c - jc) * phases, (r - ic) * phases
+            kx, ky = min(int(px), phases - 1), min(int(py), phases - 1)
+            ax, ay = np.float32(px - kx), np.float32(py - ky)
+            x0, x1 = tx[kx], tx[kx + 1]
+            y0, y1 = ty[ky], ty[ky + 1]
+            if n_x == 8 and n_y == 8:  # f = 4 at a plate scale near 0.6″: the hot loop
+                out[k, qx] = _dot8(coeffs, i0 - row0, j0, _lerp8(y0, y1, ay), _lerp8(x0, x1, ax))
+                continue
+            for v in range(n_x):
+                wx[v] = x0[v] + ax * (x1[v] - x0[v])
+            s = np.float32(0.0)
+            for u in range(n_y):
+                row = coeffs[i0 + u - row0, j0:j0 + n_x]
+                h = np.float32(0.0)
+                for v in range(n_x):
+                    h += wx[v] * row[v]
+                s += (y0[u] + ay * (y1[u] - y0[u])) * h
+            out[k, qx] = s
 
 
 @numba.njit(cache=True, inline="always")
-def _inside(p0: float, step: float, pair: int, n: int, lo: int, hi: int):
-    """The qx in [lo, hi) where p = p0 + step·qx has its window floor(p) − pair … floor(p) + 2
-    inside 0 … n − 1, a point narrower on each side than the bound (rounding): the rest take the
-    checked path."""
-    a, b = float(pair), n - 3.0  # need a ≤ p < b
-    if step == 0.0:
-        return (lo, hi) if a <= p0 < b else (lo, lo)
-    x0, x1 = (a - p0) / step, (b - p0) / step
-    if step < 0:
-        x0, x1 = x1, x0
-    x0, x1 = min(max(x0, lo - 1.0), hi + 1.0), min(max(x1, lo - 1.0), hi + 1.0)  # int-safe
-    lo = max(lo, int(np.ceil(x0)) + 1)
-    hi = min(hi, int(np.floor(x1)) - 1)
-    return (lo, hi) if lo < hi else (lo, lo)
+def _row8(a, i, j, c):
+    """Σ_v c[v]·a[i, j + v], v < 8."""
+    return ((c[0] * a[i, j] + c[1] * a[i, j + 1] + c[2] * a[i, j + 2] + c[3] * a[i, j + 3])
+            + (c[4] * a[i, j + 4] + c[5] * a[i, j + 5] + c[6] * a[i, j + 6] + c[7] * a[i, j + 7]))
 
 
 @numba.njit(cache=True, inline="always")
-def _dot5(a, i, j, wr, wc):
-    """Σ wr[u]·wc[v]·a[i + u, j + v] over a 5 × 5 window: five row sums, then one across them
-    (weights as tuples, so they stay in registers)."""
-    c0, c1, c2, c3, c4 = wc
-    h0 = c0 * a[i, j] + c1 * a[i, j + 1] + c2 * a[i, j + 2] + c3 * a[i, j + 3] + c4 * a[i, j + 4]
-    h1 = c0 * a[i + 1, j] + c1 * a[i + 1, j + 1] + c2 * a[i + 1, j + 2] + c3 * a[i + 1, j + 3] + c4 * a[i + 1, j + 4]
-    h2 = c0 * a[i + 2, j] + c1 * a[i + 2, j + 1] + c2 * a[i + 2, j + 2] + c3 * a[i + 2, j + 3] + c4 * a[i + 2, j + 4]
-    h3 = c0 * a[i + 3, j] + c1 * a[i + 3, j + 1] + c2 * a[i + 3, j + 2] + c3 * a[i + 3, j + 3] + c4 * a[i + 3, j + 4]
-    h4 = c0 * a[i + 4, j] + c1 * a[i + 4, j + 1] + c2 * a[i + 4, j + 2] + c3 * a[i + 4, j + 3] + c4 * a[i + 4, j + 4]
-    return wr[0] * h0 + wr[1] * h1 + wr[2] * h2 + wr[3] * h3 + wr[4] * h4
+def _dot8(a, i, j, wr, wc):
+    """Σ wr[u]·wc[v]·a[i + u, j + v] over an 8 × 8 window (f = 4 at a plate scale near 0.6″):
+    eight row sums, then one across them; weights as tuples, so they stay in registers (a loop
+    over a runtime-sized window ran ~1.5× slower)."""
+    return ((wr[0] * _row8(a, i, j, wc) + wr[1] * _row8(a, i + 1, j, wc))
+            + (wr[2] * _row8(a, i + 2, j, wc) + wr[3] * _row8(a, i + 3, j, wc))
+            + (wr[4] * _row8(a, i + 4, j, wc) + wr[5] * _row8(a, i + 5, j, wc))
+            + (wr[6] * _row8(a, i + 6, j, wc) + wr[7] * _row8(a, i + 7, j, wc)))
 
 
 @numba.njit(cache=True, inline="always")
-def _dot4(a, i, j, wr, wc):
-    """Σ wr[u]·wc[v]·a[i + u, j + v] over a 4 × 4 window (as `_dot5`)."""
-    c0, c1, c2, c3 = wc
-    h0 = c0 * a[i, j] + c1 * a[i, j + 1] + c2 * a[i, j + 2] + c3 * a[i, j + 3]
-    h1 = c0 * a[i + 1, j] + c1 * a[i + 1, j + 1] + c2 * a[i + 1, j + 2] + c3 * a[i + 1, j + 3]
-    h2 = c0 * a[i + 2, j] + c1 * a[i + 2, j + 1] + c2 * a[i + 2, j + 2] + c3 * a[i + 2, j + 3]
-    h3 = c0 * a[i + 3, j] + c1 * a[i + 3, j + 1] + c2 * a[i + 3, j + 2] + c3 * a[i + 3, j + 3]
-    return wr[0] * h0 + wr[1] * h1 + wr[2] * h2 + wr[3] * h3
+def _lerp8(t0, t1, a):
+    """The 8 weights between two table rows, as a tuple (registers)."""
+    return (t0[0] + a * (t1[0] - t0[0]), t0[1] + a * (t1[1] - t0[1]), t0[2] + a * (t1[2] - t0[2]),
+            t0[3] + a * (t1[3] - t0[3]), t0[4] + a * (t1[4] - t0[4]), t0[5] + a * (t1[5] - t0[5]),
+            t0[6] + a * (t1[6] - t0[6]), t0[7] + a * (t1[7] - t0[7]))
 
 
 @numba.njit(cache=True)
-def _edge_value(coeffs, row0, n0, i0, j0, pair, tr, tc):
-    """The spline at a point within two pixels of the image's edge: the spline's knot index is
-    mirrored first (scipy), then the box reads its two pixels mirrored again (OpenCV)."""
+def _block_mean_edge(coeffs, row0, height, c, r, steps, f):
+    """`block_means` for one block near or beyond the image's edge, directly: each of the f
+    samples per axis inside [0, N − 1] adds its 4 cubic B-spline weights at mirrored knots (scipy
+    mirrors the coefficients), samples outside add nothing (0, ``mode="constant"``). Per axis:
+    under a roll the lattice's samples leave the image along a tilted line, which this ignores
+    (only the outermost target pixels, off the disk)."""
     n1 = coeffs.shape[1]
-    wr = _bspline_weights(tr)
-    wc = _bspline_weights(tc)
-    acc = np.float32(0.0)
-    for a in range(4):
-        i = _mirror(i0 + a, n0)
-        for b in range(4):
-            j = _mirror(j0 + b, n1)
-            if pair == 2:
-                v = 0.0
-                for di in (-1, 0):
-                    for dj in (-1, 0):
-                        v += coeffs[_mirror(i + di, n0) - row0, _mirror(j + dj, n1)]
-                v /= 4.0
-            else:
-                v = coeffs[i - row0, j]
-            acc += wr[a] * wc[b] * v
-    return acc
+    ext = int(2 + (f - 1) * max(steps[0], steps[1]) / 2.0) + 3
+    width = 2 * ext + 1
+    wx = np.zeros(width, np.float64)  # knots jc − ext … jc + ext
+    wy = np.zeros(width, np.float64)
+    jc, ic = int(np.floor(c)), int(np.floor(r))
+    for o in range(f):
+        off = o - (f - 1) / 2.0
+        for axis in range(2):
+            p = (c if axis == 0 else r) + off * steps[axis]
+            if not (0.0 <= p <= (n1 if axis == 0 else height) - 1):
+                continue
+            base = int(np.floor(p))
+            t = p - base
+            s = 1.0 - t
+            b = (s * s * s / 6.0, 2.0 / 3.0 - t * t + t * t * t / 2.0, 2.0 / 3.0 - s * s + s * s * s / 2.0,
+                 t * t * t / 6.0)
+            w = wx if axis == 0 else wy
+            ref = jc if axis == 0 else ic
+            for a in range(4):
+                w[base - 1 + a - ref + ext] += b[a] / f
+    total = 0.0
+    for a in range(width):
+        if wy[a] == 0.0:
+            continue
+        row = _mirror(ic - ext + a, height) - row0
+        line = 0.0
+        for b in range(width):
+            if wx[b] != 0.0:
+                line += wx[b] * coeffs[row, _mirror(jc - ext + b, n1)]
+        total += wy[a] * line
+    return np.float32(total)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -186,6 +182,7 @@ def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> 
     ny, nx = a.shape
     hx = np.empty(nx, np.float32)  # column-wise maxima over the block's rows (vectorises)
     hy = np.empty(nx, np.float32)
+    two = np.float32(2.0)  # a bare 2 would promote the sums to float64 (no 8-wide vectors)
     for by in range(dxx.shape[0]):
         hx[:] = 0.0
         hy[:] = 0.0
@@ -193,10 +190,10 @@ def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> 
             if 0 < y < ny - 1:
                 for x in range(nx):
                     c = np.float32(a[y, x])
-                    hy[x] = max(hy[x], abs(np.float32(a[y - 1, x]) + np.float32(a[y + 1, x]) - 2 * c))
+                    hy[x] = max(hy[x], abs(np.float32(a[y - 1, x]) + np.float32(a[y + 1, x]) - two * c))
             for x in range(1, nx - 1):
                 c = np.float32(a[y, x])
-                hx[x] = max(hx[x], abs(np.float32(a[y, x - 1]) + np.float32(a[y, x + 1]) - 2 * c))
+                hx[x] = max(hx[x], abs(np.float32(a[y, x - 1]) + np.float32(a[y, x + 1]) - two * c))
         for bx in range(dxx.shape[1]):
             mx, my = hx[bx * f], hy[bx * f]
             for k in range(1, f):
@@ -241,7 +238,7 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
 
     The spline coefficients are computed on the window src[r0:r1, c0:c1] only (mirror boundary
     at its edges: callers pad it by ≥ 10 pixels, where the prefilter's weights are < 2e-6);
-    samples outside the detector are 0 (``mode="constant"``). ``m`` (2, 3) as `bspline_at_blocks`.
+    samples outside the detector are 0 (``mode="constant"``). ``m`` (2, 3) as `block_means`.
     """
     n0, n1 = src.shape
     h, w = r1 - r0, c1 - c0
