@@ -136,8 +136,14 @@ def save_spectrum(folder: str | Path, out: str | Path, window: str = "none", cro
     images = load_images(folder)
     k, p = radial_power_spectrum(crop_images(images, crop) if crop else images, window)
     c = crop or CropMode(0)
-    # Whole frames also keep their mean radial intensity profile (the convergence check's reference).
-    profile = {} if crop else {"profile": radial_profile(images)}
+    # Whole frames also keep their mean radial intensity profile (the convergence check's reference)
+    # and per-frame profiles at each size samples may be drawn at ("draws the Sun" references).
+    profile = {}
+    if not crop:
+        from .sun_criterion import real_profiles_by_size
+
+        profile = {"profile": radial_profile(images),
+                   **{f"sun_profiles_{s}": p for s, p in real_profiles_by_size(images).items()}}
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, k=k, power=p, window=window, crop=c.suffix if crop else "", crop_per_image=c.per_image,
                  crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0, **profile)
@@ -273,6 +279,20 @@ def manifold_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int
     return covered(b, a, radii(a)).numpy(), covered(a, b, radii(b)).numpy()
 
 
+def sun_check(real_spectrum_npz, fake_images: np.ndarray, path) -> dict | None:
+    """The "draws the Sun" criterion of generated images (N, H, W) against the per-frame real
+    profiles stored with the real spectrum at their size; None (logged) where that file has none
+    (made before the criterion, or samples at a size the real frames do not block-average to)."""
+    from .sun_criterion import criterion_from_profiles
+
+    key = f"sun_profiles_{fake_images.shape[1]}"
+    if fake_images.shape[1] != fake_images.shape[2] or key not in real_spectrum_npz:
+        log.warning("%s: no real radial profiles for %s-px samples; 'draws the Sun' not evaluated "
+                    "(re-make the real spectrum)", path, "×".join(map(str, fake_images.shape[1:])))
+        return None
+    return criterion_from_profiles(real_spectrum_npz[key], fake_images)
+
+
 def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
     return frechet_distance(real, fake)[0], kernel_distance(real, fake)
 
@@ -347,6 +367,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         err = float(np.mean(np.abs(radial_profile(fake_images, len(real_profile)) - real_profile)))
         convergence = {"radial_profile_error": err, "tolerance": PROFILE_TOLERANCE,
                        "converged": bool(err <= PROFILE_TOLERANCE)}
+    sun = sun_check(z, fake_images, real_spectrum) if targets is None else None
     p_real, p_fake = match_resolution(p_real, p_fake, f"{samples}: images of another size than the real set")
     k_fake = k_real[: p_fake.shape[1]]
     pr, pf = p_real.mean(0), p_fake.mean(0)
@@ -401,7 +422,11 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
-              "n_real": int(p_real.shape[0]), "seed": seed, "convergence": convergence, "rows": rows, "not_run": not_run,
+              "n_real": int(p_real.shape[0]), "seed": seed, "convergence": convergence,
+              # Unconditional runs: the share of samples that draw the Sun and whether the run does
+              # (`sun_criterion`); None for conditional runs, which copy the Sun from their input.
+              "sun_fraction": sun["fraction"] if sun else None, "sun_pass": sun["draws_the_sun"] if sun else None,
+              "sun_criterion": sun, "rows": rows, "not_run": not_run,
               "n_expected": n_expected, "warnings": [count_note] if count_note else [],
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)
