@@ -102,8 +102,10 @@ def kid_from_kernels(k_rr: np.ndarray, k_ff: np.ndarray, k_rf: np.ndarray, ri: n
     try:
         np.random.seed(seed)
         for s in range(num_subsets):
-            xs[s] = np.random.choice(len(fi), m, replace=False)
-            ys[s] = np.random.choice(len(ri), m, replace=False)
+            # Exactly what np.random.choice(n, m, replace=False) draws (legacy RandomState:
+            # permutation(n)[:m]), without choice()'s per-call argument checks.
+            xs[s] = np.random.permutation(len(fi))[:m]
+            ys[s] = np.random.permutation(len(ri))[:m]
     finally:
         np.random.set_state(state)
     xs, ys = fi[xs], ri[ys]

@@ -216,7 +216,7 @@ def frechet_distance_sample_space(real: np.ndarray, fake: np.ndarray) -> float:
     a, b = real - mu1, fake - mu2
     nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1)
+    return float(diff @ diff + np.vdot(a, a) / (n - 1) + np.vdot(b, b) / (m - 1)
                  - 2 * nuclear / np.sqrt((n - 1) * (m - 1)))
 
 
