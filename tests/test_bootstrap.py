@@ -32,9 +32,33 @@ def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample(monkeypa
         assert bs.kid_from_kernels(*kernels, ri[b], fi[b], seed=b) == pytest.approx(
             kernel_distance(real[ri[b]], fake[fi[b]], seed=b), rel=1e-10, abs=1e-14)
     # Sets too large for the kernel matrices fall back to clean-fid per resample: the same draws.
-    fast = bs.feature_draws(real, fake, ri, fi, 3)["kid"]
+    fast = bs.feature_draws(real, fake, ri, fi, 3)
     monkeypatch.setattr(bs, "KERNEL_BYTES", 0)
-    np.testing.assert_allclose(bs.feature_draws(real, fake, ri, fi, 3)["kid"], fast, rtol=1e-10)
+    slow = bs.feature_draws(real, fake, ri, fi, 3)
+    np.testing.assert_allclose(slow["kid"], fast["kid"], rtol=1e-10)
+    # Precision/recall read from the full sets' distances equal those recomputed per resample.
+    for m in ("precision", "recall"):
+        np.testing.assert_array_equal(slow[m], fast[m])
+
+
+def test_kid_subsets_summed_together_equal_the_loop_in_chunks(monkeypatch):
+    """Resample sizes above clean-fid's 1000-sample cap draw proper subsets; the chunked sum
+    (KID_GATHER entries at a time) gives clean-fid's value."""
+    from solargen.evaluate.metrics import kernel_distance
+
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(size=(40, 16)), rng.normal(0.2, 1, size=(50, 16))
+    kernels = bs.polynomial_kernels(real, fake)
+    ri, fi = bs.resample_indices(2, "r", 40, 1)[0], bs.resample_indices(2, "f", 50, 1)[0]
+    monkeypatch.setattr(bs, "KID_GATHER", 30 * 30 * 3)  # 3 subsets per chunk, the last one short
+    ours = bs.kid_from_kernels(*kernels, ri, fi, seed=4, num_subsets=10, max_subset_size=30)
+    state = np.random.get_state()
+    np.random.seed(4)
+    from cleanfid import fid
+
+    ref = fid.kernel_distance(real[ri], fake[fi], num_subsets=10, max_subset_size=30)
+    np.random.set_state(state)
+    assert ours == pytest.approx(ref, rel=1e-10)
 
 
 def _spectra(rng, n, ratio, k=16, s=0.5):

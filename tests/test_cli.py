@@ -66,3 +66,21 @@ def test_samples_record_their_seed_and_can_be_drawn_again(tmp_path):
     cli(*args, "--out", tmp_path / "s2")
     for i in (3, 4, 5):
         assert (tmp_path / f"s1/out_{i}.png").read_bytes() == (tmp_path / f"s2/out_{i}.png").read_bytes()
+
+
+def test_sampling_and_evaluation_size_numpys_blas_pool_by_threads(monkeypatch):
+    """--threads also sizes NumPy's BLAS for sample/features/evaluate (set before NumPy loads in
+    the command's process); a variable the user set is kept; training is left alone."""
+    import os
+
+    from solargen.cli import BLAS_THREAD_VARS, limit_blas_threads, parser
+
+    for var in BLAS_THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    limit_blas_threads(parser().parse_args(["features", "--images", "d", "--net", "n", "--out", "o", "--threads", "2"]))
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "2" and os.environ["OMP_NUM_THREADS"] == "2"
+    assert os.environ["MKL_NUM_THREADS"] == "3"
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    limit_blas_threads(parser().parse_args(["check-config", "x.yaml"]))
+    assert "OPENBLAS_NUM_THREADS" not in os.environ

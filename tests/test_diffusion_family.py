@@ -75,3 +75,29 @@ def test_ddim_with_eta_0_is_deterministic_for_a_seed():
     b = sample(state, TINY, 16, 3, steps=10, sampler="ddim", seed=5)
     c = sample(state, TINY, 16, 3, steps=10, sampler="ddim", seed=6)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sampling_layout_equals_the_plain_nchw_strided_model_to_float_rounding():
+    """`sample` runs the UNet channels-last with contiguous attention heads (for speed); its images
+    equal the same chain run on the plain NCHW model with training's strided attention."""
+    from solargen.models.diffusion.family import build_unet
+    from solargen.models.diffusion.gaussian_diffusion import beta_schedule, respaced, space_timesteps
+
+    cfg = {"num_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [8],
+           "num_heads": 2, "diffusion_steps": 40, "noise_schedule": "linear"}
+    torch.manual_seed(0)
+    ref = build_unet(cfg, 16)
+    with torch.no_grad():
+        for p in ref.parameters():  # zero-initialised output layers would hide the attention
+            p.copy_(torch.randn_like(p) * 0.2)
+    ref.eval()
+    ours = sample({"ema": {"unet": ref.state_dict()}}, cfg, 16, 3, steps=8, seed=5, batch_size=3)
+
+    def plain(x, t):
+        with torch.enable_grad():  # the training path: strided attention
+            return ref(x.contiguous(), t).detach()
+
+    d = respaced(beta_schedule("linear", 40), space_timesteps(40, 8))
+    want = d.p_sample_loop(plain, (3, 1, 16, 16), generator=torch.Generator().manual_seed(5)).clamp(-1, 1)
+    assert ours.abs().max() > 0.1
+    torch.testing.assert_close(ours, want, rtol=1e-4, atol=1e-4)

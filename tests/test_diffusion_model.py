@@ -231,3 +231,19 @@ def test_sampling_is_deterministic_given_a_generator():
         a, b, c = f(3), f(3), f(4)
         assert torch.equal(a, b)
         assert not torch.equal(a, c)
+
+
+def test_sampling_attention_equals_the_training_one_to_float_rounding():
+    """Without gradients the attention runs on contiguous heads (CPU SDPA's fused kernel); its
+    output equals the strided call that training makes, to float rounding."""
+    from solargen.models.diffusion.unet import Attention
+
+    torch.manual_seed(0)
+    att = Attention(48, 4)
+    torch.nn.init.normal_(att.proj.weight)  # zero-initialised: the attention would not show
+    x = torch.randn(4, 48, 16, 16)
+    with torch.no_grad():
+        fast = att(x)
+    slow = att(x).detach()
+    assert not torch.equal(fast, x)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)

@@ -7,8 +7,8 @@ from PIL import Image
 
 from helpers import png_folder
 from solargen.evaluate.features import build_extractor
-from solargen.evaluate.metrics import (evaluate_run, fid_kid, frechet_distance, frechet_distance_symmetric,
-                                      save_features, save_spectrum)
+from solargen.evaluate.metrics import (evaluate_run, fid_kid, frechet_distance, frechet_distance_sample_space,
+                                      frechet_distance_symmetric, save_features, save_spectrum)
 from solargen.io import InputError, read_json
 
 
@@ -69,8 +69,28 @@ def test_small_sample_fid_equals_clean_fid_where_both_apply():
     assert frechet_distance_symmetric(*stats) == pytest.approx(fid.frechet_distance(*stats), rel=1e-6)
     # Fewer samples than dimensions: finite, positive, and ~0 for identical sets.
     few, method = frechet_distance(a[:8], b[:8])
-    assert method.startswith("symmetric") and np.isfinite(few) and few > 0
+    assert method.startswith("sample-space") and np.isfinite(few) and few > 0
     assert abs(frechet_distance(a[:8], a[:8])[0]) < 1e-3 * few
+
+
+@pytest.mark.parametrize("n, m, d, rank", [(32, 32, 256, 256),   # fewer samples than dimensions
+                                            (20, 12, 64, 5),      # features on a 5-d subspace
+                                            (300, 200, 16, 16),   # more samples: full-rank covariances
+                                            (300, 200, 16, 4)])   # more samples, rank-4 covariances
+def test_sample_space_fid_equals_the_sqrtm_fid(n, m, d, rank):
+    """The sample-space SVD gives clean-fid's sqrtm value (and the symmetric eigh form's) on
+    low-rank and full-rank covariances, with features of Inception-like magnitude."""
+    from cleanfid import fid
+
+    rng = np.random.default_rng(n + d + rank)
+    basis = rng.normal(size=(rank, d))
+    a = rng.gamma(2.0, size=(n, rank)) @ basis
+    b = rng.gamma(2.5, size=(m, rank)) @ basis + 0.2
+    stats = [a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)]
+    fast = frechet_distance_sample_space(a, b)
+    assert fast == pytest.approx(fid.frechet_distance(*stats), rel=1e-6)
+    assert fast == pytest.approx(frechet_distance_symmetric(*stats), rel=1e-6)
+    assert frechet_distance(a, b)[0] == pytest.approx(fast, rel=1e-6)  # clean-fid itself where n > D
 
 
 def test_precision_recall_on_constructed_manifolds():

@@ -159,3 +159,21 @@ def test_fetch_verifies_and_is_idempotent(tmp_path):
         assert len(hits) == 2  # the verified file is kept: no third download
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("name", ["random_inception_v3", "efficientnet_lite0", "inception_v3"])
+def test_channels_last_features_equal_the_plain_layout(pngs, tmp_path, name):
+    """folder_features runs nets channels-last (for speed); the features equal the networks' plain
+    NCHW output on the same resized images, to float rounding (incl. a TorchScript file)."""
+    from solargen.evaluate.features import _Images, folder_features, input_size
+
+    if name == "inception_v3":
+        torch.jit.script(_StandIn().eval()).save(str(tmp_path / "inc.pt"))
+        features.configure({"inception_v3": {"weights": str(tmp_path / "inc.pt")}})
+    files = sorted(str(p) for p in pngs.iterdir())
+    fast = folder_features(files, name)
+    x = torch.stack(list(_Images(files, input_size(name))))
+    with torch.no_grad():
+        plain = build_extractor(name).to(memory_format=torch.contiguous_format)(x).numpy()
+    assert fast.shape == plain.shape
+    np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-5 * np.abs(plain).max())

@@ -82,3 +82,52 @@ def test_command_reads_folders_and_refuses_mismatched_sizes(tmp_path, capsys):
     assert res["n_real"] == 8 and res["n_samples"] == 4 and "draw the Sun" in capsys.readouterr().err
     with pytest.raises(ValueError, match="sizes differ"):
         sun_criterion(np.zeros((3, 8, 8)), np.zeros((2, 16, 16)))
+
+
+def test_evaluation_records_the_criterion_as_the_command_computes_it(tmp_path):
+    """evaluate_run scores unconditional runs with the stored real profiles, at the samples' size
+    (block-averaged real frames for smaller samples), with the command line's numbers; results_meta
+    gets the columns; a real spectrum without the profiles (an older file) leaves them empty."""
+    import json
+
+    import pandas as pd
+    from PIL import Image
+
+    from solargen.evaluate.metrics import evaluate_run, save_spectrum
+    from solargen.report.results import collect
+
+    rng = np.random.default_rng(7)
+
+    def folder(name, imgs):
+        (tmp_path / name).mkdir()
+        for i, im in enumerate(imgs):
+            Image.fromarray((im * 255).round().astype(np.uint8)).save(tmp_path / name / f"out_{i}.png")
+        return tmp_path / name
+
+    real = folder("real", _suns(12, rng, size=32))
+    save_spectrum(real, tmp_path / "s.npz")
+    blobs = np.clip(_suns(3, rng, size=16, radius=0.3) * 1.6, 0, 1)
+    runs = {"full": _suns(10, rng, size=32), "half": np.concatenate([_suns(7, rng, size=16), blobs])}
+    files = []
+    for name, imgs in runs.items():
+        samples = folder(name, imgs)
+        files.append(tmp_path / f"{name}.json")
+        m = evaluate_run(samples, {}, tmp_path / "s.npz", files[-1], tmp_path / f"{name}.npz",
+                         real_name="R", fake_name=name)
+        main(["--real", str(real), "--samples", str(samples), "--out", str(tmp_path / f"{name}_cli.json")])
+        cli = json.loads((tmp_path / f"{name}_cli.json").read_text())
+        assert m["sun_fraction"] == pytest.approx(cli["fraction"]) and m["sun_pass"] == cli["draws_the_sun"]
+        assert m["sun_criterion"]["threshold"] == pytest.approx(cli["threshold"])
+    assert m["sun_fraction"] == pytest.approx(0.7) and m["sun_pass"] is False  # 3 blobs of 10
+    collect(files, tmp_path / "results.csv", out_meta=tmp_path / "meta.csv")
+    meta = pd.read_csv(tmp_path / "meta.csv", dtype={"sun_pass": str}).set_index("fake")
+    assert meta.loc["half", "sun_fraction"] == pytest.approx(0.7) and meta.loc["half", "sun_pass"] == "no"
+    assert meta.loc["full", "sun_pass"] == ("yes" if json.loads(files[0].read_text())["sun_pass"] else "no")
+    # A real spectrum made before the criterion: no verdict, an empty cell, nothing else lost.
+    with np.load(tmp_path / "s.npz") as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if not k.startswith("sun_profiles")})
+    m = evaluate_run(tmp_path / "full", {}, tmp_path / "old.npz", tmp_path / "old.json", tmp_path / "o.npz",
+                     real_name="R", fake_name="full")
+    assert m["sun_fraction"] is None and m["sun_pass"] is None and m["rows"]
+    collect([tmp_path / "old.json"], tmp_path / "r2.csv", out_meta=tmp_path / "meta2.csv")
+    assert pd.read_csv(tmp_path / "meta2.csv", keep_default_na=False).loc[0, "sun_pass"] == ""

@@ -153,7 +153,9 @@ def test_end_to_end_ci_study():
     found = pd.read_csv(out / "tables/findings.csv")
     assert set(found.claim) == set(range(1, 12)) and set(found.verdict) <= {
         "holds", "reversed", "inconclusive", "not in this config"}
-    assert {"converged", "radial_profile_error"} <= set(meta.columns)
+    assert {"converged", "radial_profile_error", "sun_fraction", "sun_pass"} <= set(meta.columns)
+    # "Draws the Sun" is for unconditional runs; conditional ones copy the Sun from their input.
+    assert meta.loc[["msdgan", "bicubic"], "sun_pass"].isna().all() and meta.loc["stylegan2", "sun_pass"] in ("yes", "no")
     assert (out / "figures/samples.png").stat().st_size > 0
     assert (out / "figures/zoom.png").stat().st_size > 0
     assert (out / "figures/dft.png").stat().st_size > 0

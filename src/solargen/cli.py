@@ -513,11 +513,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Environment variables that size NumPy's and SciPy's BLAS/OpenMP thread pools.
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_blas_threads(args) -> None:
+    """Sampling, features and evaluation use ``--threads`` for NumPy's BLAS too (torch's own
+    pool is set by each command). OpenBLAS otherwise starts a thread per core, and on a shared
+    or busy machine its spinning threads make the small products of FID/KID 10-20× slower (KID of
+    32 vs 60 samples: 3-5 s instead of 0.2 s, measured on 2 contended cores). Must run before
+    NumPy is imported; variables the user set are kept."""
+    import os
+
+    if getattr(args, "func", None) in (_sample, _features, _evaluate) and getattr(args, "threads", None):
+        for var in BLAS_THREAD_VARS:
+            os.environ.setdefault(var, str(args.threads))
+
+
 def main(argv: list[str] | None = None) -> int:
     from .io import InputError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
+    limit_blas_threads(args)
     try:
         args.func(args)
     except InputError as e:

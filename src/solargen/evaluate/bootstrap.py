@@ -27,8 +27,10 @@ from .spectrum import spectral_bias, spectral_distance
 
 log = logging.getLogger(__name__)
 
-#: Largest memory for KID's precomputed kernel matrices (bytes).
+#: Largest memory for KID's precomputed kernel matrices (and precision/recall's distances), bytes.
 KERNEL_BYTES = 2 * 1024 ** 3
+#: Kernel entries gathered at once when summing KID's subsets (8 bytes each).
+KID_GATHER = 4 * 1024 ** 2
 
 #: Columns of results_ci.csv: the results.csv key, the point value, the percentile interval.
 CI_COLUMNS = ["metric", "real", "fake", "net", "value", "ci95_low", "ci95_high", "resamples"]
@@ -82,18 +84,9 @@ def resample_indices(seed: int, stream: str, n: int, n_boot: int) -> np.ndarray:
 
 
 def fid_fast(real: np.ndarray, fake: np.ndarray) -> float:
-    """The Fréchet distance of `frechet_distance`, for fewer samples than dimensions computed in
-    sample space: tr √(Σ₁Σ₂) is the nuclear norm of A·Bᵀ / √((n−1)(m−1)) (A, B the centred
-    sets), an n × m SVD instead of a D × D eigendecomposition per resample."""
-    n, m, d = len(real), len(fake), real.shape[1]
-    if min(n, m) > d:
-        return frechet_distance(real, fake)[0]
-    mu1, mu2 = real.mean(0), fake.mean(0)
-    a, b = real - mu1, fake - mu2
-    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1)
-                 - 2 * nuclear / np.sqrt((n - 1) * (m - 1)))
+    """The Fréchet distance of one resample (`metrics.frechet_distance`: for fewer samples than
+    dimensions an n × m SVD in sample space, not a D × D problem per resample)."""
+    return frechet_distance(real, fake)[0]
 
 
 def kid_from_kernels(k_rr: np.ndarray, k_ff: np.ndarray, k_rf: np.ndarray, ri: np.ndarray, fi: np.ndarray,
@@ -101,21 +94,31 @@ def kid_from_kernels(k_rr: np.ndarray, k_ff: np.ndarray, k_rf: np.ndarray, ri: n
     """clean-fid's ``kernel_distance`` of the resample (real[ri], fake[fi]) — the same subsets
     (`metrics.kernel_distance` seeds NumPy's global generator the same way) and the same sums —
     from polynomial kernel matrices (x·y/D + 1)³ of the full sets, computed once. A resample only
-    re-indexes them, instead of D-dimensional products for every subset of every resample."""
+    re-indexes them, instead of D-dimensional products for every subset of every resample; the
+    subsets are drawn first (the generator's sequence as clean-fid's loop) and summed together."""
     m = min(len(ri), len(fi), max_subset_size)
+    xs, ys = np.empty((num_subsets, m), np.int64), np.empty((num_subsets, m), np.int64)
     state = np.random.get_state()
     try:
         np.random.seed(seed)
-        t = 0.0
-        for _ in range(num_subsets):
-            x = fi[np.random.choice(len(fi), m, replace=False)]
-            y = ri[np.random.choice(len(ri), m, replace=False)]
-            a = k_ff[np.ix_(x, x)] + k_rr[np.ix_(y, y)]
-            b = k_rf[np.ix_(y, x)]
-            t += (a.sum() - np.trace(a)) / (m - 1) - b.sum() * 2 / m
+        for s in range(num_subsets):
+            # Exactly what np.random.choice(n, m, replace=False) draws (legacy RandomState:
+            # permutation(n)[:m]), without choice()'s per-call argument checks.
+            xs[s] = np.random.permutation(len(fi))[:m]
+            ys[s] = np.random.permutation(len(ri))[:m]
     finally:
         np.random.set_state(state)
-    return float(t / num_subsets / m)
+    xs, ys = fi[xs], ri[ys]
+    # Σ over subsets of (Σ a − tr a)/(m−1) − 2 Σ b / m, a = K_ff[x, x] + K_rr[y, y], b = K_rf[y, x];
+    # in chunks of subsets so the gathered (chunk, m, m) blocks stay small at m = 1000.
+    off, cross = 0.0, 0.0
+    step = max(1, KID_GATHER // (m * m))
+    for s in range(0, num_subsets, step):
+        x, y = xs[s:s + step], ys[s:s + step]
+        off += k_ff[x[:, :, None], x[:, None, :]].sum() + k_rr[y[:, :, None], y[:, None, :]].sum()
+        cross += k_rf[y[:, :, None], x[:, None, :]].sum()
+    trace = np.diagonal(k_ff)[xs].sum() + np.diagonal(k_rr)[ys].sum()
+    return float(((off - trace) / (m - 1) - cross * 2 / m) / num_subsets / m)
 
 
 def polynomial_kernels(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,15 +127,37 @@ def polynomial_kernels(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, 
     return (real @ real.T / d + 1) ** 3, (fake @ fake.T / d + 1) ** 3, (real @ fake.T / d + 1) ** 3
 
 
-def _weighted_pr(real, fake, ri, fi, k=3):
+def pairwise_distances(real: np.ndarray, fake: np.ndarray):
+    """Euclidean distances real × real, fake × fake, real × fake (torch, float64), as
+    `metrics.manifold_coverage` computes them, once for all resamples."""
+    import torch
+
+    a, b = torch.from_numpy(np.asarray(real)).double(), torch.from_numpy(np.asarray(fake)).double()
+    return torch.cdist(a, a), torch.cdist(b, b), torch.cdist(a, b)
+
+
+def _weighted_pr(real, fake, ri, fi, k=3, distances=None):
     """Precision/recall of one resample. Duplicated samples would make k-NN radii zero, so the
     manifolds are built from the distinct resampled samples and each is counted as often as it
-    was drawn."""
+    was drawn. ``distances`` (`pairwise_distances` of the full sets): the resample's balls and
+    coverage are read from them instead of recomputed."""
     ur, cr = np.unique(ri, return_counts=True)
     uf, cf = np.unique(fi, return_counts=True)
     if min(len(ur), len(uf)) <= k:
         return np.nan, np.nan
-    fake_in, real_in = manifold_coverage(real[ur], fake[uf], k)
+    if distances is None:
+        fake_in, real_in = manifold_coverage(real[ur], fake[uf], k)
+    else:
+        import torch
+
+        d_rr, d_ff, d_rf = distances
+        tr, tf = torch.from_numpy(ur), torch.from_numpy(uf)
+        # k-th neighbour excluding the point itself (index 0 of the sorted distances).
+        r_real = d_rr[tr][:, tr].kthvalue(k + 1, dim=1).values
+        r_fake = d_ff[tf][:, tf].kthvalue(k + 1, dim=1).values
+        rf = d_rf[tr][:, tf]
+        fake_in = (rf <= r_real[:, None]).any(0).numpy()
+        real_in = (rf <= r_fake[None, :]).any(1).numpy()
     return float((fake_in * cf).sum() / cf.sum()), float((real_in * cr).sum() / cr.sum())
 
 
@@ -141,17 +166,19 @@ def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake
     """FID (and for whole frames KID, precision, recall) of every resample, by metric name."""
     metrics = ["fid", "kid", "precision", "recall"] if whole else ["fid"]
     out = {m: np.empty(len(real_idx)) for m in metrics}
-    # The kernel matrices once, unless they would not fit (paper scale: 40K real frames → 13 GB);
-    # then each resample's KID is computed from its features, as clean-fid does.
+    # The kernel and distance matrices once, unless they would not fit (paper scale: 40K real
+    # frames → 13 GB each); then each resample's KID and precision/recall are computed from its
+    # features, as clean-fid and `metrics.manifold_coverage` do.
     small = (len(real) + len(fake)) ** 2 * 8 <= KERNEL_BYTES
     kernels = polynomial_kernels(real, fake) if whole and small else None
+    distances = pairwise_distances(real, fake) if whole and small else None
     for b, (ri, fi) in enumerate(zip(real_idx, fake_idx)):
         r, f = real[ri], fake[fi]
         out["fid"][b] = fid_fast(r, f)
         if whole:
             out["kid"][b] = (kid_from_kernels(*kernels, ri, fi, seed + b) if kernels is not None
                              else kernel_distance(r, f, seed + b))
-            out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi)
+            out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi, distances=distances)
     return out
 
 

@@ -136,8 +136,14 @@ def save_spectrum(folder: str | Path, out: str | Path, window: str = "none", cro
     images = load_images(folder)
     k, p = radial_power_spectrum(crop_images(images, crop) if crop else images, window)
     c = crop or CropMode(0)
-    # Whole frames also keep their mean radial intensity profile (the convergence check's reference).
-    profile = {} if crop else {"profile": radial_profile(images)}
+    # Whole frames also keep their mean radial intensity profile (the convergence check's reference)
+    # and per-frame profiles at each size samples may be drawn at ("draws the Sun" references).
+    profile = {}
+    if not crop:
+        from .sun_criterion import real_profiles_by_size
+
+        profile = {"profile": radial_profile(images),
+                   **{f"sun_profiles_{s}": p for s, p in real_profiles_by_size(images).items()}}
     with atomic_path(out, suffix=".npz") as tmp:
         np.savez(tmp, k=k, power=p, window=window, crop=c.suffix if crop else "", crop_per_image=c.per_image,
                  crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0, **profile)
@@ -184,22 +190,40 @@ def frechet_distance(real: np.ndarray, fake: np.ndarray) -> tuple[float, str]:
     """Fréchet distance between Gaussian fits of two feature sets, and which method computed it.
 
     With more samples than feature dimensions this is clean-fid's ``frechet_distance`` (the
-    study's FID). With fewer (toy scales: tens of images vs 2048 Inception dimensions) the
-    covariances are singular and ``scipy.linalg.sqrtm`` of their product is unstable and slow,
-    so the same quantity is computed from the symmetric form
-    tr √(Σ₁Σ₂) = tr √(Σ₁^½ Σ₂ Σ₁^½), whose eigenvalues are real and ≥ 0.
+    study's FID: scipy's sqrtm of Σ₁Σ₂). With fewer (toy scales: tens of images vs 2048 Inception
+    dimensions) the covariances have rank < n and the same quantity is computed exactly in sample
+    space (`frechet_distance_sample_space`): an n × m SVD instead of D × D sqrtm or eigh.
     """
-    from cleanfid import fid
-
-    mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
-    mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
     if min(len(real), len(fake)) > real.shape[1]:
+        from cleanfid import fid
+
+        mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
+        mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
         return float(fid.frechet_distance(mu1, s1, mu2, s2)), "clean-fid"
-    return frechet_distance_symmetric(mu1, s1, mu2, s2), "symmetric-eigh (n <= dim)"
+    return frechet_distance_sample_space(real, fake), "sample-space svd (n <= dim)"
+
+
+def frechet_distance_sample_space(real: np.ndarray, fake: np.ndarray) -> float:
+    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂) from the centred sets A (n × D), B (m × D).
+
+    Σ₁ = AᵀA/(n−1), Σ₂ = BᵀB/(m−1), and the nonzero eigenvalues of AᵀA·BᵀB are those of
+    (ABᵀ)(ABᵀ)ᵀ, the squared singular values of ABᵀ; so tr √(Σ₁Σ₂) = ‖ABᵀ‖_* / √((n−1)(m−1)),
+    exactly, for any n, m, D. Cheaper than the D-space forms when n or m < D.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    n, m = len(real), len(fake)
+    mu1, mu2 = real.mean(0), fake.mean(0)
+    a, b = real - mu1, fake - mu2
+    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    diff = mu1 - mu2
+    return float(diff @ diff + np.vdot(a, a) / (n - 1) + np.vdot(b, b) / (m - 1)
+                 - 2 * nuclear / np.sqrt((n - 1) * (m - 1)))
 
 
 def frechet_distance_symmetric(mu1, s1, mu2, s2) -> float:
-    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁^½ Σ₂ Σ₁^½), stable for singular covariances."""
+    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁^½ Σ₂ Σ₁^½), from the Gaussian statistics alone and
+    stable for singular covariances (eigenvalues real and ≥ 0): the D-space reference that the
+    sample-space form is tested against where only (μ, Σ) are at hand."""
     w, v = np.linalg.eigh(s1)
     root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
@@ -253,6 +277,20 @@ def manifold_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int
     if min(len(a), len(b)) <= k:
         raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
     return covered(b, a, radii(a)).numpy(), covered(a, b, radii(b)).numpy()
+
+
+def sun_check(real_spectrum_npz, fake_images: np.ndarray, path) -> dict | None:
+    """The "draws the Sun" criterion of generated images (N, H, W) against the per-frame real
+    profiles stored with the real spectrum at their size; None (logged) where that file has none
+    (made before the criterion, or samples at a size the real frames do not block-average to)."""
+    from .sun_criterion import criterion_from_profiles
+
+    key = f"sun_profiles_{fake_images.shape[1]}"
+    if fake_images.shape[1] != fake_images.shape[2] or key not in real_spectrum_npz:
+        log.warning("%s: no real radial profiles for %s-px samples; 'draws the Sun' not evaluated "
+                    "(re-make the real spectrum)", path, "×".join(map(str, fake_images.shape[1:])))
+        return None
+    return criterion_from_profiles(real_spectrum_npz[key], fake_images)
 
 
 def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
@@ -329,6 +367,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         err = float(np.mean(np.abs(radial_profile(fake_images, len(real_profile)) - real_profile)))
         convergence = {"radial_profile_error": err, "tolerance": PROFILE_TOLERANCE,
                        "converged": bool(err <= PROFILE_TOLERANCE)}
+    sun = sun_check(z, fake_images, real_spectrum) if targets is None else None
     p_real, p_fake = match_resolution(p_real, p_fake, f"{samples}: images of another size than the real set")
     k_fake = k_real[: p_fake.shape[1]]
     pr, pf = p_real.mean(0), p_fake.mean(0)
@@ -383,7 +422,11 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     result = {"run": fake_name, "real": real_name, "n_fake": len(fake_files),
               "sampling_seeds": [m["seed"] for m in sampling],
               "checkpoint": sampling[0]["checkpoint"] if sampling else None,
-              "n_real": int(p_real.shape[0]), "seed": seed, "convergence": convergence, "rows": rows, "not_run": not_run,
+              "n_real": int(p_real.shape[0]), "seed": seed, "convergence": convergence,
+              # Unconditional runs: the share of samples that draw the Sun and whether the run does
+              # (`sun_criterion`); None for conditional runs, which copy the Sun from their input.
+              "sun_fraction": sun["fraction"] if sun else None, "sun_pass": sun["draws_the_sun"] if sun else None,
+              "sun_criterion": sun, "rows": rows, "not_run": not_run,
               "n_expected": n_expected, "warnings": [count_note] if count_note else [],
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}
     write_json(out_json, result)

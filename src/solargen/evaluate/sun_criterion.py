@@ -68,7 +68,15 @@ def sun_criterion(real: np.ndarray, samples: np.ndarray) -> dict:
     grey in [0, 1] at the same size → {threshold, distances, passed, fraction, draws_the_sun, ...}."""
     if real.shape[1:] != samples.shape[1:]:
         raise ValueError(f"real frames are {real.shape[1:]}, samples {samples.shape[1:]}: sizes differ")
-    pr, ps = radial_profiles(real), radial_profiles(samples)
+    return criterion_from_profiles(radial_profiles(real), samples)
+
+
+def criterion_from_profiles(real_profiles: np.ndarray, samples: np.ndarray) -> dict:
+    """`sun_criterion` from the real frames' per-frame profiles (N, BINS), at the samples' size,
+    as `real_profiles_by_size` stores them (the evaluation does not re-read the real frames)."""
+    pr, ps = np.asarray(real_profiles, np.float64), radial_profiles(samples)
+    if pr.ndim != 2 or pr.shape[1] != ps.shape[1]:
+        raise ValueError(f"real profiles of shape {pr.shape}, expected (N, {ps.shape[1]})")
     tau = real_threshold(pr)
     d = np.abs(ps - pr.mean(0)[None]).mean(1)
     passed = d <= tau
@@ -78,7 +86,21 @@ def sun_criterion(real: np.ndarray, samples: np.ndarray) -> dict:
             "draws_the_sun": bool(passed.mean() >= RUN_FRACTION)}
 
 
+def real_profiles_by_size(real: np.ndarray, min_size: int = 8) -> dict[int, np.ndarray]:
+    """Per-frame profiles of the real frames (N, H, W) at their size and at every size they
+    block-average to by a power of two (down to ``min_size``): the references for samples drawn
+    at lower resolution, as the command line compares them (`_block_mean`)."""
+    out, size = {}, real.shape[1]
+    while size >= min_size and real.shape[1] % size == 0 and real.shape[2] % size == 0:
+        out[size] = radial_profiles(_block_mean(real, size) if size != real.shape[1] else real)
+        if size % 2:
+            break
+        size //= 2
+    return out
+
+
 def _block_mean(images: np.ndarray, size: int) -> np.ndarray:
+    """Real frames larger than the model's samples, block-averaged to ``size`` (as training sees them)."""
     n, h, w = images.shape
     if h % size or w % size:
         raise ValueError(f"real frames of {h}×{w} cannot be block-averaged to {size}×{size}")

@@ -9,8 +9,10 @@ import pandas as pd
 from ..io import InputError, atomic_path, read_json
 
 COLUMNS = ["metric", "value", "real", "fake", "net"]
-#: results_meta.csv: what every run's numbers rest on, and the convergence check's outcome.
-META_COLUMNS = ["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint", "radial_profile_error", "converged"]
+#: results_meta.csv: what every run's numbers rest on, the convergence check's outcome, and the
+#: "draws the Sun" criterion's (`evaluate.sun_criterion`: share of samples passing, run passes).
+META_COLUMNS = ["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint", "radial_profile_error", "converged",
+                "sun_fraction", "sun_pass"]
 
 
 def not_converged(meta_csv: str | Path) -> dict[str, str]:
@@ -47,7 +49,10 @@ def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: s
                      "checkpoint": m.get("checkpoint") or "",
                      "radial_profile_error": conv.get("radial_profile_error", float("nan")),
                      # Empty where the check could not run (a real spectrum without the profile).
-                     "converged": {True: "yes", False: "no"}.get(conv.get("converged"), "")})
+                     "converged": {True: "yes", False: "no"}.get(conv.get("converged"), ""),
+                     # Empty for conditional runs and where the real spectrum lacks the profiles.
+                     "sun_fraction": m.get("sun_fraction") if m.get("sun_fraction") is not None else float("nan"),
+                     "sun_pass": {True: "yes", False: "no"}.get(m.get("sun_pass"), "")})
     if out_meta:
         with atomic_path(out_meta) as tmp:
             pd.DataFrame(meta, columns=META_COLUMNS).to_csv(tmp, index=False)

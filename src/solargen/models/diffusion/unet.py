@@ -109,6 +109,11 @@ class Attention(nn.Module):
         # (B, 3C, H, W) -> 3 × (B, heads, HW, C/heads)
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, c // self.num_heads, h * w) \
             .transpose(-1, -2).unbind(1)
+        if not torch.is_grad_enabled():
+            # Contiguous heads let CPU SDPA take its fused (flash) kernel instead of the math one:
+            # ~5× faster attention when sampling, equal to float rounding (1e-6). Training keeps
+            # the strided call, so trained weights stay bit-identical to those recorded before.
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
 
