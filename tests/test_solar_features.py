@@ -1,0 +1,139 @@
+"""Solar feature networks (MAE, VICReg): they learn, resume exactly, export, and register as
+feature networks whose features are the trained encoder's."""
+
+import json
+
+import pytest
+import torch
+from helpers import smooth_fields
+
+from solargen.models import family
+from solargen.models.mae_solar import MAETrainer, reconstruction_check
+from solargen.models.vicreg_solar import VICRegTrainer, collapse_check, vicreg_loss
+from solargen.train import fit, load_checkpoint
+
+MAE_TINY = {"input_size": 16, "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2,
+            "decoder_embed_dim": 16, "decoder_depth": 1, "decoder_num_heads": 2, "mask_ratio": 0.75,
+            "norm_pix_loss": True, "base_lr": 0.1, "weight_decay": 0.05, "betas": [0.9, 0.95],
+            "warmup_steps": 0, "schedule_steps": 10_000, "batch_size": 8, "random_flip": False,
+            "crop_scale": [1.0, 1.0]}
+VIC_TINY = {"input_size": 16, "block": "BasicBlock", "layers": [1, 1, 1, 1], "channels": [4, 8, 8, 16], "stem_width": 4,
+            "stem_type": "deep", "expander": [32, 32], "base_lr": 0.1, "optimizer": "adamw",
+            "weight_decay": 0.0, "warmup_steps": 0, "schedule_steps": 10_000, "batch_size": 8}
+
+
+def _frames(n=8, size=16):
+    return smooth_fields(n, size, seed=3)
+
+
+def _mean_loss(rows, a, b):
+    return sum(rows[a:b]) / (b - a)
+
+
+@pytest.mark.parametrize("cls,cfg", [(MAETrainer, MAE_TINY), (VICRegTrainer, VIC_TINY)])
+def test_loss_decreases_on_a_fixed_batch(cls, cfg):
+    torch.manual_seed(0)
+    t = cls(cfg, 16)
+    x = _frames()
+    losses = []
+    for step in range(40):
+        # The same batch and the same random draws every step: only the weights change.
+        losses.append(t.training_step(x, step, torch.Generator().manual_seed(1))["loss"])
+    assert _mean_loss(losses, 30, 40) < 0.8 * _mean_loss(losses, 0, 5), losses
+
+
+@pytest.mark.parametrize("name,cfg", [("mae_solar", MAE_TINY), ("vicreg_solar", VIC_TINY)])
+def test_checkpoint_resume_is_exact(tmp_path, name, cfg):
+    data = list(_frames(12))
+    trainer = family(name).trainer
+
+    torch.manual_seed(0)
+    straight = trainer(cfg, 16)
+    fit(straight, data, batch_size=4, total_steps=6, ckpt_dir=tmp_path / "a", save_every=100, seed=1, workers=0)
+    torch.manual_seed(0)
+    fit(trainer(cfg, 16), data, batch_size=4, total_steps=3, ckpt_dir=tmp_path / "b", save_every=100, seed=1,
+        workers=0)
+    torch.manual_seed(5)  # a fresh process: weights, optimiser, lr and RNG come from the checkpoint
+    resumed = trainer(cfg, 16)
+    fit(resumed, data, batch_size=4, total_steps=6, ckpt_dir=tmp_path / "b", save_every=100, seed=1, workers=0)
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert load_checkpoint(tmp_path / "b" / "step0000006.pt")["step"] == 6
+
+
+def test_vicreg_loss_terms():
+    z = torch.randn(64, 16, generator=torch.Generator().manual_seed(0)) * 3
+    total, parts = vicreg_loss(z, z)
+    assert parts["invariance"] == 0 and parts["variance"] == 0  # std ≈ 3 > 1 on every dimension
+    collapsed, cp = vicreg_loss(torch.zeros(64, 16), torch.zeros(64, 16))
+    assert float(cp["variance"]) == pytest.approx(1 - 1e-2, abs=1e-4)  # sqrt(0 + 1e-4) = 0.01
+    assert float(collapsed) == pytest.approx(25 * float(cp["variance"]), rel=1e-5)
+
+
+def test_checks_run_on_held_out_frames():
+    torch.manual_seed(0)
+    t = MAETrainer(MAE_TINY, 16)
+    r = reconstruction_check(t.model, _frames(4), 0.75)
+    # A constant fill scores ≥ 1 in normalised-pixel space: the baseline can never beat 1.
+    assert r["baseline_masked_mse"] >= 1.0
+    v = collapse_check(VICRegTrainer(VIC_TINY, 16).model, _frames(6))
+    assert v["embedding_std_mean"] > 0 and 0 <= v["embedding_dims_std_ge_1"] <= 1
+
+
+@pytest.mark.parametrize("name,cfg", [("mae_solar", MAE_TINY), ("vicreg_solar", VIC_TINY)])
+def test_registered_network_features_equal_the_trained_encoder(tmp_path, name, cfg):
+    from solargen.cli import main
+    from solargen.evaluate import features
+
+    data = list(_frames(8))
+    torch.manual_seed(0)
+    t = family(name).trainer(cfg, 16)
+    fit(t, data, batch_size=4, total_steps=3, ckpt_dir=tmp_path / "ckpt", save_every=100, seed=0, workers=0)
+    enc_file = tmp_path / "nets" / "solar_net" / "encoder.pt"
+    assert main(["feature-export", "--family", name, "--model-json", json.dumps(cfg), "--image-size", "16",
+                 "--checkpoint", str(tmp_path / "ckpt" / "step0000003.pt"), "--out", str(enc_file)]) == 0
+    features.configure(features.solar_specs({"solar_net": {"family": name, **cfg}}, str(tmp_path / "nets")))
+    try:
+        net = features.build_extractor("solar_net")
+        grey = (torch.rand(5, 1, 16, 16, generator=torch.Generator().manual_seed(2)) * 255).round()
+        got = net(grey.repeat(1, 3, 1, 1))  # what clean-fid's loader hands a feature network
+        encoder = t.model.encoder if name == "mae_solar" else t.model.trunk
+        encoder.eval()
+        with torch.no_grad():
+            if name == "mae_solar":  # manual forward: all patches visible, mean of the patch tokens
+                tokens = t.model.encode_visible(grey / 127.5 - 1, torch.arange(16).expand(5, -1))
+                want = tokens[:, 1:].mean(1)
+            else:
+                want = encoder(grey / 127.5 - 1)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        # The export is a plain timm model: loadable without solargen's extractor.
+        state = torch.load(enc_file, weights_only=True)
+        if name == "mae_solar":
+            import timm
+
+            vit = timm.create_model("vit_base_patch16_224", pretrained=False, **{
+                k: v for k, v in state["kwargs"].items()}).eval()
+            vit.load_state_dict(state["state_dict"])
+            with torch.no_grad():
+                torch.testing.assert_close(vit(grey / 127.5 - 1), want, rtol=1e-5, atol=1e-5)
+    finally:
+        features.configure({})
+
+
+def test_missing_encoder_is_a_clear_error(tmp_path):
+    from solargen.evaluate import features
+
+    features.configure(features.solar_specs({"mae_x": {"family": "mae_solar", **MAE_TINY}}, str(tmp_path)))
+    try:
+        with pytest.raises(features.FeatureNetUnavailable, match="mae_x.*encoder.pt is absent"):
+            features.build_extractor("mae_x")
+    finally:
+        features.configure({})
+
+
+def test_export_of_a_missing_checkpoint_names_it(tmp_path):
+    from solargen.cli import main
+
+    with pytest.raises(SystemExit, match="step0000009.pt does not exist"):
+        main(["feature-export", "--family", "mae_solar", "--model-json", json.dumps(MAE_TINY), "--image-size", "16",
+              "--checkpoint", str(tmp_path / "step0000009.pt"), "--out", str(tmp_path / "e.pt")])
