@@ -166,7 +166,8 @@ class MAETrainer:
 
     def training_step(self, batch: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
         self.model.train()
-        set_lr(self.opt, warmup_cosine(step, self.lr, int(self.cfg.get("warmup_steps", 0)), int(self.cfg["schedule_steps"]),
+        total = int(self.cfg.get("schedule_steps") or self.cfg["train_steps"])
+        set_lr(self.opt, warmup_cosine(step, self.lr, int(self.cfg.get("warmup_steps", 0)), total,
                                        float(self.cfg.get("min_lr", 0.0))))
         x = self.augment(batch[:, :1], generator)
         noise = torch.rand(x.shape[0], self.model.grid ** 2, generator=generator).to(self.device)

@@ -165,8 +165,9 @@ class VICRegTrainer:
 
     def training_step(self, batch: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
         self.model.train()
-        set_lr(self.opt, warmup_cosine(step, self.lr, int(self.cfg.get("warmup_steps", 0)),
-                                       int(self.cfg["schedule_steps"]), float(self.cfg.get("min_lr", 0.0))))
+        total = int(self.cfg.get("schedule_steps") or self.cfg["train_steps"])
+        set_lr(self.opt, warmup_cosine(step, self.lr, int(self.cfg.get("warmup_steps", 0)), total,
+                                       float(self.cfg.get("min_lr", 0.0))))
         x1, x2 = self.views(batch[:, :1], generator)
         loss, parts = self.loss(x1, x2)
         self.opt.zero_grad(set_to_none=True)
