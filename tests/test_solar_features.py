@@ -137,3 +137,18 @@ def test_export_of_a_missing_checkpoint_names_it(tmp_path):
     with pytest.raises(SystemExit, match="step0000009.pt does not exist"):
         main(["feature-export", "--family", "mae_solar", "--model-json", json.dumps(MAE_TINY), "--image-size", "16",
               "--checkpoint", str(tmp_path / "step0000009.pt"), "--out", str(tmp_path / "e.pt")])
+
+
+def test_metric_details_shows_mae_fids_times_100_and_vicreg_unscaled():
+    import pandas as pd
+
+    from solargen.report.tables import metric_details
+
+    rows = [{"run": r, "metric": "fid", "net": n, "crop": "", "value": v}
+            for r, k in (("a", 1.0), ("b", 2.0))
+            for n, v in (("random_inception_v3", 0.001 * k), ("mae_solar_vitb16", 0.03 * k),
+                         ("vicreg_rn50_solar", 5.0 * k))]
+    d = metric_details(pd.DataFrame(rows))
+    assert d.loc["b", "fid/mae_solar_vitb16 ×10²"] == pytest.approx(6.0)
+    assert d.loc["b", "fid/vicreg_rn50_solar"] == pytest.approx(10.0)
+    assert list(d.index) == ["a", "b"]
