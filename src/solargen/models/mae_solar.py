@@ -46,8 +46,8 @@ def encoder_kwargs(cfg: dict) -> dict:
     """timm ``VisionTransformer`` arguments of the encoder (JSON-safe: stored with the export)."""
     return {"img_size": int(cfg["input_size"]), "patch_size": int(cfg["patch_size"]), "in_chans": 1,
             "num_classes": 0, "global_pool": "avg", "fc_norm": False, "embed_dim": int(cfg["embed_dim"]),
-            "depth": int(cfg["depth"]), "num_heads": int(cfg["num_heads"]), "mlp_ratio": float(cfg.get("mlp_ratio", 4.0)),
-            "qkv_bias": True}
+            "depth": int(cfg["depth"]), "num_heads": int(cfg["num_heads"]),
+            "mlp_ratio": float(cfg.get("mlp_ratio", 4.0)), "qkv_bias": True}
 
 
 class MAE(nn.Module):

@@ -77,7 +77,8 @@ def save_encoder(path: str | Path, *, kind: str, library: str, arch: str, kwargs
                  input_size: int, feature: str, provenance: dict) -> None:
     """An encoder as a file timm loads: ``state_dict`` fits timm's ``arch``(**kwargs)
     (``timm.models.vision_transformer.VisionTransformer`` or ``timm.models.resnet.ResNet``; a
-    ResNet-50's keys are torchvision's too), stored with what built it. Plain tensors and JSON types: loads with ``weights_only=True``."""
+    ResNet-50's keys are torchvision's too), stored with what built it. Plain tensors and JSON
+    types: loads with ``weights_only=True``."""
     from ..io import atomic_path
 
     state = {"format": ENCODER_FORMAT, "kind": kind, "library": library, "arch": arch, "kwargs": kwargs,
