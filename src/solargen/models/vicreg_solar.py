@@ -41,7 +41,7 @@ def build_trunk(cfg: dict) -> nn.Module:
 def expander(dim_in: int, widths: list[int]) -> nn.Sequential:
     layers, d = [], dim_in
     for i, w in enumerate(widths):
-        layers.append(nn.Linear(d, w, bias=i == len(widths) - 1))
+        layers.append(nn.Linear(d, w, bias=i < len(widths) - 1))  # the last layer has no bias, as VICReg's
         if i < len(widths) - 1:
             layers += [nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
         d = w
