@@ -152,3 +152,24 @@ def test_metric_details_shows_mae_fids_times_100_and_vicreg_unscaled():
     assert d.loc["b", "fid/mae_solar_vitb16 ×10²"] == pytest.approx(6.0)
     assert d.loc["b", "fid/vicreg_rn50_solar"] == pytest.approx(10.0)
     assert list(d.index) == ["a", "b"]
+
+
+def test_paper_dag_trains_the_solar_nets_on_gpus_before_scoring_with_them():
+    from helpers import smk
+
+    env = {"JUWELS_ACCOUNT": "testproject", "JUWELS_PARTITION": "booster"}
+    r = smk("-n", "--profile", "profiles/juwels", "results/paper/real/features_mae_solarp128_vitb16.npz", env=env)
+    out = r.stdout
+    assert "rule feature_train:" in out and "real_features" in out
+    job = out.split("rule feature_train:")[1].split("\nrule ")[0]
+    assert "gres=gpu:4" in job and "nodes=16" in job and "srun" in job
+    assert "--family mae_solar" in job and '"crop_px": 128' in job and "--split train" in job
+    assert "feature-export" in job and "results/paper/feature_nets/mae_solarp128_vitb16/encoder.pt" in job
+
+
+def test_a_net_neither_built_in_nor_configured_nor_trained_is_refused(tmp_path):
+    from helpers import ci_config, smk
+
+    cfg = ci_config(tmp_path, lambda c: c["evaluation"]["nets"].append("mae_solar_typo"))
+    r = smk("-n", "--configfile", str(cfg), "--cores", "1", check=False)
+    assert r.returncode and "nor trained under feature_train" in r.stdout + r.stderr
