@@ -173,3 +173,35 @@ def test_a_net_neither_built_in_nor_configured_nor_trained_is_refused(tmp_path):
     cfg = ci_config(tmp_path, lambda c: c["evaluation"]["nets"].append("mae_solar_typo"))
     r = smk("-n", "--configfile", str(cfg), "--cores", "1", check=False)
     assert r.returncode and "nor trained under feature_train" in r.stdout + r.stderr
+
+
+def _two_rank_vicreg_grad(rank, init_file, x1, x2, w, out):
+    import torch.distributed as dist
+
+    from solargen.models.vicreg_solar import gather_batch
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        w = w.clone().requires_grad_(True)
+        half = slice(rank * 4, rank * 4 + 4)
+        loss, _ = vicreg_loss(gather_batch(x1[half] @ w), gather_batch(x2[half] @ w))
+        loss.backward()
+        dist.all_reduce(w.grad)  # the training loop's gradient averaging
+        torch.save({"loss": loss.detach(), "grad": w.grad / 2}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_vicreg_loss_over_two_ranks_equals_one_process_on_the_global_batch(tmp_path):
+    import torch.multiprocessing as mp
+
+    g = torch.Generator().manual_seed(0)
+    x1, x2, w = torch.randn(8, 6, generator=g), torch.randn(8, 6, generator=g), torch.randn(6, 5, generator=g)
+    mp.spawn(_two_rank_vicreg_grad, args=(str(tmp_path / "init"), x1, x2, w, str(tmp_path / "r")), nprocs=2)
+    ws = w.clone().requires_grad_(True)
+    loss, _ = vicreg_loss(x1 @ ws, x2 @ ws)
+    loss.backward()
+    for r in range(2):
+        got = torch.load(tmp_path / f"r.{r}")
+        torch.testing.assert_close(got["loss"], loss.detach())
+        torch.testing.assert_close(got["grad"], ws.grad)

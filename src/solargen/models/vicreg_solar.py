@@ -14,6 +14,8 @@ probability 0.8; saturation, hue and grayscale do not apply to one channel), Gau
 (probability 1.0 / 0.1 for the two views, σ 0.1–2 in units of a 224-px frame) and solarisation
 (probability 0 / 0.2). Optimiser: LARS (timm's; biases and norms excluded from weight decay and
 adaptation) or AdamW (``optimizer``), warm-up + cosine lr per step, lr = ``base_lr`` × batch / 256.
+Data parallel: the loss is computed on the embeddings gathered from every rank (`gather_batch`)
+and, on GPUs, batch norms are synchronised, so the statistics are the global batch's, as VICReg's.
 """
 
 from __future__ import annotations
@@ -64,6 +66,20 @@ def vicreg_loss(z1: torch.Tensor, z2: torch.Tensor, sim: float = 25.0, std: floa
     covl = off_diagonal(c1).pow(2).sum() / d + off_diagonal(c2).pow(2).sum() / d
     total = sim * inv + std * var + cov * covl
     return total, {"invariance": inv, "variance": var, "covariance": covl}
+
+
+def gather_batch(z: torch.Tensor) -> torch.Tensor:
+    """Every rank's embeddings, concatenated in rank order, so the variance and covariance terms see
+    the global batch as VICReg's; differentiable (each rank's gradient flows back to its own part,
+    summed over ranks, then the loop's gradient averaging makes it the single-process gradient).
+    One process: ``z`` itself."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(z))
 
 
 class VICReg(nn.Module):
@@ -132,6 +148,11 @@ class VICRegTrainer:
         self.cfg, self.image_size = cfg, image_size
         self.device = torch.device(device)
         self.model = VICReg(cfg).to(self.device)
+        import torch.distributed as dist
+
+        if self.device.type == "cuda" and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # Batch statistics over the global batch, as VICReg (same parameter and buffer names).
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.size = int(cfg["input_size"])
         self.lr = float(cfg["base_lr"]) * int(cfg["batch_size"]) / 256
         wd = float(cfg.get("weight_decay", 1e-6))
@@ -160,7 +181,7 @@ class VICRegTrainer:
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor):
         c = self.cfg
-        return vicreg_loss(self.model(x1), self.model(x2), float(c.get("sim_coeff", 25.0)),
+        return vicreg_loss(gather_batch(self.model(x1)), gather_batch(self.model(x2)), float(c.get("sim_coeff", 25.0)),
                            float(c.get("std_coeff", 25.0)), float(c.get("cov_coeff", 1.0)))
 
     def training_step(self, batch: torch.Tensor, step: int, generator: torch.Generator) -> dict[str, float]:
