@@ -9,8 +9,9 @@ each step in-process, then reports on the held-out frames:
 
 - MAE: masked-patch MSE in normalised-pixel space vs the baseline filling each masked patch with
   the image's mean over its visible patches (any constant fill scores ≥ 1 there);
-- VICReg: per-dimension std of the embeddings (VICReg's variance threshold is 1) and of the
-  representations (the features);
+- VICReg: per-dimension std of the embeddings, sqrt(Var + 1e-4) as VICReg's variance term
+  (its threshold γ = 1), and of the representations (the features), on the held-out frames and
+  on their two training views;
 - per feature network: FID(real half A, blurred real half B) / FID(real half A, real half B) over
   the real PNG folder (random halves; Gaussian blur σ = ``--blur-sigma`` px removes the fine-scale
   texture), and the seconds its features of one half take.
@@ -103,6 +104,10 @@ def checks(a):
             report[name].update(reconstruction_check(t.model, x, float(c.get("mask_ratio", 0.75))))
         else:
             report[name].update(collapse_check(t.model, x))
+            # The same on the two training views of each held-out frame: the batch VICReg's own
+            # variance term sees (frames alone vary less than views do).
+            v1, v2 = t.views(x, torch.Generator().manual_seed(0))
+            report[name].update({f"views/{k}": v for k, v in collapse_check(t.model, torch.cat([v1, v2])).items()})
         report[name]["held_out_frames"] = len(x)
     # Texture sensitivity: FID(A, blurred B) / FID(A, B) on random halves of the real frames.
     files = sorted(Path(a.images).glob("*.png"))

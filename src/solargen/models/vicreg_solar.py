@@ -117,7 +117,7 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, size: int, g: torch.Generator, blur_p: float, solarize_p: float,
-            scale=(0.08, 1.0)) -> torch.Tensor:
+            scale=(0.08, 1.0), jitter: float = 0.4, jitter_p: float = 0.8) -> torch.Tensor:
     """One VICReg view of frames (B, 1, H, W) in [-1, 1] (see the module docstring)."""
     b, (h, w) = x.shape[0], x.shape[-2:]
     v = crop_resize(x, random_boxes(b, h, w, g, scale=scale), size)
@@ -125,12 +125,12 @@ def augment(x: torch.Tensor, size: int, g: torch.Generator, blur_p: float, solar
     flip = (torch.rand(b, generator=g) < 0.5).to(dev)
     v = torch.where(flip[:, None, None, None], v.flip(-1), v)
     u = (v + 1) / 2  # [0, 1], where torchvision's colour transforms work
-    jitter = (torch.rand(b, generator=g) < 0.8).to(dev)[:, None, None, None]
-    bright = _uniform(b, 0.6, 1.4, g).to(dev)[:, None, None, None]
-    contrast = _uniform(b, 0.6, 1.4, g).to(dev)[:, None, None, None]
+    on = (torch.rand(b, generator=g) < jitter_p).to(dev)[:, None, None, None]
+    bright = _uniform(b, 1 - jitter, 1 + jitter, g).to(dev)[:, None, None, None]
+    contrast = _uniform(b, 1 - jitter, 1 + jitter, g).to(dev)[:, None, None, None]
     j = (u * bright).clamp(0, 1)
     j = ((j - j.mean((1, 2, 3), keepdim=True)) * contrast + j.mean((1, 2, 3), keepdim=True)).clamp(0, 1)
-    u = torch.where(jitter, j, u)
+    u = torch.where(on, j, u)
     blur = torch.rand(b, generator=g) < blur_p
     sigma = _uniform(b, 0.1, 2.0, g) * size / 224
     if blur.any():
@@ -175,9 +175,11 @@ class VICRegTrainer:
         self.ema = {}
 
     def views(self, x: torch.Tensor, g: torch.Generator):
-        scale = tuple(self.cfg.get("crop_scale", (0.08, 1.0)))
-        return (augment(x, self.size, g, blur_p=1.0, solarize_p=0.0, scale=scale),
-                augment(x, self.size, g, blur_p=0.1, solarize_p=0.2, scale=scale))
+        c = self.cfg
+        kw = {"scale": tuple(c.get("crop_scale", (0.08, 1.0))), "jitter": float(c.get("jitter", 0.4)),
+              "jitter_p": float(c.get("jitter_p", 0.8))}
+        return (augment(x, self.size, g, blur_p=1.0, solarize_p=0.0, **kw),
+                augment(x, self.size, g, blur_p=0.1, solarize_p=0.2, **kw))
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor):
         c = self.cfg
@@ -206,12 +208,15 @@ class VICRegTrainer:
 @torch.no_grad()
 def collapse_check(model: VICReg, x: torch.Tensor) -> dict[str, float]:
     """Per-dimension std of the expander embeddings and of the representations of frames ``x``
-    (eval mode): VICReg's variance term wants every embedding dimension's std ≥ 1."""
+    (eval mode), as VICReg's variance term defines it: sqrt(Var + 1e-4) of each dimension across
+    the batch (unbiased Var); VICReg wants every embedding dimension's std ≥ 1 (γ = 1), and
+    ``embedding_variance_term`` is its hinge, mean of max(0, 1 - std)."""
     model.eval()
     r = model.trunk(x)
     z = model.expander(r)
-    sz, sr = z.std(0), r.std(0)
+    sz, sr = torch.sqrt(z.var(0) + 1e-4), torch.sqrt(r.var(0) + 1e-4)
     return {"embedding_std_mean": float(sz.mean()), "embedding_std_min": float(sz.min()),
             "embedding_dims_std_ge_1": float((sz >= 1).float().mean()),
+            "embedding_variance_term": float(F.relu(1 - sz).mean()),
             "representation_std_mean": float(sr.mean()), "representation_std_min": float(sr.min()),
-            "representation_dims_dead": float((sr < 1e-4).float().mean())}
+            "representation_dims_dead": float((r.std(0) < 1e-4).float().mean())}
