@@ -80,6 +80,16 @@ def test_checks_run_on_held_out_frames():
     assert v["embedding_std_mean"] > 0 and 0 <= v["embedding_dims_std_ge_1"] <= 1
 
 
+def test_collapse_check_uses_vicregs_own_std():
+    # The check's per-dimension std is the variance term's: sqrt(Var + 1e-4), hinge at 1.
+    m = VICRegTrainer(VIC_TINY, 16).model
+    x = _frames(6)
+    v = collapse_check(m, x)
+    with torch.no_grad():
+        z = m.eval()(x)
+    assert v["embedding_variance_term"] == pytest.approx(float(vicreg_loss(z, z)[1]["variance"]), rel=1e-5)
+
+
 @pytest.mark.parametrize("name,cfg", [("mae_solar", MAE_TINY), ("vicreg_solar", VIC_TINY)])
 def test_registered_network_features_equal_the_trained_encoder(tmp_path, name, cfg):
     from solargen.cli import main

@@ -9,8 +9,8 @@ Loss: ``sim_coeff`` × invariance (MSE of the two views' embeddings) + ``std_coe
 covariances / dim), the paper's 25 / 25 / 1.
 
 Two views per frame with VICReg's augmentations adapted to one channel: random resized crop
-(scale 0.08–1, bicubic), horizontal flip (0.5), brightness and contrast jitter (0.4, with
-probability 0.8; saturation, hue and grayscale do not apply to one channel), Gaussian blur
+(scale 0.08–1, bicubic), horizontal flip (0.5), brightness and contrast jitter (``jitter`` 0.4,
+with probability ``jitter_p`` 0.8; saturation, hue and grayscale do not apply to one channel), Gaussian blur
 (probability 1.0 / 0.1 for the two views, σ 0.1–2 in units of a 224-px frame) and solarisation
 (probability 0 / 0.2). Optimiser: LARS (timm's; biases and norms excluded from weight decay and
 adaptation) or AdamW (``optimizer``), warm-up + cosine lr per step, lr = ``base_lr`` × batch / 256.
