@@ -28,6 +28,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/feature_train.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/expert.smk"
@@ -38,6 +39,7 @@ rule all:
     default_target: True
     input:
         f"{OUT}/results.csv",
+        list(SOLAR_ENCODERS.values()),
         f"{OUT}/not_run.csv",
         f"{OUT}/results_meta.csv",
         f"{OUT}/tables/spearman.csv",

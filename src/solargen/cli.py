@@ -508,6 +508,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.set_defaults(func=_check_config)
 
+    from .models.feature_commands import add_commands as feature_commands
+
+    feature_commands(sub)  # feature-export (solar feature networks)
     report_commands(sub)  # collect, spearman, figure, table, plot, compare
     expert_commands(sub)  # expert-eval packet | serve | analyse
     return p

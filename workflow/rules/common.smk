@@ -58,11 +58,20 @@ def _check_config(cfg):
     from solargen.evaluate.features import BUILTIN
 
     nets = ev.get("feature_networks", {})
+    trained = cfg.get("feature_train", {})
     for n in ev["nets"]:
-        if n not in BUILTIN and n not in nets:
+        if n not in BUILTIN and n not in nets and n not in trained:
             raise ValueError(
                 f"config: evaluation.nets: {n!r} is neither built in ({', '.join(BUILTIN)}) nor configured "
-                "under evaluation.feature_networks"
+                "under evaluation.feature_networks nor trained under feature_train"
+            )
+    for n, f in trained.items():
+        if n in nets or n in BUILTIN:
+            raise ValueError(f"config: feature_train.{n} is also a built-in or configured feature network: rename one")
+        if cfg["data"]["resolution"] % f["image_size"]:
+            raise ValueError(
+                f"config: feature_train.{n}.image_size = {f['image_size']} must divide data.resolution = "
+                f"{cfg['data']['resolution']}"
             )
     for n, spec in nets.items():
         need = ["kind", "weights", "input_size"] + (["arch"] if spec.get("kind") in ("timm", "torchvision") else [])
@@ -200,6 +209,7 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)) or "NONE",
     family="|".join(sorted({m["family"] for m in MODELS.values()})) or "NONE",
     net="|".join(config["evaluation"]["nets"]),
+    fnet="|".join(map(re.escape, config.get("feature_train", {}))) or "NONE",
     crop="|".join(map(re.escape, CROPS)) or "NONE",
     spectrum_crop="|".join(map(re.escape, config["evaluation"].get("spectrum_crops", []))) or "NONE",
 
@@ -289,8 +299,31 @@ def all_metrics():
 
 #: Spectra of real crops (fixed-size crop modes, always on the disk).
 SPECTRUM_CROPS = config["evaluation"].get("spectrum_crops", [])
+#: Solar feature networks trained here (config feature_train) → their exported encoder files.
+FEATURE_TRAIN = config.get("feature_train", {})
+SOLAR_ENCODERS = {n: f"{OUT}/feature_nets/{n}/encoder.pt" for n in FEATURE_TRAIN}
+
+
+def _solar_specs():
+    from solargen.evaluate.features import solar_specs
+
+    return solar_specs(FEATURE_TRAIN, f"{OUT}/feature_nets")
+
+
 #: The configured feature networks (where their weights are), for every command that extracts features.
-NET_SPECS = json.dumps(config["evaluation"].get("feature_networks", {}))
+NET_SPECS = json.dumps({**_solar_specs(), **config["evaluation"].get("feature_networks", {})})
+
+
+def net_weights(net):
+    """A feature network's weights file the DAG makes (a solar network's encoder), else nothing."""
+    return [SOLAR_ENCODERS[net]] if net in SOLAR_ENCODERS else []
+
+
+def feature_net_json(fnet):
+    """A solar feature network's hyperparameters as JSON for the train command (the cosine schedule
+    runs over train_steps unless schedule_steps says otherwise)."""
+    m = {k: v for k, v in FEATURE_TRAIN[fnet].items() if k not in ("family", "image_size", "nodes", "seed")}
+    return json.dumps(m, sort_keys=True)
 
 
 def weights_identity(net):

@@ -6,6 +6,7 @@ REAL = f"{DATA}/{config['data']['name']}"
 rule real_features:
     input:
         REAL,
+        weights=lambda w: net_weights(w.net),
     output:
         f"{OUT}/real/features_{{net}}.npz",
     params:
@@ -17,7 +18,7 @@ rule real_features:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen features --images {input} --net {wildcards.net} --out {output}"
+        "python -m solargen features --images {input[0]} --net {wildcards.net} --out {output}"
         " --net-specs {params.specs:q} --threads {threads} 2> {log}"
 
 
@@ -26,6 +27,7 @@ rule real_crop_features:
     cropped at the same positions, image by image, from the protocol stored with these."""
     input:
         REAL,
+        weights=lambda w: net_weights(w.net),
     output:
         f"{OUT}/real/features_{{net}}-{{crop}}.npz",
     params:
@@ -38,7 +40,7 @@ rule real_crop_features:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen features --images {input} --net {wildcards.net} {params.crop}"
+        "python -m solargen features --images {input[0]} --net {wildcards.net} {params.crop}"
         " --out {output:q} --net-specs {params.specs:q} --threads {threads} 2> {log:q}"
 
 
@@ -83,6 +85,7 @@ rule evaluate:
         spectrum=f"{OUT}/real/spectrum.npz",
         crop_spectra=[f"{OUT}/real/spectrum-{c}.npz" for c in SPECTRUM_CROPS],
         dataset=lambda w: [DATASET] if is_conditional(w.run) else [],
+        nets=[e for n in NETS for e in net_weights(n)],
     output:
         metrics=f"{OUT}/runs/{{family}}/{{run}}/metrics.json",
         spectrum=f"{OUT}/runs/{{family}}/{{run}}/spectrum.npz",

@@ -18,6 +18,12 @@ Built in (`BUILTIN`):
   three convolutions and a max-pool, 64 channels, globally averaged), from pytorch-fid's
   state dict ``pt_inception-2015-12-05-6726825d.pth`` (torchvision key names).
 
+Solar feature networks trained by the workflow (``kind: mae_solar`` / ``vicreg_solar``, e.g.
+``mae_solar_vitb16``): ``weights`` is the encoder file the ``feature_train`` rule exports
+(`solargen.models.ssl_common`); the first channel is mapped to the training range [-1, 1] and the
+features are the encoder's (MAE: mean of its final-normed patch tokens; VICReg: the ResNet's
+pooled representation). The workflow adds their specs (`solar_specs`).
+
 Any other network is configured by name (`configure`): ``kind: timm`` or ``kind: torchvision``,
 an ``arch``, a state-dict ``weights`` file (loaded with ``weights_only=True``), ``input_size``,
 ``mean``/``std``, and optionally the ``layer`` whose (pooled) output are the features; without it
@@ -177,6 +183,36 @@ class _InceptionBlock0(torch.nn.Module):
         return self.block(x / 127.5 - 1).mean((2, 3))
 
 
+class _SolarEncoder(torch.nn.Module):
+    """A solar feature network's exported encoder (MAE ViT or VICReg ResNet, one channel)."""
+
+    def __init__(self, name: str, s: dict):
+        super().__init__()
+        from solargen.models.ssl_common import build_encoder, load_encoder
+
+        path = _weights_file(name, s)
+        try:
+            state = load_encoder(path)
+            self.net = build_encoder(state).requires_grad_(False)
+        except (ValueError, RuntimeError, KeyError, TypeError) as e:
+            raise FeatureNetUnavailable(f"{name}: {e}") from None
+        if state["kind"] != s["kind"] or int(state["input_size"]) != int(s["input_size"]):
+            raise FeatureNetUnavailable(f"{name}: {path} holds a {state['kind']} encoder at {state['input_size']} px, "
+                                        f"configured as {s['kind']} at {s['input_size']} px")
+
+    def forward(self, x):
+        # Grey images arrive repeated to 3 channels in [0, 255]; the encoders saw one channel in [-1, 1].
+        return self.net(x[:, :1] / 127.5 - 1)
+
+
+def solar_specs(trained: dict[str, dict], folder: str) -> dict[str, dict]:
+    """Feature-network specs of the solar networks the workflow trains (config ``feature_train``:
+    name → its config), their encoder files at ``<folder>/<name>/encoder.pt``."""
+    return {n: {"kind": c["family"], "input_size": int(c["input_size"]), "weights": f"{folder}/{n}/encoder.pt",
+                "source": f"{c['family']} trained by the workflow on the training split ({folder}/{n})"}
+            for n, c in trained.items()}
+
+
 class _Configured(torch.nn.Module):
     """A timm or torchvision network by name, with a state dict from a file."""
 
@@ -230,6 +266,8 @@ def build_extractor(name: str) -> torch.nn.Module:
         return _InceptionBlock0(_state_dict(name, _weights_file(name, s)), name)
     if kind in ("timm", "torchvision"):
         return _Configured(name, s)
+    if kind in ("mae_solar", "vicreg_solar"):
+        return _SolarEncoder(name, s)
     raise ValueError(f"feature network {name!r}: unknown kind {kind!r}")
 
 

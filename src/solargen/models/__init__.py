@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 FAMILIES = ("diffusion", "projectedgan", "stylegan2", "msdgan", "bicubic")
+#: Families of solar feature networks (trained by the feature_train rule; no sampler): their
+#: trainers also have ``export_args()`` for `solargen.models.ssl_common.save_encoder`.
+FEATURE_FAMILIES = ("mae_solar", "vicreg_solar")
 
 
 @dataclass(frozen=True)
@@ -45,4 +48,12 @@ def family(name: str) -> Family:
         from .msdgan.family import sample_bicubic
 
         return Family(name, None, sample_bicubic, conditional=True)
-    raise ValueError(f"unknown model family {name!r} (allowed: {', '.join(FAMILIES)})")
+    if name == "mae_solar":
+        from .mae_solar import MAETrainer
+
+        return Family(name, MAETrainer, None, conditional=False)
+    if name == "vicreg_solar":
+        from .vicreg_solar import VICRegTrainer
+
+        return Family(name, VICRegTrainer, None, conditional=False)
+    raise ValueError(f"unknown model family {name!r} (allowed: {', '.join(FAMILIES + FEATURE_FAMILIES)})")

@@ -185,8 +185,15 @@ def crop_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: The study's display scaling of FIDs in its metric-details table, by feature-network name prefix
+#: (its MAE feature spaces give tiny FIDs): the column is multiplied and its name says so.
+#: VICReg FIDs are shown unscaled, as there.
+FID_DISPLAY_SCALE = {"mae_": (100, "×10²")}
+
+
 def metric_details(df: pd.DataFrame) -> pd.DataFrame:
-    """Every whole-image metric of every run (``metric/net`` columns), ordered by the primary FID."""
+    """Every whole-image metric of every run (``metric/net`` columns), ordered by the primary FID;
+    FIDs of the networks in `FID_DISPLAY_SCALE` scaled for display, as the study's table."""
     whole = df[df.crop == ""]
     wide = whole.assign(column=whole.metric + "/" + whole.net).pivot_table(
         index="run", columns="column", values="value", aggfunc="first")
@@ -194,7 +201,14 @@ def metric_details(df: pd.DataFrame) -> pd.DataFrame:
     order = [lead] + sorted(c for c in wide.columns if c != lead) if lead in wide.columns else sorted(wide.columns)
     wide = wide[order]
     wide.columns.name = None
-    return wide.sort_values(order[0]) if order else wide
+    wide = wide.sort_values(order[0]) if order else wide
+    for c in list(wide.columns):
+        metric, _, net = c.partition("/")
+        scale = next((v for k, v in FID_DISPLAY_SCALE.items() if metric == "fid" and net.startswith(k)), None)
+        if scale:
+            wide = wide.rename(columns={c: f"{c} {scale[1]}"})
+            wide[f"{c} {scale[1]}"] = wide[f"{c} {scale[1]}"] * scale[0]
+    return wide
 
 
 #: How a seed replicate is named in results.csv: ``<run>@seed<s>`` (the top-level seed's keeps ``<run>``).
