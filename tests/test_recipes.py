@@ -1,6 +1,8 @@
 """Training recipes against the reference implementations (issue #22): loss scales, EMA schedules,
 regularisation weights and phases, style mixing, projected-discriminator logit sizes."""
 
+import json
+
 import pytest
 import torch
 
@@ -161,9 +163,26 @@ def test_demo_projected_discriminators_end_in_at_least_4x4_logits():
         assert all(min(s) >= 4 for s in sides), (name, sides)
         checked += 1
     assert checked >= 4
-    # upstream's nominal sizing at the same input ends in 1×1: the reason for the switch
+    # upstream's nominal sizing ends in 1×1 at 128 px and cannot be built on the demo's 64-px
+    # features at all: the reason for the switch
     nominal = {k: v for k, v in cfg["models"]["full_projectedgan"].items() if k != "disc_sizing"}
-    assert _logit_sides(nominal, 64) == [(1, 1)] * 4
+    assert _logit_sides({**nominal, "interp_size": 128}, 64) == [(1, 1)] * 4
+    with pytest.raises(RuntimeError, match="[Kk]ernel size"):
+        _logit_sides(nominal, 64)
+
+
+def test_demo_projected_arms_share_one_recipe():
+    # the ablations compare arms under equal recipes: the five demo arms differ only in `ablation`
+    # (and each run's steps are the same)
+    import yaml
+
+    cfg = yaml.safe_load(open("config/demo.yaml"))
+    arms = {n: m for n, m in cfg["models"].items() if m["family"] == "projectedgan"}
+    assert len(arms) == 5
+    recipes = {json.dumps({k: v for k, v in m.items() if k != "ablation"}, sort_keys=True) for m in arms.values()}
+    assert len(recipes) == 1, recipes
+    steps = {r["train_steps"] for r in cfg["runs"].values() if r["model"] in arms}
+    assert len(steps) == 1, steps
 
 
 def test_actual_sizing_equals_upstreams_nominal_at_224():
