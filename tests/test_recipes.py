@@ -108,6 +108,9 @@ def test_paper_configs_keep_config_f_and_set_paper256_gamma():
     assert cfg["models"]["stylegan2"]["r1_gamma"] == 10.0      # config F
     assert cfg["models"]["stylegan2"].get("ema_rampup") is None  # config F: no ramp-up
     assert cfg["models"]["stylegan2_256"]["r1_gamma"] == 1.0   # stylegan2-ada paper256
+    for name in ("stylegan2", "stylegan2_256"):  # config F's path-length regulariser and lr stay
+        m = cfg["models"][name]
+        assert m.get("pl_weight", 2.0) == 2.0 and m.get("style_mixing", 0.9) == 0.9 and m["lr"] == 0.002
 
 
 # --- ProjectedGAN's stylegan2_discriminator arm gets R1 -------------------------------------------

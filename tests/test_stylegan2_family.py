@@ -26,6 +26,18 @@ def test_lazy_regularisers_run_at_their_intervals_with_compensated_adam():
     assert abs(gopt["lr"] - 0.002 * 2 / 3) < 1e-12
 
 
+def test_pl_weight_zero_skips_the_path_length_phase_and_its_adam_compensation():
+    # The demo's switch (config F keeps pl_weight 2): no Greg step, so G's Adam is not compensated.
+    t = StyleGAN2Trainer({**TINY, "pl_weight": 0.0}, 16)
+    g = torch.Generator().manual_seed(0)
+    logs = [t.training_step(_x(), s, g) for s in range(3)]
+    assert not any("pl_penalty" in lg for lg in logs) and "r1_penalty" in logs[0]
+    assert float(t.pl.pl_mean) == 0  # the running mean never moved
+    gopt = t.optimizers["G"].param_groups[0]
+    assert gopt["lr"] == 0.002 and tuple(gopt["betas"]) == (0.0, 0.99)
+    assert abs(t.optimizers["D"].param_groups[0]["lr"] - 0.002 * 0.8) < 1e-12  # D's R1 still lazy
+
+
 def test_ema_differs_after_steps_and_equals_g_with_zero_half_life():
     g = torch.Generator().manual_seed(0)
     t = StyleGAN2Trainer(TINY, 16)
