@@ -289,6 +289,9 @@ def _sizes(resolution, image_size, *families):
         c["models"] = {k: {**m, "image_size": image_size} for k, m in c["models"].items()
                        if m["family"] in (*families, "diffusion", "bicubic")}
         c["runs"] = {k: r for k, r in c["runs"].items() if r["model"] in c["models"]}
+        # The solar feature networks have sizes of their own, checked first (tested with them).
+        c["evaluation"]["nets"] = [n for n in c["evaluation"]["nets"] if n not in c.get("feature_train", {})]
+        c.pop("feature_train", None)
 
     return edit
 
