@@ -277,7 +277,10 @@ def _free_port():
 def _start(pdir, answers, port):
     p = subprocess.Popen([sys.executable, "-m", "solargen", "expert-eval", "serve", str(pdir), "--answers", str(answers),
                           "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+                         # Ctrl-C must reach it even when the suite runs as a background job (which
+                         # inherits SIGINT ignored, and Python then keeps it ignored).
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert "http://127.0.0.1:" in p.stdout.readline()
     return p
 
