@@ -5,7 +5,7 @@ REAL = f"{DATA}/{config['data']['name']}"
 
 rule real_features:
     input:
-        REAL,
+        images=REAL,
         weights=lambda w: net_weights(w.net),
     output:
         f"{OUT}/real/features_{{net}}.npz",
@@ -18,7 +18,7 @@ rule real_features:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen features --images {input[0]} --net {wildcards.net} --out {output}"
+        "python -m solargen features --images {input.images} --net {wildcards.net} --out {output}"
         " --net-specs {params.specs:q} --threads {threads} 2> {log}"
 
 
@@ -26,7 +26,7 @@ rule real_crop_features:
     """Features of random crops of the real frames (the study's crop FIDs); generated images are
     cropped at the same positions, image by image, from the protocol stored with these."""
     input:
-        REAL,
+        images=REAL,
         weights=lambda w: net_weights(w.net),
     output:
         f"{OUT}/real/features_{{net}}-{{crop}}.npz",
@@ -40,7 +40,7 @@ rule real_crop_features:
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen features --images {input[0]} --net {wildcards.net} {params.crop}"
+        "python -m solargen features --images {input.images} --net {wildcards.net} {params.crop}"
         " --out {output:q} --net-specs {params.specs:q} --threads {threads} 2> {log:q}"
 
 
