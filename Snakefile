@@ -26,6 +26,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/acquire.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/feature_train.smk"
@@ -38,16 +39,4 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        f"{OUT}/results.csv",
-        list(SOLAR_ENCODERS.values()),
-        f"{OUT}/not_run.csv",
-        f"{OUT}/results_meta.csv",
-        f"{OUT}/tables/spearman.csv",
-        f"{OUT}/figures/samples.png",
-        f"{OUT}/figures/spectrum.png",
-        [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],
-        [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],
-        report_targets(),
-        EXPERT_TARGETS,
-        [f"{OUT}/figures/data_summary.png"] if SOURCE in JSOC_SOURCES else [],
-        [f"{OUT}/figures/dataset_qa.png"] if SOURCE != "image_folder" else [],
+        final_targets(),

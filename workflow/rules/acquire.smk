@@ -1,14 +1,11 @@
-# Data acquisition from JSOC (level 1 through drms exports, or the synoptic 1k files over HTTP) and
-# ingestion of a published image folder. Included from data.smk, before its rules.
+# Data acquisition: synthetic level-1 frames (the embedded default), JSOC level 1 through drms
+# exports or the synoptic 1k files over HTTP, or ingestion of a published image folder.
 #
 # JSOC sources: one query job and one download job per time chunk (the `shard` wildcard), both
 # localrules — cluster compute nodes are offline, so they run where Snakemake runs (the login
 # node). Downloaded FITS live in a persistent store (data.jsoc.store), NOT as Snakemake outputs:
 # a re-run never deletes them, and each download job's output is a small done-manifest listing
-# the verified files of its chunk, which the chunk's calibrate job reads.
-
-include: "sources.smk"
-
+# the verified files of its chunk, which the chunk's calibrate job reads. (Paths: common.smk.)
 
 if SOURCE in JSOC_SOURCES:
 
@@ -20,13 +17,13 @@ if SOURCE in JSOC_SOURCES:
     rule jsoc_query:
         """Keywords of one time chunk → Parquet manifest: filters with reasons, one frame per slot."""
         output:
-            f"{DATA}/acquire/manifest_{{shard}}.parquet",
+            f"{DATA}/acquire{{channel}}/manifest_{{shard}}.parquet",
         params:
-            args=lambda w: jsoc_args(w.shard),
+            args=lambda w: jsoc_args(w.shard, channel_wavelength(w.channel)),
             origin=iso_time(JSOC["start"]),
             cadence=parse_cadence(JSOC["cadence"]),
         log:
-            f"{OUT}/logs/acquire/query_{{shard}}.log",
+            f"{OUT}/logs/acquire/query_{{shard}}{{channel}}.log",
         conda:
             "../../envs/solargen.yaml"
         shell:
@@ -39,17 +36,17 @@ if SOURCE in JSOC_SOURCES:
         Needs the JSOC-registered notify e-mail in the environment variable data.jsoc.email_env
         unless every file is already in the store."""
         input:
-            f"{DATA}/acquire/manifest_{{shard}}.parquet",
+            f"{DATA}/acquire{{channel}}/manifest_{{shard}}.parquet",
         output:
-            f"{DATA}/acquire/done_{{shard}}.parquet",
+            f"{DATA}/acquire{{channel}}/done_{{shard}}.parquet",
         params:
-            args=lambda w: jsoc_args(w.shard),
+            args=lambda w: jsoc_args(w.shard, channel_wavelength(w.channel)),
             store=JSOC_STORE,
-            email_env=JSOC.get("email_env", "JSOC_EMAIL"),
-            connections=JSOC.get("connections", 1),
-            poll=JSOC.get("poll_s", 10),
+            email_env=JSOC["email_env"],
+            connections=JSOC["connections"],
+            poll=JSOC["poll_s"],
         log:
-            f"{OUT}/logs/acquire/download_{{shard}}.log",
+            f"{OUT}/logs/acquire/download_{{shard}}{{channel}}.log",
         conda:
             "../../envs/solargen.yaml"
         shell:
@@ -67,11 +64,11 @@ if SOURCE in JSOC_SOURCES:
             output:
                 POINTING,
             params:
-                server=JSOC.get("server", "http://jsoc.stanford.edu/"),
+                server=JSOC["server"],
                 start=iso_time(JSOC["start"]),
                 end=iso_time(JSOC["end"]),
-                retries=JSOC.get("retries", 6),
-                backoff=JSOC.get("backoff_s", 2.0),
+                retries=JSOC["retries"],
+                backoff=JSOC["backoff_s"],
             log:
                 f"{OUT}/logs/acquire/pointing_table.log",
             conda:
@@ -118,3 +115,33 @@ if SOURCE == "image_folder":
         shell:
             "python -m solargen dataset-images --folder {input} --out {output.h5} --png-dir {output.png}"
             " --size {params.size} --source image_folder 2> {log}"
+
+
+if SOURCE == "synthetic":
+
+    rule acquire_synthetic:
+        """Synthetic AIA 193 Å level-1 frames (the embedded default source), one shard per job; an
+        extra channel's at the same slots, of the same Sun."""
+        output:
+            directory(f"{DATA}/raw{{channel}}/shard_{{shard}}"),
+        params:
+            n=lambda w: min(
+                config["data"]["frames_per_shard"],
+                config["data"]["n_frames"] - int(w.shard) * config["data"]["frames_per_shard"],
+            ),
+            first=lambda w: int(w.shard) * config["data"]["frames_per_shard"],
+            syn=config["data"]["synthetic"],
+            start=config["data"]["start"],
+            cadence=config["data"]["cadence_s"],
+            seed=config["seed"],
+            # Derived from the output path (so not a recorded parameter): an extra channel's frames.
+            wavelength=lambda w, output: f"--wavelength {channel_wavelength(w.channel)}" if w.channel else "",
+        log:
+            f"{OUT}/logs/acquire/shard_{{shard}}{{channel}}.log",
+        conda:
+            "../../envs/solargen.yaml"
+        shell:
+            "python -m solargen acquire-synthetic --out {output} --n {params.n} --first-index {params.first}"
+            " --start {params.start} --cadence-s {params.cadence} --seed {params.seed}"
+            " --native-size {params.syn[native_size]} --exptime {params.syn[exptime]}"
+            " --bad-fraction {params.syn[bad_fraction]} {params.wavelength} 2> {log}"

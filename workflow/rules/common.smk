@@ -1,18 +1,23 @@
-# Config validation, output prefix, run lookup. Everything a rule needs to know about a run
-# comes from here, so the rules stay thin.
+# Loading and checking the config, output paths, and the small lookups the rules use. Everything a
+# rule needs to know about a run comes from here, so the rules stay thin; the checks themselves
+# live in solargen.config (tested as Python), the constant defaults in the schema only.
 
 import functools
 import json
 import os
 import re
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
+import solargen.config as study
+from solargen.evaluate.registry import solar_specs
+
 
 try:
-    validate(config, "../schemas/config.schema.yaml")
+    validate(config, "../schemas/config.schema.yaml")  # fills every constant default
 except WorkflowError as e:
     # Snakemake reads every value inside a nested --config (key={a: 1}) as text, so a number there
     # fails the schema as a string; say how to give it instead.
@@ -24,181 +29,128 @@ except WorkflowError as e:
         ) from None
     raise
 
+study.check(config)
+study.expand_seeds(config)
+study.fill_defaults(config)
 
-#: Families with weights to train, and families that sample conditioned on held-out frames.
-TRAINED = {"diffusion", "projectedgan", "stylegan2", "msdgan"}
-CONDITIONAL = {"msdgan", "bicubic"}
-
-
-def _check_config(cfg):
-    """Cross-key checks a JSON schema cannot express; fail before any job runs."""
-    for run, r in cfg["runs"].items():
-        if r["model"] not in cfg["models"]:
-            raise ValueError(
-                f"config: runs.{run}.model = {r['model']!r} is not a key of models "
-                f"(allowed: {', '.join(cfg['models'])})"
-            )
-        fam = cfg["models"][r["model"]]["family"]
-        if fam in TRAINED and "train_steps" not in r:
-            raise ValueError(f"config: runs.{run}.train_steps is required for family {fam}")
-        if fam == "diffusion" and "sampling_steps" not in r:
-            raise ValueError(f"config: runs.{run}.sampling_steps is required for family diffusion")
-    from solargen.evaluate.metrics import MIN_SAMPLES
-
-    ev = cfg["evaluation"]
-    if ev["n_samples"] < MIN_SAMPLES["precision"]:
-        raise ValueError(
-            f"config: evaluation.n_samples = {ev['n_samples']} is too few: precision and recall need at least "
-            f"{MIN_SAMPLES['precision']} generated images (k = 3 nearest neighbours)"
-        )
-    if ev.get("sample_chunks", 1) > ev["n_samples"]:
-        raise ValueError(
-            f"config: evaluation.sample_chunks = {ev['sample_chunks']} exceeds evaluation.n_samples = {ev['n_samples']}"
-        )
-    from solargen.evaluate.features import BUILTIN
-
-    nets = ev.get("feature_networks", {})
-    trained = cfg.get("feature_train", {})
-    for n in ev["nets"]:
-        if n not in BUILTIN and n not in nets and n not in trained:
-            raise ValueError(
-                f"config: evaluation.nets: {n!r} is neither built in ({', '.join(BUILTIN)}) nor configured "
-                "under evaluation.feature_networks nor trained under feature_train"
-            )
-    for n, f in trained.items():
-        if n in nets or n in BUILTIN:
-            raise ValueError(f"config: feature_train.{n} is also a built-in or configured feature network: rename one")
-        if cfg["data"]["resolution"] % f["image_size"]:
-            raise ValueError(
-                f"config: feature_train.{n}.image_size = {f['image_size']} must divide data.resolution = "
-                f"{cfg['data']['resolution']}"
-            )
-    for n, spec in nets.items():
-        need = ["kind", "weights", "input_size"] + (["arch"] if spec.get("kind") in ("timm", "torchvision") else [])
-        missing = [k for k in need if k not in {**BUILTIN.get(n, {}), **spec}]
-        if missing:
-            raise ValueError(f"config: evaluation.feature_networks.{n} needs {', '.join(missing)}")
-    d = cfg["data"]
-    for key in ("crops", "spectrum_crops"):
-        for c in ev.get(key, []):
-            m = re.match(r"CROPPED(\d+)", c)
-            if "CS_" not in c and int(m[1]) > d["resolution"]:
-                raise ValueError(f"config: evaluation.{key}: {c} is larger than data.resolution = {d['resolution']}")
-    for name, m in cfg["models"].items():
-        size, fam = m["image_size"], m["family"]
-        # The StyleGAN2 and FastGAN generators double the resolution from 4×4: powers of two only.
-        if fam in ("stylegan2", "projectedgan") and not _power_of_two(size):
-            raise ValueError(
-                f"config: models.{name}.image_size = {size} must be a power of two for family {fam} "
-                f"(e.g. {_near_powers(size)})"
-            )
-        if fam == "msdgan":
-            levels = max(2, size.bit_length() - 3)  # the U-Net halves the size down to ~4×4
-            if size % 2**levels:
-                raise ValueError(
-                    f"config: models.{name}.image_size = {size} must be a multiple of {2**levels} for family "
-                    f"msdgan (its U-Net halves it {levels} times; e.g. {_near_powers(size)})"
-                )
-        if d["resolution"] % m["image_size"]:
-            raise ValueError(
-                f"config: models.{name}.image_size = {m['image_size']} must divide data.resolution = {d['resolution']}"
-            )
-    extra = d.get("extra_wavelengths", [])
-    if extra and d["source"] == "image_folder":
-        raise ValueError("config: data.extra_wavelengths needs a level-1 source (synthetic, jsoc_lev1, jsoc_synoptic)")
-    if d["wavelength"] in extra:
-        raise ValueError(f"config: data.extra_wavelengths holds the target wavelength {d['wavelength']}")
-    for name, m in cfg["models"].items():
-        if m["family"] == "msdgan" and m.get("condition") == "translation":
-            missing = [w for w in m.get("input_wavelengths", []) if w not in extra]
-            if not m.get("input_wavelengths"):
-                raise ValueError(f"config: models.{name}: condition translation needs input_wavelengths")
-            if missing:
-                raise ValueError(
-                    f"config: models.{name}.input_wavelengths asks for {', '.join(map(str, missing))} Å, which "
-                    f"the data does not fetch (data.extra_wavelengths: {extra or 'none'})"
-                )
-        elif m.get("input_wavelengths"):
-            raise ValueError(f"config: models.{name}.input_wavelengths is only read with condition: translation")
-    if d["source"] == "synthetic" and d["synthetic"]["native_size"] % d["resolution"]:
-        raise ValueError(
-            f"config: data.synthetic.native_size = {d['synthetic']['native_size']} must be a multiple "
-            f"of data.resolution = {d['resolution']}"
-        )
-
-
-def _power_of_two(n):
-    return n > 0 and n & (n - 1) == 0
-
-
-def _near_powers(n):
-    lo = 1 << (max(n, 1).bit_length() - 1)
-    return f"{lo} or {2 * lo}" if lo != n else str(n)
-
-
-_check_config(config)
-
-
-def _expand_seeds(cfg):
-    """Seed replicates (``runs.<run>.seeds``). The replicate at the top-level ``seed`` is the run
-    itself, under its plain name, so listing seeds never renames or retrains it. Every other seed
-    s adds run ``<run>@seed<s>`` of model ``<model>@seed<s>``: trained and sampled with seed s (runs
-    of one model share its replicate, as they share the model), named so in results.csv."""
-    runs, models = {}, dict(cfg["models"])
-    for run, r in cfg["runs"].items():
-        runs[run] = {k: v for k, v in r.items() if k != "seeds"}
-        for s in r.get("seeds", []):
-            if s == cfg["seed"]:
-                continue
-            model = f"{r['model']}@seed{s}"
-            models.setdefault(model, {**cfg["models"][r["model"]], "seed": s})
-            runs[f"{run}@seed{s}"] = {**runs[run], "model": model, "seed": s}
-    cfg["runs"], cfg["models"] = runs, models
-
-
-_expand_seeds(config)
-
-
-def _unavailable_models(cfg):
-    """Models whose pretrained weights are not on this machine → why. Their runs are left out of
-    the study (listed in not_run.csv with the reason); asking for one explicitly is an error."""
-    from solargen.models.projectedgan.ablations import resolve, weights_problem
-
-    out = {}
-    for name, m in cfg["models"].items():
-        if m["family"] == "projectedgan":
-            try:
-                problem = weights_problem(m)
-            except ValueError as e:  # an unknown ablation or a conflicting switch
-                raise ValueError(f"config: models.{name}: {e}") from None
-            if problem:
-                out[name] = problem
-    return out
-
-
-UNAVAILABLE = _unavailable_models(config)
+TRAINED, CONDITIONAL = study.TRAINED, study.CONDITIONAL
+UNAVAILABLE = study.unavailable_models(config)
 for _m, _why in UNAVAILABLE.items():
     logger.warning(f"model {_m} is not run: {_why}")
+
+
+# ---- Paths and data source ----------------------------------------------------------------
 
 OUT = f"results/{config['name']}"
 DATA = f"{OUT}/data"
 DATASET = f"{DATA}/dataset.h5"
+#: The real frames as the study's PNG folder (what every feature network and figure reads).
+REAL = f"{DATA}/{config['data']['name']}"
+SOURCE = config["data"]["source"]
+JSOC_SOURCES = study.JSOC_SOURCES
+#: Synthetic shards (n_frames / frames_per_shard) or one per JSOC time chunk.
+SHARDS = study.shards(config)
+if SOURCE in JSOC_SOURCES:
+    from solargen.acquire.records import iso_time, parse_cadence, time_chunks
+
+    JSOC = config["data"]["jsoc"]
+    JSOC_STORE = JSOC["store"] or f"{DATA}/store"
+    CHUNK_TIMES = time_chunks(JSOC["start"], JSOC["end"], JSOC["chunk_days"])
+#: data.calibration.pointing_table: "jsoc" = fetched by the acquisition stage (rule pointing_table).
+POINTING = config["data"]["calibration"]["pointing_table"]
+if POINTING == "jsoc":
+    POINTING = f"{DATA}/acquire/pointing_table.ecsv"
+#: Optional extra channels for channel translation (data.extra_wavelengths).
+EXTRA_WAVELENGTHS = [int(w) for w in config["data"]["extra_wavelengths"]]
+
+
+def pointing_input():
+    """The calibrate jobs' pointing-table file, when one is configured (fetched or given)."""
+    return [POINTING] if POINTING else []
+
+
+def channel_suffix(wavelength):
+    """A channel's path suffix (the `channel` wildcard): none for the target wavelength, whose
+    paths are the study's own (raw/, calibrated/, constants.json), ``_<wl>`` for an extra one."""
+    return "" if int(wavelength) == config["data"]["wavelength"] else f"_{wavelength}"
+
+
+def channel_wavelength(channel):
+    """The wavelength (Å) of a `channel` wildcard value."""
+    return int(channel[1:]) if channel else config["data"]["wavelength"]
+
+
+def raw_input(shard, channel=""):
+    """A shard's level-1 frames: a synthetic shard's FITS folder, or a JSOC chunk's done-manifest."""
+    if SOURCE in JSOC_SOURCES:
+        return f"{DATA}/acquire{channel}/done_{shard}.parquet"
+    return f"{DATA}/raw{channel}/shard_{shard}"
+
+
+def calibrated_shards(channel=""):
+    return expand(f"{DATA}/calibrated{channel}/shard_{{shard}}.h5", shard=SHARDS)
+
+
+def jsoc_args(shard, wavelength=None):
+    """CLI arguments shared by the query and download commands of one chunk (of the target
+    channel, or of the extra channel ``wavelength``: same slots, that channel's nominal EXPTIME)."""
+    t0, t1 = CHUNK_TIMES[int(shard)]
+    j = JSOC
+    if wavelength is None or int(wavelength) == config["data"]["wavelength"]:
+        wavelength, nominal = config["data"]["wavelength"], j["nominal_exptime"]
+    else:
+        from solargen.acquire.manifest import NOMINAL_EXPTIME_S
+
+        nominal = NOMINAL_EXPTIME_S[int(wavelength)]
+    return (
+        f"--source {SOURCE} --server {j['server']} --series {j['series']} --segment {j['segment']}"
+        f" --wavelength {wavelength} --start {iso_time(t0)} --end {iso_time(t1)}"
+        f" --window-s {j['window_s']} --nominal-exptime {nominal}"
+        f" --exptime-min-fraction {j['exptime_min_fraction']}"
+        f" --min-percentd {j['min_percentd']} --retries {j['retries']} --backoff-s {j['backoff_s']}"
+    )
+
+
+def calibration_flags(cal):
+    """data.calibration → calibrate command flags."""
+    p = cal["plausibility"]
+    flags = [
+        "" if cal["register"] else "--no-register",
+        "" if cal["exposure"] else "--no-exposure",
+        f"--method {cal['method']}",
+        "--degradation" if cal["degradation"] else "",
+        f"--degradation-table {cal['degradation_table']}" if cal["degradation_table"] else "",
+        f"--pointing-table {POINTING}" if POINTING else "",
+        f"--rsun-arcsec {cal['rsun_arcsec']}" if cal["rsun_arcsec"] else "",
+        f"--min-disk-to-background {p['min_disk_to_background']}",
+        f"--max-outside-range-fraction {p['max_outside_range_fraction']}",
+        "--detector-range-dn {} {}".format(*p["detector_range_dn"]),
+    ]
+    return " ".join(f for f in flags if f)
+
+
+# ---- Runs, models, samples ----------------------------------------------------------------
+
 ALL_RUNS = config["runs"]
 #: The runs the study makes here; runs of models without their pretrained weights are skipped.
 RUNS = {r: v for r, v in ALL_RUNS.items() if v["model"] not in UNAVAILABLE}
 SKIPPED = {r: UNAVAILABLE[v["model"]] for r, v in ALL_RUNS.items() if v["model"] in UNAVAILABLE}
 MODELS = config["models"]
-N_SHARDS = -(-config["data"]["n_frames"] // config["data"]["frames_per_shard"])
-SHARDS = [f"{i:04d}" for i in range(N_SHARDS)]
-N_SAMPLES = config["evaluation"]["n_samples"]
-CHUNKS = [f"{i:03d}" for i in range(config["evaluation"].get("sample_chunks", 1))]
-NETS = config["evaluation"]["nets"]
-CROPS = config["evaluation"].get("crops", [])
+EV = config["evaluation"]
+N_SAMPLES = EV["n_samples"]
+CHUNKS = [f"{i:03d}" for i in range(EV["sample_chunks"])]
+NETS = EV["nets"]
+CROPS = EV["crops"]
+#: Spectra of real crops (fixed-size crop modes, always on the disk).
+SPECTRUM_CROPS = EV["spectrum_crops"]
 #: Real-set feature files, keyed "<net>" (whole images) or "<net>-<crop mode>".
 REAL_FEATURES = {
     **{n: f"{OUT}/real/features_{n}.npz" for n in NETS},
     **{f"{n}-{c}": f"{OUT}/real/features_{n}-{c}.npz" for n in NETS for c in CROPS},
 }
+#: Solar feature networks trained here (config feature_train) → their exported encoder files.
+FEATURE_TRAIN = config["feature_train"]
+SOLAR_ENCODERS = {n: f"{OUT}/feature_nets/{n}/encoder.pt" for n in FEATURE_TRAIN}
 
 
 wildcard_constraints:
@@ -208,10 +160,11 @@ wildcard_constraints:
     run="|".join(map(re.escape, ALL_RUNS)) or "NONE",
     model="|".join(map(re.escape, MODELS)) or "NONE",
     family="|".join(sorted({m["family"] for m in MODELS.values()})) or "NONE",
-    net="|".join(config["evaluation"]["nets"]),
-    fnet="|".join(map(re.escape, config.get("feature_train", {}))) or "NONE",
+    net="|".join(NETS),
+    fnet="|".join(map(re.escape, FEATURE_TRAIN)) or "NONE",
     crop="|".join(map(re.escape, CROPS)) or "NONE",
-    spectrum_crop="|".join(map(re.escape, config["evaluation"].get("spectrum_crops", []))) or "NONE",
+    spectrum_crop="|".join(map(re.escape, SPECTRUM_CROPS)) or "NONE",
+    channel="(?:{})?".format("|".join(f"_{w}" for w in EXTRA_WAVELENGTHS)),  # "" = the target wavelength
 
 
 def model_of(run):
@@ -251,16 +204,16 @@ def conditional_args(run, dataset=None):
         return ""
     m = MODELS[model_of(run)]
     # A channel translation has no degradation factor (its input is at full resolution).
-    factor = "" if m.get("condition") == "translation" else f" --factor {m.get('factor', 4)}"
-    return f"--dataset {dataset or DATASET} --test-fraction {config['data'].get('test_fraction', 0.1)}{factor}"
+    factor = "" if m.get("condition") == "translation" else f" --factor {m['factor']}"
+    return f"--dataset {dataset or DATASET} --test-fraction {config['data']['test_fraction']}{factor}"
 
 
 def training_check_args():
     """The train command's periodic-check flags (config ``training_check``; off by default)."""
-    c = config.get("training_check", {})
-    if not c.get("every"):
+    c = config["training_check"]
+    if not c["every"]:
         return ""
-    return f"--check-every {c['every']} --check-n {c.get('n', 16)} --check-sampling-steps {c.get('sampling_steps', 25)}"
+    return f"--check-every {c['every']} --check-n {c['n']} --check-sampling-steps {c['sampling_steps']}"
 
 
 def train_steps_of(model):
@@ -297,21 +250,8 @@ def all_metrics():
 
 # ---- Evaluation and report helpers ----
 
-#: Spectra of real crops (fixed-size crop modes, always on the disk).
-SPECTRUM_CROPS = config["evaluation"].get("spectrum_crops", [])
-#: Solar feature networks trained here (config feature_train) → their exported encoder files.
-FEATURE_TRAIN = config.get("feature_train", {})
-SOLAR_ENCODERS = {n: f"{OUT}/feature_nets/{n}/encoder.pt" for n in FEATURE_TRAIN}
-
-
-def _solar_specs():
-    from solargen.evaluate.features import solar_specs
-
-    return solar_specs(FEATURE_TRAIN, f"{OUT}/feature_nets")
-
-
 #: The configured feature networks (where their weights are), for every command that extracts features.
-NET_SPECS = json.dumps({**_solar_specs(), **config["evaluation"].get("feature_networks", {})})
+NET_SPECS = json.dumps({**solar_specs(FEATURE_TRAIN, f"{OUT}/feature_nets"), **EV["feature_networks"]})
 
 
 def net_weights(net):
@@ -330,7 +270,7 @@ def weights_identity(net):
     """A network's configured weights file as the jobs that read it see it: "absent", or its size
     and sha256. A params value, so fetching the file later, or replacing it (a corrupt one by a
     valid one), re-runs the features and evaluations that were "not run" or ran without it."""
-    w = config["evaluation"].get("feature_networks", {}).get(net, {}).get("weights")
+    w = EV["feature_networks"][net].get("weights") if net in EV["feature_networks"] else None
     if not w:
         return "none configured"
     if not os.path.isfile(w):
@@ -349,10 +289,9 @@ def _sha256(path, size, mtime_ns):
 
 def crop_args(crop, on_disk):
     """The crop protocol's CLI arguments (real sets; generated sets read it from the real files)."""
-    ev = config["evaluation"]
-    on_disk = f" --crop-on-disk {ev.get('disk_radius', 0.39)}" if on_disk else ""
+    on_disk = f" --crop-on-disk {EV['disk_radius']}" if on_disk else ""
     return (
-        f"--crop {crop} --crops-per-image {ev.get('crops_per_image', 1)} --crop-seed {config['seed']}"
+        f"--crop {crop} --crops-per-image {EV['crops_per_image']} --crop-seed {config['seed']}"
         f" --crop-reference {config['data']['resolution']}{on_disk}"
     )
 
@@ -360,7 +299,7 @@ def crop_args(crop, on_disk):
 #: Feature-network weights with a download address: fetched only when asked for
 #: (``snakemake fetch_weights``, on a machine with internet, e.g. a cluster login node). Nothing
 #: depends on them, so an offline run never tries; without them those metrics are "not run".
-FETCHABLE = {n: s for n, s in config["evaluation"].get("feature_networks", {}).items() if s.get("url")}
+FETCHABLE = {n: s for n, s in EV["feature_networks"].items() if s.get("url")}
 
 #: Image sizes of unconditional runs trained below data.resolution (their band gets bias rows).
 BIAS_SIZES = sorted({MODELS[model_of(r)]["image_size"] for r in RUNS if not is_conditional(r)}
@@ -370,7 +309,7 @@ BIAS_SIZES = sorted({MODELS[model_of(r)]["image_size"] for r in RUNS if not is_c
 FAMILIES_JSON = json.dumps({r: family_of_model(model_of(r)) for r in RUNS})
 HAS_DIFFUSION = any(family_of_model(model_of(r)) == "diffusion" for r in RUNS)
 HAS_PROJECTEDGAN = any(family_of_model(model_of(r)) == "projectedgan" for r in RUNS)
-REFERENCE = config.get("reference_results")
+REFERENCE = config["reference_results"]
 
 
 def report_targets():
@@ -392,30 +331,68 @@ def report_targets():
 TRAINED_MODELS = {model_of(r): family_of_model(model_of(r)) for r in RUNS if family_of_model(model_of(r)) in TRAINED}
 
 
-# Data stages (calibrate, split, constants, dataset): flags and the schema's defaults.
+
+# ---- The human-expert test (optional section expert_eval; rules in expert.smk) ------------
+
+#: The optional expert_eval section (absent: no packet, no rows).
+EXPERT = config.get("expert_eval")
+EXPERT_DIR = f"{OUT}/expert"
+EXPERT_PACKET = f"{EXPERT_DIR}/packet"
+EXPERT_KEY = f"{EXPERT_DIR}/key.csv"
+#: The packet job's output: which packet there is, and whether it was kept or built.
+EXPERT_STATUS = f"{EXPERT_DIR}/status.json"
+EXPERT_ANSWERS = (EXPERT["answers_dir"] or f"{EXPERT_DIR}/answers") if EXPERT else None
+#: The packet's runs; a run that is not a run, or is not made here, is a config error now.
+EXPERT_RUNS = study.expert_runs(config, SKIPPED) if EXPERT else []
+EXPERT_ANSWER_FILES = sorted(str(p) for p in Path(EXPERT_ANSWERS).glob("*.jsonl")) if EXPERT else []
+#: results.csv rows of the expert test, once there are answers (report.smk's results_csv reads them).
+EXPERT_ROWS = [f"{EXPERT_DIR}/human_accuracy_rows.csv"] if EXPERT_ANSWER_FILES else []
 
 
-def calibration_flags(cal):
-    """data.calibration → calibrate command flags (schema defaults for keys a config leaves out)."""
-    flags = [
-        "" if cal["register"] else "--no-register",
-        "" if cal["exposure"] else "--no-exposure",
-        f"--method {cal.get('method', 'fused')}",
-        "--degradation" if cal.get("degradation", False) else "",
-        f"--degradation-table {cal['degradation_table']}" if cal.get("degradation_table") else "",
-        f"--pointing-table {POINTING}" if POINTING else "",
-        f"--rsun-arcsec {cal['rsun_arcsec']}" if cal.get("rsun_arcsec") else "",
+def expert_targets():
+    """The packet's status, and the accuracy table and figure once there are answers."""
+    if not EXPERT:
+        return []
+    if not EXPERT_ANSWER_FILES:
+        logger.info(
+            f"expert_eval: no answers in {EXPERT_ANSWERS} yet; after the packet is built, collect them with "
+            f"python -m solargen expert-eval serve {EXPERT_PACKET}"
+            + (f" --answers {EXPERT_ANSWERS}" if EXPERT["answers_dir"] else "")
+        )
+        return [EXPERT_STATUS]
+    return [EXPERT_STATUS, f"{OUT}/tables/human_accuracy.csv", f"{OUT}/figures/human_accuracy.png"]
+
+
+# ---- The default target -------------------------------------------------------------------
+
+
+def final_targets():
+    """What `snakemake` with no target makes: results, tables, figures and report inputs that the
+    configured runs and sources can fill."""
+    return [
+        f"{OUT}/results.csv",
+        list(SOLAR_ENCODERS.values()),
+        f"{OUT}/not_run.csv",
+        f"{OUT}/results_meta.csv",
+        f"{OUT}/tables/spearman.csv",
+        f"{OUT}/figures/samples.png",
+        f"{OUT}/figures/spectrum.png",
+        [f"{OUT}/figures/zoom.png"] if not all(map(is_conditional, RUNS)) else [],
+        [f"{OUT}/figures/dft.png"] if any(map(is_conditional, RUNS)) else [],
+        [f"{OUT}/figures/data_summary.png"] if SOURCE in JSOC_SOURCES else [],
+        [f"{OUT}/figures/dataset_qa.png"] if SOURCE != "image_folder" else [],
+        *report_targets(),
+        *expert_targets(),
     ]
-    p = {"min_disk_to_background": 2.0, "max_outside_range_fraction": 0.01, "detector_range_dn": [-100, 20480],
-         **cal.get("plausibility", {})}
-    flags += [f"--min-disk-to-background {p['min_disk_to_background']}",
-              f"--max-outside-range-fraction {p['max_outside_range_fraction']}",
-              "--detector-range-dn {} {}".format(*p["detector_range_dn"])]
-    return " ".join(f for f in flags if f)
 
 
-SPLIT = {"block_hours": 24, "placement": "spread", "guard_hours": 0, **config["data"].get("split", {})}
-NORM = {"bins_per_decade": 1000, "quantisation": "float32", "compression": "gzip", **config["data"]["normalisation"]}
+# ---- Data stages -------------------------------------------------------------------------
+
+# Snakemake records a params dict by its repr, so these keep the key order results made before
+# the schema filled the defaults were recorded with (a new order would re-run every dataset).
+SPLIT = {k: config["data"]["split"][k] for k in ("block_hours", "placement", "guard_hours")}
+NORM = {k: config["data"]["normalisation"][k]
+        for k in ("bins_per_decade", "quantisation", "compression", "low_percentile", "high_percentile")}
 
 
 def unset_profile_variables():

@@ -2,48 +2,21 @@
 # training split) → dataset.
 
 
-include: "acquire.smk"
-
-
-rule acquire_synthetic:
-    """Synthetic AIA 193 Å level-1 frames (the embedded default source), one shard per job."""
-    output:
-        directory(f"{DATA}/raw/shard_{{shard}}"),
-    params:
-        n=lambda w: min(
-            config["data"]["frames_per_shard"],
-            config["data"]["n_frames"] - int(w.shard) * config["data"]["frames_per_shard"],
-        ),
-        first=lambda w: int(w.shard) * config["data"]["frames_per_shard"],
-        syn=config["data"].get("synthetic", {}),  # absent for the JSOC and image-folder sources
-        start=config["data"]["start"],
-        cadence=config["data"]["cadence_s"],
-        seed=config["seed"],
-    log:
-        f"{OUT}/logs/acquire/shard_{{shard}}.log",
-    conda:
-        "../../envs/solargen.yaml"
-    shell:
-        "python -m solargen acquire-synthetic --out {output} --n {params.n} --first-index {params.first}"
-        " --start {params.start} --cadence-s {params.cadence} --seed {params.seed}"
-        " --native-size {params.syn[native_size]} --exptime {params.syn[exptime]}"
-        " --bad-fraction {params.syn[bad_fraction]} 2> {log}"
-
-
 rule calibrate:
     """Level 1 → 1.5 (pointing, registration, degradation, DN/s; switchable in
-    data.calibration), binned to the study's resolution."""
+    data.calibration), binned to the study's resolution; an extra channel (data.extra_wavelengths)
+    the same way, with its own wavelength (its degradation factor, its WAVELNTH check)."""
     input:
-        frames=lambda w: raw_input(w.shard),
+        frames=lambda w: raw_input(w.shard, w.channel),
         pointing=pointing_input(),
     output:
-        f"{DATA}/calibrated/shard_{{shard}}.h5",
+        f"{DATA}/calibrated{{channel}}/shard_{{shard}}.h5",
     params:
         size=config["data"]["resolution"],
-        wavelength=config["data"]["wavelength"],
+        wavelength=lambda w: channel_wavelength(w.channel),
         flags=calibration_flags(config["data"]["calibration"]),
     log:
-        f"{OUT}/logs/calibrate/shard_{{shard}}.log",
+        f"{OUT}/logs/calibrate/shard_{{shard}}{{channel}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
@@ -54,12 +27,12 @@ rule calibrate:
 rule split:
     """Train/test split of the calibrated frames by contiguous time blocks (recorded per frame)."""
     input:
-        expand(f"{DATA}/calibrated/shard_{{shard}}.h5", shard=SHARDS),
+        calibrated_shards(),
     output:
         f"{DATA}/split.json",
     params:
         split=SPLIT,
-        test_fraction=config["data"].get("test_fraction", 0.1),
+        test_fraction=config["data"]["test_fraction"],
         seed=config["seed"],
     log:
         f"{OUT}/logs/split.log",
@@ -72,36 +45,55 @@ rule split:
 
 
 rule normalisation_constants:
-    """Global log-transform clip constants: a streaming reduce over the training split."""
+    """Global log-transform clip constants: a streaming reduce over the training split. An extra
+    channel gets its own, over its frames matched by time to the target's training frames."""
     input:
-        shards=expand(f"{DATA}/calibrated/shard_{{shard}}.h5", shard=SHARDS),
+        shards=lambda w: calibrated_shards(w.channel),
+        reference=lambda w: calibrated_shards() if w.channel else [],
         split=f"{DATA}/split.json",
     output:
-        f"{DATA}/constants.json",
+        f"{DATA}/constants{{channel}}.json",
     params:
         norm=NORM,
+        # Derived from the inputs (so not a recorded parameter): only an extra channel has them.
+        reference=lambda w, input: (
+            f"--reference-shards {input.reference} --tolerance-s {config['data']['channel_tolerance_s']}"
+            if input.reference
+            else ""
+        ),
     log:
-        f"{OUT}/logs/constants.log",
+        f"{OUT}/logs/constants{{channel}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
         "python -m solargen constants --shards {input.shards} --split {input.split} --out {output}"
+        " {params.reference}"
         " --low-percentile {params.norm[low_percentile]} --high-percentile {params.norm[high_percentile]}"
         " --bins-per-decade {params.norm[bins_per_decade]} 2> {log}"
 
 
 rule dataset:
-    """Normalised HDF5 dataset (streamed, one frame per chunk) and the study's PNG image folder."""
+    """Normalised HDF5 dataset (streamed, one frame per chunk) and the study's PNG image folder;
+    extra channels as images_<wl>, aligned by time (frames lacking a channel are dropped, with the
+    reason, in the dataset's attributes and the log)."""
     input:
-        shards=expand(f"{DATA}/calibrated/shard_{{shard}}.h5", shard=SHARDS),
+        shards=calibrated_shards(),
         constants=f"{DATA}/constants.json",
         split=f"{DATA}/split.json",
+        channel_shards=[calibrated_shards(channel_suffix(wl)) for wl in EXTRA_WAVELENGTHS],
+        channel_constants=[f"{DATA}/constants{channel_suffix(wl)}.json" for wl in EXTRA_WAVELENGTHS],
     output:
         h5=DATASET,
-        png=directory(f"{DATA}/{config['data']['name']}"),
+        png=directory(REAL),
     params:
         source=config["data"]["source"],
         norm=NORM,
+        # Derived from the inputs (so not a recorded parameter): present with extra channels only.
+        channels=lambda w, input: " ".join(
+            f"--channel {wl} {DATA}/constants{channel_suffix(wl)}.json {' '.join(calibrated_shards(channel_suffix(wl)))}"
+            for wl in EXTRA_WAVELENGTHS
+        )
+        + (f" --tolerance-s {config['data']['channel_tolerance_s']}" if input.channel_constants else ""),
     log:
         f"{OUT}/logs/dataset.log",
     conda:
@@ -109,7 +101,8 @@ rule dataset:
     shell:
         "python -m solargen dataset --shards {input.shards} --constants {input.constants}"
         " --split {input.split} --out {output.h5} --png-dir {output.png} --source {params.source}"
-        " --quantisation {params.norm[quantisation]} --compression {params.norm[compression]} 2> {log}"
+        " --quantisation {params.norm[quantisation]} --compression {params.norm[compression]}"
+        " {params.channels} 2> {log}"
 
 
 rule dataset_qa:
@@ -117,13 +110,13 @@ rule dataset_qa:
     raw vs calibrated vs normalised, disk centre/radius statistics."""
     input:
         dataset=DATASET,
-        shards=expand(f"{DATA}/calibrated/shard_{{shard}}.h5", shard=SHARDS),
+        shards=calibrated_shards(),
         raw=[raw_input(s) for s in SHARDS],
     output:
         png=report(f"{OUT}/figures/dataset_qa.png", caption="../report/dataset_qa.rst", category="Dataset"),
         json=report(f"{OUT}/tables/dataset_qa.json", caption="../report/dataset_qa_json.rst", category="Dataset"),
     params:
-        flip="--east-west-flip" if config["data"].get("augment", {}).get("east_west_flip") else "",
+        flip="--east-west-flip" if config["data"]["augment"]["east_west_flip"] else "",
     log:
         f"{OUT}/logs/dataset_qa.log",
     conda:
@@ -131,6 +124,3 @@ rule dataset_qa:
     shell:
         "python -m solargen dataset-qa --dataset {input.dataset} --shards {input.shards} --raw-dirs {input.raw}"
         " {params.flip} --out {output.png} --out-json {output.json} 2> {log}"
-
-
-include: "channels.smk"

@@ -1,8 +1,5 @@
 # Real-set features and spectra once per network; then every run against them.
 
-REAL = f"{DATA}/{config['data']['name']}"
-
-
 rule real_features:
     input:
         images=REAL,
@@ -31,7 +28,7 @@ rule real_crop_features:
     output:
         f"{OUT}/real/features_{{net}}-{{crop}}.npz",
     params:
-        crop=lambda w: crop_args(w.crop, on_disk=config["evaluation"].get("crop_on_disk", False)),
+        crop=lambda w: crop_args(w.crop, on_disk=EV["crop_on_disk"]),
         specs=NET_SPECS,
         weights=lambda w: weights_identity(w.net),
     threads: config["threads"]["evaluate"]
@@ -51,7 +48,7 @@ rule real_crop_spectrum:
     output:
         f"{OUT}/real/spectrum-{{spectrum_crop}}.npz",
     params:
-        window=config["evaluation"].get("spectrum_window", "none"),
+        window=EV["spectrum_window"],
         # Spectra of crops are on-disk crops: solar structure at one scale, no limb or sky.
         crop=lambda w: crop_args(w.spectrum_crop, on_disk=True),
     log:
@@ -69,7 +66,7 @@ rule real_spectrum:
         f"{OUT}/real/spectrum.npz",
     params:
         # Generated sets are windowed like this (the choice is stored with the real spectra).
-        window=config["evaluation"].get("spectrum_window", "none"),
+        window=EV["spectrum_window"],
     log:
         f"{OUT}/logs/real_spectrum.log",
     conda:
@@ -98,7 +95,7 @@ rule evaluate:
         specs=NET_SPECS,
         # The run's fake features come from the same weights files as the real ones.
         weights=lambda w: " ".join(f"{n}={weights_identity(n)}" for n in NETS),
-        sample_count=f"--n-samples {N_SAMPLES} --sample-count-mismatch {config['evaluation'].get('sample_count_mismatch', 'fail')}",
+        sample_count=f"--n-samples {N_SAMPLES} --sample-count-mismatch {EV['sample_count_mismatch']}",
         # Runs trained below data.resolution: every run also gets the signed bias on their band of
         # physical scales, so resolutions can be compared on the same scales (findings claim 10).
         bias_sizes=" ".join(map(str, BIAS_SIZES)),

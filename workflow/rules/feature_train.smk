@@ -16,12 +16,12 @@ rule feature_train:
         log_csv=lambda w: f"{OUT}/feature_nets/{w.fnet}/train_log.csv",
         tensorboard=lambda w: f"{OUT}/feature_nets/{w.fnet}/tensorboard",
         family=lambda w: FEATURE_TRAIN[w.fnet]["family"],
-        seed=lambda w: FEATURE_TRAIN[w.fnet].get("seed", config["seed"]),
-        test_fraction=config["data"].get("test_fraction", 0.1),
+        seed=lambda w: FEATURE_TRAIN[w.fnet]["seed"],
+        test_fraction=config["data"]["test_fraction"],
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
-        nodes=lambda w: FEATURE_TRAIN[w.fnet].get("nodes", 1),
+        nodes=lambda w: FEATURE_TRAIN[w.fnet]["nodes"],
         mpi="env",
     log:
         f"{OUT}/logs/feature_train/{{fnet}}.log",

@@ -39,7 +39,7 @@ rule results_ci:
         draws=f"{OUT}/bootstrap.npz",
     params:
         features=" ".join(f"{k}={p}" for k, p in REAL_FEATURES.items()),
-        resamples=config["evaluation"].get("bootstrap_resamples", 1000),
+        resamples=EV["bootstrap_resamples"],
         seed=config["seed"],
     log:
         f"{OUT}/logs/results_ci.log",
@@ -125,7 +125,7 @@ rule figure_dft:
         report(f"{OUT}/figures/dft.png", caption="../report/dft.rst", category="Figures"),
     params:
         runs=lambda w, input: " ".join(f"{r}={p}" for r, p in zip([r for r in RUNS if is_conditional(r)], input.runs)),
-        test_fraction=config["data"].get("test_fraction", 0.1),
+        test_fraction=config["data"]["test_fraction"],
     log:
         f"{OUT}/logs/figure_dft.log",
     conda:
@@ -171,7 +171,7 @@ rule findings:
         html=report(f"{OUT}/tables/findings.html", caption="../report/findings.rst", category="Findings"),
     params:
         families=FAMILIES_JSON,
-        net=f"--net {config['evaluation']['findings_net']}" if config["evaluation"].get("findings_net") else "",
+        net=f"--net {EV['findings_net']}" if "findings_net" in EV else "",
         published=lambda w, input: f"--published {input.published}" if input.published else "",
     log:
         f"{OUT}/logs/findings.log",

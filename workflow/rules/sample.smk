@@ -13,12 +13,12 @@ rule sample:
         image_size=lambda w: MODELS[model_of(w.run)]["image_size"],
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if "checkpoint" in input.keys() else "",
         conditional=lambda w, input: conditional_args(w.run, input.get("dataset")),
-        steps=lambda w: ALL_RUNS[w.run].get("sampling_steps", 1),
-        sampler=lambda w: ALL_RUNS[w.run].get("sampler", "ddpm"),
+        steps=lambda w: ALL_RUNS[w.run]["sampling_steps"],
+        sampler=lambda w: ALL_RUNS[w.run]["sampler"],
         n=lambda w: chunk_range(w.chunk)[1],
         first=lambda w: chunk_range(w.chunk)[0],
         batch=config["evaluation"]["sample_batch_size"],
-        seed=lambda w: ALL_RUNS[w.run].get("seed", config["seed"]),  # seed replicates have their own
+        seed=lambda w: ALL_RUNS[w.run]["seed"],  # seed replicates have their own
     threads: config["threads"]["sample"]
     resources:
         runtime=config["runtime_min"]["sample"],

@@ -17,21 +17,21 @@ rule train:
         ckpt_dir=lambda w: f"{OUT}/models/{w.family}/{w.model}/checkpoints",
         log_csv=lambda w: f"{OUT}/models/{w.family}/{w.model}/train_log.csv",
         tensorboard=lambda w: f"{OUT}/models/{w.family}/{w.model}/tensorboard",
-        seed=lambda w: MODELS[w.model].get("seed", config["seed"]),  # seed replicates have their own
+        seed=lambda w: MODELS[w.model]["seed"],  # seed replicates have their own
         # Conditional families are scored on held-out frames, so they train on the rest.
         split=lambda w: (
-            f"--split train --test-fraction {config['data'].get('test_fraction', 0.1)}"
+            f"--split train --test-fraction {config['data']['test_fraction']}"
             if w.family in CONDITIONAL
             else "--split all"
         ),
-        flip="--east-west-flip" if config["data"].get("augment", {}).get("east_west_flip") else "",
+        flip="--east-west-flip" if config["data"]["augment"]["east_west_flip"] else "",
         check=training_check_args(),
     threads: config["threads"]["train"]
     resources:
         runtime=config["runtime_min"]["train"],
         # Data-parallel training: `mpi` launches the ranks. On a cluster it is srun (one task per
         # GPU, `nodes` × tasks_per_node of them, set in profiles/juwels); "env" runs one process.
-        nodes=lambda w: MODELS[w.model].get("nodes", 1),
+        nodes=lambda w: MODELS[w.model]["nodes"],
         mpi="env",
     log:
         f"{OUT}/logs/train/{{family}}/{{model}}_step{{step}}.log",

