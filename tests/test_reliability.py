@@ -98,7 +98,7 @@ class _Wide(Toy):
         self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
         self.modules = {"net": self.net}
         self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
-        from solargen.train import EMA
+        from solargen.models.ema import EMA
 
         self.ema = {"net": EMA(self.net, 0.9)}
 
