@@ -26,7 +26,9 @@ from PIL import Image
 
 from solargen.dataset import to_uint8
 from solargen.evaluate.features import folder_features
-from solargen.evaluate.metrics import frechet_distance, image_files, load_images
+from solargen.evaluate.distances import frechet_distance
+from solargen.evaluate.images import load_images
+from solargen.io import image_files
 from solargen.evaluate.spectrum import radial_power_spectrum, spectral_distance
 from solargen.models.diffusion.family import sample
 from solargen.train import load_checkpoint
