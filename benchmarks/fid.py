@@ -3,7 +3,7 @@
 Both score the same two feature sets (default 32 real-sized and 32 generated "Inception"
 features of 2048 dimensions, the demo's shape): the reference is clean-fid's
 ``frechet_distance`` (covariances, then scipy.linalg.sqrtm of Σ₁Σ₂), ours is
-`solargen.evaluate.metrics.frechet_distance` (an n × m SVD of the centred sets' product).
+`solargen.evaluate.distances.frechet_distance` (an n × m SVD of the centred sets' product).
 Last line: ``speedup_vs_sqrtm=… rel_diff=…``.
 
     OMP_NUM_THREADS=1 python benchmarks/fid.py [--n 32] [--m 32] [--dim 2048]   # sqrtm: ~2 min on 1 core
@@ -17,7 +17,7 @@ import time
 import numpy as np
 from cleanfid import fid
 
-from solargen.evaluate.metrics import frechet_distance
+from solargen.evaluate.distances import frechet_distance
 
 
 def main():

@@ -25,9 +25,11 @@ import yaml
 from PIL import Image
 
 from solargen.dataset import to_uint8
+from solargen.evaluate.distances import frechet_distance
 from solargen.evaluate.features import folder_features
-from solargen.evaluate.metrics import frechet_distance, image_files, load_images
+from solargen.evaluate.images import load_images
 from solargen.evaluate.spectrum import radial_power_spectrum, spectral_distance
+from solargen.io import image_files
 from solargen.models.diffusion.family import sample
 from solargen.train import load_checkpoint
 

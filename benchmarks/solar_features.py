@@ -76,7 +76,7 @@ def _blurred_copy(files: list[Path], out: Path, sigma: float) -> list[Path]:
 def checks(a):
     from solargen.dataset import H5Images, dataset_split, open_dataset
     from solargen.evaluate import features
-    from solargen.evaluate.metrics import frechet_distance
+    from solargen.evaluate.distances import frechet_distance
     from solargen.models import family
     from solargen.models.mae_solar import reconstruction_check
     from solargen.models.vicreg_solar import collapse_check

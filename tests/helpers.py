@@ -62,7 +62,7 @@ class Toy:
     def __init__(self, n_in=4, touch_global_rng=False):
         import torch
 
-        from solargen.train import EMA
+        from solargen.models.ema import EMA
 
         torch.manual_seed(0)
         self.net = torch.nn.Linear(n_in, 1)

@@ -7,7 +7,9 @@ import pytest
 
 from helpers import png_folder
 from solargen.evaluate import bootstrap as bs
-from solargen.evaluate.metrics import evaluate_run, frechet_distance, save_features, save_spectrum
+from solargen.evaluate.distances import frechet_distance
+from solargen.evaluate.features import save_features
+from solargen.evaluate.metrics import evaluate_run, save_spectrum
 from solargen.evaluate.spectrum import spectral_bias
 
 HIGH = {"spectral_bias_high": (spectral_bias, (0.5, 1.0))}
@@ -22,7 +24,7 @@ def test_sample_space_fid_equals_the_frechet_distance():
 
 
 def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample(monkeypatch):
-    from solargen.evaluate.metrics import kernel_distance
+    from solargen.evaluate.distances import kernel_distance
 
     rng = np.random.default_rng(5)
     real, fake = rng.normal(size=(30, 64)), rng.normal(0.3, 1, size=(20, 64))
@@ -44,7 +46,7 @@ def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample(monkeypa
 def test_kid_subsets_summed_together_equal_the_loop_in_chunks(monkeypatch):
     """Resample sizes above clean-fid's 1000-sample cap draw proper subsets; the chunked sum
     (KID_GATHER entries at a time) gives clean-fid's value."""
-    from solargen.evaluate.metrics import kernel_distance
+    from solargen.evaluate.distances import kernel_distance
 
     rng = np.random.default_rng(6)
     real, fake = rng.normal(size=(40, 16)), rng.normal(0.2, 1, size=(50, 16))

@@ -6,7 +6,8 @@ from PIL import Image
 
 from solargen.evaluate.crops import CropMode
 from solargen.evaluate.features import folder_features
-from solargen.evaluate.metrics import evaluate_run, save_features, save_spectrum
+from solargen.evaluate.features import save_features
+from solargen.evaluate.metrics import evaluate_run, save_spectrum
 
 
 def test_study_suffixes_parse_and_round_trip():

@@ -5,7 +5,8 @@ import csv
 import torch
 
 from solargen.models.diffusion.family import DiffusionTrainer, sample
-from solargen.train import EMA, fit, load_checkpoint
+from solargen.models.ema import EMA
+from solargen.train import fit, load_checkpoint
 
 TINY = {"num_channels": 8, "num_res_blocks": 1, "channel_mult": [1, 2], "attention_resolutions": [],
         "num_heads": 1, "diffusion_steps": 100, "noise_schedule": "linear", "lr": 3e-3,

@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 from helpers import png_folder
-from solargen.evaluate.features import build_extractor
-from solargen.evaluate.metrics import (evaluate_run, fid_kid, frechet_distance, frechet_distance_sample_space,
-                                      frechet_distance_symmetric, save_features, save_spectrum)
+from solargen.evaluate.distances import fid_kid, frechet_distance, frechet_distance_sample_space
+from solargen.evaluate.features import build_extractor, save_features
+from solargen.evaluate.metrics import evaluate_run, save_spectrum
 from solargen.io import InputError, read_json
 
 
@@ -57,6 +57,17 @@ def test_fid_is_zero_for_identical_sets_and_grows_with_shift():
     assert f2 > f1 > 0.5 and k2 > 10 * abs(k0)  # KID is unbiased: ~0 (±) for equal sets
 
 
+def frechet_distance_symmetric(mu1, s1, mu2, s2) -> float:
+    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁^½ Σ₂ Σ₁^½), from the Gaussian statistics alone and
+    stable for singular covariances (eigenvalues real and ≥ 0): the D-space reference that the
+    sample-space form is tested against where only (μ, Σ) are at hand."""
+    w, v = np.linalg.eigh(s1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
+    d = mu1 - mu2
+    return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
 def test_small_sample_fid_equals_clean_fid_where_both_apply():
     from cleanfid import fid
 
@@ -94,7 +105,7 @@ def test_sample_space_fid_equals_the_sqrtm_fid(n, m, d, rank):
 
 
 def test_precision_recall_on_constructed_manifolds():
-    from solargen.evaluate.metrics import precision_recall
+    from solargen.evaluate.distances import precision_recall
 
     rng = np.random.default_rng(3)
     a = rng.normal(size=(400, 4))
@@ -172,7 +183,7 @@ def test_spearman_table_ranks_metrics_across_runs():
 
 
 def test_kid_is_unbiased_on_equal_distributions():
-    from solargen.evaluate.metrics import kernel_distance
+    from solargen.evaluate.distances import kernel_distance
 
     rng = np.random.default_rng(0)
     same = [kernel_distance(rng.normal(size=(60, 16)), rng.normal(size=(60, 16))) for _ in range(30)]

@@ -4,6 +4,7 @@ answers that survive a crash, and the statistics."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +23,9 @@ import yaml
 from PIL import Image
 
 from solargen.expert.analysis import accuracy_row, accuracy_table, analyse
-from solargen.expert.packet import build_packet, ensure_packet, read_items, read_key, record_path
-from solargen.expert.server import expert_order, make_server, read_answers
+from solargen.expert.files import ANSWERS, read_answers, read_items, read_key, record_path
+from solargen.expert.packet import build_packet, ensure_packet
+from solargen.expert.server import expert_order, make_server
 from solargen.io import InputError
 from solargen.report.results import collect
 
@@ -199,6 +203,26 @@ def test_server_never_serves_the_key_and_refuses_traversal(server, packet):
     status, body, headers = request(port, "GET", f"/img/{item}.png")
     assert status == 200 and body.startswith(b"\x89PNG") and headers["Content-Type"] == "image/png"
     assert "default-src 'none'" in request(port, "GET", "/")[2]["Content-Security-Policy"]
+
+
+def test_form_is_the_package_file_and_speaks_the_answer_vocabulary(server):
+    srv, _, _ = server
+    status, body, headers = request(srv.server_address[1], "GET", "/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+    assert body == resources.files("solargen.expert").joinpath("form.html").read_bytes()
+    # The form's buttons post exactly the answers the server accepts and the analysis scores.
+    assert tuple(re.findall(rb'data-answer="([a-z]+)"', body)) == tuple(a.encode() for a in ANSWERS)
+
+
+def test_package_data_declares_every_non_python_file():
+    """A resource missing from pyproject's package-data works from the source tree but not installed."""
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    src = root / "src"
+    for f in (src / "solargen").rglob("*"):  # not the egg-info an editable install writes beside it
+        if f.is_file() and f.suffix not in (".py", ".pyc") and "__pycache__" not in f.parts:
+            package = ".".join(f.parent.relative_to(src).parts)
+            assert f.name in declared.get(package, []), f"{f}: not in pyproject's package-data for {package}"
 
 
 def test_server_validates_every_answer_and_writes_only_valid_ones(server):

@@ -11,7 +11,7 @@ import torch
 
 from solargen.evaluate import features
 from solargen.evaluate.features import FeatureNetUnavailable, build_extractor
-from solargen.evaluate.metrics import load_features, save_features
+from solargen.evaluate.features import load_features, save_features
 from solargen.evaluate.weights import fetch
 
 

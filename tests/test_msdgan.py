@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from helpers import smooth_fields
 from solargen.models.msdgan.family import (MSDGANTrainer, bicubic_baseline, degrade, generator_input,
                                            sample)
-from solargen.models.msdgan.metrics import dft_magnitude, pixel_metrics
+from solargen.evaluate.pixel import dft_magnitude, pixel_metrics
 from solargen.models.msdgan.networks import MultiScaleDiscriminator, UNetGenerator, downsample
 from solargen.train import fit, load_checkpoint
 

@@ -98,7 +98,7 @@ class _Wide(Toy):
         self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
         self.modules = {"net": self.net}
         self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=1e-2)}
-        from solargen.train import EMA
+        from solargen.models.ema import EMA
 
         self.ema = {"net": EMA(self.net, 0.9)}
 
@@ -260,7 +260,8 @@ def test_a_corrupt_hdf5_chunk_names_the_file_and_frame(tmp_path):
 
 
 def test_a_truncated_npz_names_the_file(tmp_path):
-    from solargen.evaluate.metrics import evaluate_run, load_features, save_spectrum
+    from solargen.evaluate.features import load_features
+    from solargen.evaluate.metrics import evaluate_run, save_spectrum
     from helpers import png_folder as _folder
 
     rng = np.random.default_rng(0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from helpers import png_folder
-from solargen.evaluate.metrics import BIAS_BANDS, bias_rows, evaluate_run, kernel_distance, save_spectrum
+from solargen.evaluate.distances import kernel_distance
+from solargen.evaluate.metrics import BIAS_BANDS, bias_rows, evaluate_run, save_spectrum
 from solargen.evaluate.spectrum import radial_power_spectrum, spectral_bias, spectral_distance
 
 

@@ -3,7 +3,8 @@
 import torch
 
 from solargen.models.stylegan2.family import StyleGAN2Trainer, sample
-from solargen.train import fit, half_life_decay, load_checkpoint
+from solargen.models.ema import half_life_decay
+from solargen.train import fit, load_checkpoint
 
 TINY = dict(image_size=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=128, channel_max=16,
             lr=0.002, batch_size=4, r1_interval=4, pl_interval=2)

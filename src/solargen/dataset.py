@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .calibrate import read_shard
-from .io import InputError, atomic_dir, atomic_path, short_digest, write_table
+from .io import InputError, atomic_dir, atomic_path, short_digest, to_uint8, versions, write_table
 from .normalise import dequantise, normalise, quantise
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,6 @@ log = logging.getLogger(__name__)
 #: Metadata columns carried from the calibrated shards into the dataset.
 META_COLUMNS = ["file", "date_obs", "exptime", "quality", "degradation_factor", "crota2", "cdelt1",
                 "rsun_obs", "disk_x0", "disk_y0", "disk_radius"]
-
-
-def versions() -> dict:
-    """Versions of the libraries that shape the data, recorded with every dataset."""
-    import aiapy
-    import astropy
-    import cv2
-    import sunpy
-
-    from . import __version__
-
-    return {"solargen": __version__, "sunpy": sunpy.__version__, "aiapy": aiapy.__version__,
-            "astropy": astropy.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
-            "opencv": cv2.__version__}
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,11 +267,6 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
         f.attrs["compression"] = compression
         f.attrs["range"] = "[0, 1], log-normalised" + (" (stored as round(255·y))" if quantisation == "uint8" else "")
     return n
-
-
-def to_uint8(y: np.ndarray) -> np.ndarray:
-    """[0, 1] float image → 8-bit grey, as the study's PNGs."""
-    return quantise(y, "uint8")
 
 
 # --------------------------------------------------------------------------------------------

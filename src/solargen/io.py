@@ -157,3 +157,26 @@ def image_files(folder: str | Path) -> list[str]:
     if not files:
         raise InputError(f"{folder}: no PNG images")
     return files
+
+
+def to_uint8(y):
+    """[0, 1] float image → 8-bit grey, round(255·y), as the study's PNG folders and uint8 datasets hold it."""
+    import numpy as np
+
+    return np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
+
+
+def versions() -> dict:
+    """Versions of the libraries that shape the data, recorded with every dataset."""
+    import aiapy
+    import astropy
+    import cv2
+    import h5py
+    import numpy as np
+    import sunpy
+
+    from . import __version__
+
+    return {"solargen": __version__, "sunpy": sunpy.__version__, "aiapy": aiapy.__version__,
+            "astropy": astropy.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
+            "opencv": cv2.__version__}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import InputError
+from .io import InputError, to_uint8
 
 #: log10 range of the histogram (DN/s); values outside land in under/overflow counters.
 LOG10_MIN, LOG10_MAX = -3.0, 6.0
@@ -151,7 +151,7 @@ def denormalise(y: np.ndarray, constants: dict) -> np.ndarray:
 def quantise(y: np.ndarray, dtype: str) -> np.ndarray:
     """[0, 1] float image → the stored dtype (``float32``, ``float16`` or ``uint8`` = round(255·y))."""
     if dtype == "uint8":
-        return np.round(np.clip(y, 0, 1) * 255).astype(np.uint8)
+        return to_uint8(y)
     if dtype in ("float16", "float32"):
         return np.asarray(y, dtype)
     raise ValueError(f"quantisation must be one of {QUANTISATIONS}, got {dtype!r}")

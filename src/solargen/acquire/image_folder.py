@@ -17,7 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..io import InputError, atomic_dir, atomic_path, write_table
+from ..io import InputError, atomic_dir, atomic_path, to_uint8, versions, write_table
 
 __all__ = ["list_images", "read_image", "build_dataset_from_images"]
 
@@ -70,8 +70,6 @@ def build_dataset_from_images(folder: str | Path, out: str | Path, size: int, pn
     """Write ``dataset.h5`` (N, size, size) in [0, 1] and the PNG folder from an image folder."""
     from PIL import Image
     from tqdm import tqdm
-
-    from ..dataset import to_uint8, versions
 
     paths = list_images(folder)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f, \

@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from ..io import InputError, atomic_path, read_json
-from .metrics import HIGH_BAND, frechet_distance, kernel_distance, load_features, manifold_coverage
-from .spectrum import spectral_bias, spectral_distance
+from .crops import stored_protocol
+from .distances import frechet_distance, kernel_distance, manifold_coverage
+from .features import load_features
+from .spectrum import HIGH_BAND, spectral_bias, spectral_distance
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ def resample_indices(seed: int, stream: str, n: int, n_boot: int) -> np.ndarray:
 
 
 def fid_fast(real: np.ndarray, fake: np.ndarray) -> float:
-    """The Fréchet distance of one resample (`metrics.frechet_distance`: for fewer samples than
+    """The Fréchet distance of one resample (`distances.frechet_distance`: for fewer samples than
     dimensions an n × m SVD in sample space, not a D × D problem per resample)."""
     return frechet_distance(real, fake)[0]
 
@@ -92,7 +94,7 @@ def fid_fast(real: np.ndarray, fake: np.ndarray) -> float:
 def kid_from_kernels(k_rr: np.ndarray, k_ff: np.ndarray, k_rf: np.ndarray, ri: np.ndarray, fi: np.ndarray,
                      seed: int, num_subsets: int = 100, max_subset_size: int = 1000) -> float:
     """clean-fid's ``kernel_distance`` of the resample (real[ri], fake[fi]) — the same subsets
-    (`metrics.kernel_distance` seeds NumPy's global generator the same way) and the same sums —
+    (`distances.kernel_distance` seeds NumPy's global generator the same way) and the same sums —
     from polynomial kernel matrices (x·y/D + 1)³ of the full sets, computed once. A resample only
     re-indexes them, instead of D-dimensional products for every subset of every resample; the
     subsets are drawn first (the generator's sequence as clean-fid's loop) and summed together."""
@@ -129,7 +131,7 @@ def polynomial_kernels(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, 
 
 def pairwise_distances(real: np.ndarray, fake: np.ndarray):
     """Euclidean distances real × real, fake × fake, real × fake (torch, float64), as
-    `metrics.manifold_coverage` computes them, once for all resamples."""
+    `distances.manifold_coverage` computes them, once for all resamples."""
     import torch
 
     a, b = torch.from_numpy(np.asarray(real)).double(), torch.from_numpy(np.asarray(fake)).double()
@@ -168,7 +170,7 @@ def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake
     out = {m: np.empty(len(real_idx)) for m in metrics}
     # The kernel and distance matrices once, unless they would not fit (paper scale: 40K real
     # frames → 13 GB each); then each resample's KID and precision/recall are computed from its
-    # features, as clean-fid and `metrics.manifold_coverage` do.
+    # features, as clean-fid and `distances.manifold_coverage` do.
     small = (len(real) + len(fake)) ** 2 * 8 <= KERNEL_BYTES
     kernels = polynomial_kernels(real, fake) if whole and small else None
     distances = pairwise_distances(real, fake) if whole and small else None
@@ -201,8 +203,6 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
     maps feature keys to the real set's feature files, as in `evaluate_run`."""
     if len(metrics_files) != len(generated):
         raise InputError(f"{len(metrics_files)} metrics files but {len(generated)} generated-feature files")
-    from .metrics import _crop_protocol  # the crop protocol stored with real spectra
-
     real_feats = {}
     for key, path in real_features.items():
         feats, status, _ = load_features(path)
@@ -212,7 +212,7 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
         real_power = {"": z["power"]}
     for path in real_crop_spectra:
         with np.load(path) as z:
-            real_power[_crop_protocol(z).suffix] = z["power"]
+            real_power[stored_protocol(z).suffix] = z["power"]
     keys, draws, rows = [], [], []
     for mpath, gpath in zip(metrics_files, generated):
         m = read_json(mpath)

@@ -85,3 +85,28 @@ class CropMode:
             if max(y * y + x * x for y, x in corners) <= r * r:
                 return int(round(top)), int(round(left)), side
         raise RuntimeError("no on-disk crop position found")  # unreachable: the centre always fits
+
+
+def crop_images(images: np.ndarray, crop: CropMode) -> np.ndarray:
+    """(N, H, W) → (N · per_image, s, s): the protocol's crops of every image, image by image."""
+    out = [img[t:t + s, l:l + s] for i, img in enumerate(images) for t, l, s in crop.boxes(i, *img.shape)]
+    if len({c.shape for c in out}) > 1:
+        raise ValueError(f"{crop.suffix}: spectra need crops of one size (not a random-resized crop)")
+    return np.stack(out)
+
+
+def protocol_fields(crop: CropMode | None) -> dict:
+    """The crop protocol as feature and spectrum files (.npz) store it (whole images: ``crop=""``),
+    so generated sets are later cropped alike (`stored_protocol` reads it back)."""
+    c = crop or CropMode(0)
+    return {"crop": c.suffix if crop else "", "crop_per_image": c.per_image, "crop_seed": c.seed,
+            "crop_reference": c.reference or 0, "crop_on_disk": c.on_disk or 0.0}
+
+
+def stored_protocol(z) -> CropMode | None:
+    """The crop protocol of an opened feature or spectrum file; None: whole images."""
+    if "crop" not in z or not str(z["crop"]):
+        return None
+    on_disk = float(z["crop_on_disk"]) if "crop_on_disk" in z else 0.0
+    return CropMode.parse(str(z["crop"]), per_image=int(z["crop_per_image"]), seed=int(z["crop_seed"]),
+                          reference=int(z["crop_reference"]) or None, on_disk=on_disk or None)

@@ -35,11 +35,18 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from ..io import atomic_path, image_files, load_npz
+from .crops import CropMode, protocol_fields, stored_protocol
 from .registry import BUILTIN, solar_specs  # noqa: F401  (solar_specs re-exported for callers)
+
+log = logging.getLogger(__name__)
+
 
 #: name → spec. ``weights: null`` means "must be configured".
 _configured: dict[str, dict] = {}
@@ -272,6 +279,25 @@ def folder_features(files: list[str], name: str, batch_size: int = 32, crop=None
 
     return np.concatenate([fid.get_batch_features(b.contiguous(memory_format=torch.channels_last), model,
                                                   torch.device("cpu")) for b in loader])
+
+
+def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode | None = None) -> None:
+    """Features of a folder (or of its ``crop``s) through ``net`` → ``out`` (.npz); if unavailable,
+    record why. The crop protocol is stored with them, so generated sets are cropped alike."""
+    try:
+        feats = folder_features(image_files(folder), net, crop=crop)
+        status = "ok"
+    except FeatureNetUnavailable as e:
+        log.warning("%s", e)
+        feats, status = np.zeros((0, 0), np.float32), f"not run: {e}"
+    with atomic_path(out, suffix=".npz") as tmp:
+        np.savez(tmp, feats=feats.astype(np.float32), net=net, status=status, **protocol_fields(crop))
+
+
+def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
+    """Features, status and crop protocol (None: whole images) of a feature file."""
+    z = load_npz(path, required=("feats", "status"))  # a truncated or corrupt file: an InputError naming it
+    return z["feats"].astype(np.float64), str(z["status"]), stored_protocol(z)
 
 
 class _Images(torch.utils.data.Dataset):

@@ -13,15 +13,18 @@ from pathlib import Path
 import numpy as np
 
 from ..io import InputError, atomic_path, image_files, load_npz, read_json, write_json
-from .crops import CropMode
-from .features import FeatureNetUnavailable, describe, folder_features
-from .registry import MIN_SAMPLES
-from .spectrum import radial_power_spectrum, relative_error, spectral_bias, spectral_distance
+from .bootstrap import save_generated
+from .crops import CropMode, crop_images, protocol_fields, stored_protocol
+from .distances import MIN_SAMPLES, frechet_distance, kernel_distance, precision_recall
+from .features import FeatureNetUnavailable, describe, folder_features, load_features
+from .features import save_features  # noqa: F401  (re-exported: `solargen.cli` imports it from here)
+from .images import load_images
+from .pixel import pixel_metrics
+from .spectrum import HIGH_BAND, radial_power_spectrum, relative_error, spectral_bias, spectral_distance
+from .sun_criterion import criterion_from_profiles, radial_profiles, real_profiles_by_size
 
 log = logging.getLogger(__name__)
 
-#: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
-HIGH_BAND = (0.5, 1.0)
 #: Convergence check: a run whose mean radial intensity profile differs from the real one by more
 #: than this (mean |Δ| over radius, in units of the [0, 1] image range) has not learned the data's
 #: large-scale structure (disk, limb, corona), and is marked "not converged" wherever it is ranked.
@@ -33,12 +36,7 @@ PROFILE_TOLERANCE = 0.1
 def radial_profile(images: np.ndarray, bins: int = 32) -> np.ndarray:
     """Mean intensity against distance from the image centre, (N, H, W) → (bins,), averaged over
     the images (`sun_criterion.radial_profiles` of the mean image: the profile is linear)."""
-    from .sun_criterion import radial_profiles
-
     return radial_profiles(np.asarray(images, np.float64).mean(0, keepdims=True), bins)[0]
-
-#: The fewest images per set each metric is defined for: a covariance (FID) and KID's unbiased
-#: estimate need two, precision/recall a k-th (k = 3) nearest neighbour besides the point itself.
 
 
 def check_sample_count(samples, n_found: int, n_expected: int | None, on_mismatch: str = "fail") -> str | None:
@@ -67,25 +65,6 @@ def check_enough(n: int, what: str, metrics=MIN_SAMPLES, remedy: str = "") -> No
                          f"{'; ' + remedy if remedy else ''}")
 
 
-def load_images(folder: str | Path, by_index: bool = False) -> np.ndarray:
-    """An image folder as (N, H, W) float64 in [0, 1] (grey).
-
-    ``by_index`` orders ``out_{i}.png`` by i (not by name), as pairing with targets needs.
-    """
-    from PIL import Image
-
-    files = image_files(folder)
-    if by_index:
-        files = sorted(files, key=lambda f: int(Path(f).stem.rsplit("_", 1)[1]))
-    out = []
-    for f in files:
-        try:
-            out.append(np.asarray(Image.open(f).convert("L"), dtype=np.float64) / 255)
-        except OSError as e:
-            raise InputError(f"{f}: cannot read image ({e})") from None
-    return np.stack(out)
-
-
 def match_resolution(p_real: np.ndarray, p_fake: np.ndarray, error: str) -> tuple[np.ndarray, np.ndarray]:
     """Spectra (N, K) and (M, K') of real and generated images on the same footing. Equal sizes are
     returned as they are. Generated images r times smaller (K = r·K') are compared on their own
@@ -100,61 +79,19 @@ def match_resolution(p_real: np.ndarray, p_fake: np.ndarray, error: str) -> tupl
     return p_real[:, :nf], p_fake * (nk // nf) ** 2
 
 
-def save_features(folder: str | Path, net: str, out: str | Path, crop: CropMode | None = None) -> None:
-    """Features of a folder (or of its ``crop``s) through ``net`` → ``out`` (.npz); if unavailable,
-    record why. The crop protocol is stored with them, so generated sets are cropped alike."""
-    try:
-        feats = folder_features(image_files(folder), net, crop=crop)
-        status = "ok"
-    except FeatureNetUnavailable as e:
-        log.warning("%s", e)
-        feats, status = np.zeros((0, 0), np.float32), f"not run: {e}"
-    c = crop or CropMode(0)
-    with atomic_path(out, suffix=".npz") as tmp:
-        np.savez(tmp, feats=feats.astype(np.float32), net=net, status=status, crop=c.suffix if crop else "",
-                 crop_per_image=c.per_image, crop_seed=c.seed, crop_reference=c.reference or 0,
-                 crop_on_disk=c.on_disk or 0.0)
-
-
-def load_features(path: str | Path) -> tuple[np.ndarray, str, CropMode | None]:
-    """Features, status and crop protocol (None: whole images) of a feature file."""
-    z = load_npz(path, required=("feats", "status"))  # a truncated or corrupt file: an InputError naming it
-    return z["feats"].astype(np.float64), str(z["status"]), _crop_protocol(z)
-
-
-def crop_images(images: np.ndarray, crop: CropMode) -> np.ndarray:
-    """(N, H, W) → (N · per_image, s, s): the protocol's crops of every image, image by image."""
-    out = [img[t:t + s, l:l + s] for i, img in enumerate(images) for t, l, s in crop.boxes(i, *img.shape)]
-    if len({c.shape for c in out}) > 1:
-        raise ValueError(f"{crop.suffix}: spectra need crops of one size (not a random-resized crop)")
-    return np.stack(out)
-
-
 def save_spectrum(folder: str | Path, out: str | Path, window: str = "none", crop: CropMode | None = None) -> None:
     """Radial power spectra of every image in a folder (or of its ``crop``s) → ``out`` (.npz: k,
     power (N, K), window, crop protocol); generated sets are later windowed and cropped alike."""
     images = load_images(folder)
     k, p = radial_power_spectrum(crop_images(images, crop) if crop else images, window)
-    c = crop or CropMode(0)
     # Whole frames also keep their mean radial intensity profile (the convergence check's reference)
     # and per-frame profiles at each size samples may be drawn at ("draws the Sun" references).
     profile = {}
     if not crop:
-        from .sun_criterion import real_profiles_by_size
-
         profile = {"profile": radial_profile(images),
                    **{f"sun_profiles_{s}": p for s, p in real_profiles_by_size(images).items()}}
     with atomic_path(out, suffix=".npz") as tmp:
-        np.savez(tmp, k=k, power=p, window=window, crop=c.suffix if crop else "", crop_per_image=c.per_image,
-                 crop_seed=c.seed, crop_reference=c.reference or 0, crop_on_disk=c.on_disk or 0.0, **profile)
-
-
-def _crop_protocol(z) -> CropMode | None:
-    if "crop" not in z or not str(z["crop"]):
-        return None
-    on_disk = float(z["crop_on_disk"]) if "crop_on_disk" in z else 0.0
-    return CropMode.parse(str(z["crop"]), per_image=int(z["crop_per_image"]), seed=int(z["crop_seed"]),
-                          reference=int(z["crop_reference"]) or None, on_disk=on_disk or None)
+        np.savez(tmp, k=k, power=p, window=window, **protocol_fields(crop), **profile)
 
 
 def bootstrap_interval(p_real: np.ndarray, p_fake: np.ndarray, band: tuple[float, float], n_boot: int = 1000,
@@ -186,115 +123,16 @@ def bias_rows(p_real: np.ndarray, p_fake: np.ndarray, bands: dict[str, tuple[flo
 BIAS_BANDS = {"": (0.0, 1.0), "_high": HIGH_BAND}
 
 
-def frechet_distance(real: np.ndarray, fake: np.ndarray) -> tuple[float, str]:
-    """Fréchet distance between Gaussian fits of two feature sets, and which method computed it.
-
-    With more samples than feature dimensions this is clean-fid's ``frechet_distance`` (the
-    study's FID: scipy's sqrtm of Σ₁Σ₂). With fewer (toy scales: tens of images vs 2048 Inception
-    dimensions) the covariances have rank < n and the same quantity is computed exactly in sample
-    space (`frechet_distance_sample_space`): an n × m SVD instead of D × D sqrtm or eigh.
-    """
-    if min(len(real), len(fake)) > real.shape[1]:
-        from cleanfid import fid
-
-        mu1, s1 = real.mean(0), np.cov(real, rowvar=False)
-        mu2, s2 = fake.mean(0), np.cov(fake, rowvar=False)
-        return float(fid.frechet_distance(mu1, s1, mu2, s2)), "clean-fid"
-    return frechet_distance_sample_space(real, fake), "sample-space svd (n <= dim)"
-
-
-def frechet_distance_sample_space(real: np.ndarray, fake: np.ndarray) -> float:
-    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁Σ₂) from the centred sets A (n × D), B (m × D).
-
-    Σ₁ = AᵀA/(n−1), Σ₂ = BᵀB/(m−1), and the nonzero eigenvalues of AᵀA·BᵀB are those of
-    (ABᵀ)(ABᵀ)ᵀ, the squared singular values of ABᵀ; so tr √(Σ₁Σ₂) = ‖ABᵀ‖_* / √((n−1)(m−1)),
-    exactly, for any n, m, D. Cheaper than the D-space forms when n or m < D.
-    """
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-    n, m = len(real), len(fake)
-    mu1, mu2 = real.mean(0), fake.mean(0)
-    a, b = real - mu1, fake - mu2
-    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + np.vdot(a, a) / (n - 1) + np.vdot(b, b) / (m - 1)
-                 - 2 * nuclear / np.sqrt((n - 1) * (m - 1)))
-
-
-def frechet_distance_symmetric(mu1, s1, mu2, s2) -> float:
-    """‖μ₁−μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr √(Σ₁^½ Σ₂ Σ₁^½), from the Gaussian statistics alone and
-    stable for singular covariances (eigenvalues real and ≥ 0): the D-space reference that the
-    sample-space form is tested against where only (μ, Σ) are at hand."""
-    w, v = np.linalg.eigh(s1)
-    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh(root1 @ s2 @ root1), 0, None)).sum()
-    d = mu1 - mu2
-    return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
-
-
-def kernel_distance(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> float:
-    """KID: clean-fid's kernel distance (its ``compute_kid`` takes no custom feature extractor).
-
-    clean-fid draws its subsets from NumPy's global generator (when the sets differ in size), so
-    that generator is seeded with ``seed`` for the call and then put back as it was: the same
-    features give the same KID every time, and nobody else's random stream is disturbed."""
-    from cleanfid import fid
-
-    state = np.random.get_state()
-    try:
-        np.random.seed(seed)
-        return float(fid.kernel_distance(real, fake))
-    finally:
-        np.random.set_state(state)
-
-
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
-    """Improved precision and recall (Kynkäänniemi et al. 2019) between feature sets.
-
-    Each sample of a set gets a ball reaching its ``k``-th nearest neighbour within that set;
-    precision is the fraction of ``fake`` inside the union of the real balls, recall the
-    fraction of ``real`` inside the union of the fake balls. O(N·M·D) in chunks of ``chunk`` rows.
-    """
-    fake_in, real_in = manifold_coverage(real, fake, k, chunk)
-    return float(fake_in.mean()), float(real_in.mean())
-
-
-def manifold_coverage(real: np.ndarray, fake: np.ndarray, k: int = 3, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Per sample, whether it lies in the other set's k-NN manifold: (fake in real, real in fake)
-    as boolean arrays; their means are precision and recall (the bootstrap weights them)."""
-    import torch
-
-    a, b = torch.from_numpy(np.asarray(real)).double(), torch.from_numpy(np.asarray(fake)).double()
-
-    def radii(x):
-        # k-th neighbour excluding the point itself (index 0 of the sorted distances).
-        return torch.cat([torch.cdist(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values
-                          for i in range(0, len(x), chunk)])
-
-    def covered(queries, centres, r):
-        return torch.cat([(torch.cdist(queries[i:i + chunk], centres) <= r[None]).any(1)
-                          for i in range(0, len(queries), chunk)])
-
-    if min(len(a), len(b)) <= k:
-        raise ValueError(f"precision/recall with k={k} needs more than {k} samples per set")
-    return covered(b, a, radii(a)).numpy(), covered(a, b, radii(b)).numpy()
-
-
 def sun_check(real_spectrum_npz, fake_images: np.ndarray, path) -> dict | None:
     """The "draws the Sun" criterion of generated images (N, H, W) against the per-frame real
     profiles stored with the real spectrum at their size; None (logged) where that file has none
     (made before the criterion, or samples at a size the real frames do not block-average to)."""
-    from .sun_criterion import criterion_from_profiles
-
     key = f"sun_profiles_{fake_images.shape[1]}"
     if fake_images.shape[1] != fake_images.shape[2] or key not in real_spectrum_npz:
         log.warning("%s: no real radial profiles for %s-px samples; 'draws the Sun' not evaluated "
                     "(re-make the real spectrum)", path, "×".join(map(str, fake_images.shape[1:])))
         return None
     return criterion_from_profiles(real_spectrum_npz[key], fake_images)
-
-
-def fid_kid(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
-    return frechet_distance(real, fake)[0], kernel_distance(real, fake)
 
 
 def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectrum: str | Path,
@@ -386,7 +224,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     rows += bias_rows(p_real, p_fake, size_bands, seed, net="power_spectrum")
     for path in real_crop_spectra:
         z = load_npz(path, required=("power",))
-        pcr, crop = z["power"], _crop_protocol(z)
+        pcr, crop = z["power"], stored_protocol(z)
         _, pcf = radial_power_spectrum(crop_images(fake_images, crop), window)
         pcr, pcf = match_resolution(pcr, pcf, f"{samples}: crops of another size than the real crops of {path}")
         kept_power[crop.suffix] = pcf
@@ -397,8 +235,6 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         rows += bias_rows(pcr, pcf, BIAS_BANDS, seed, **names)
     p_t = None
     if targets is not None:
-        from ..models.msdgan.metrics import pixel_metrics
-
         fakes = load_images(samples, by_index=True)
         rows += [{"metric": k, "value": v, "net": "pixel"} for k, v in pixel_metrics(fakes, targets).items()
                  if np.isfinite(v)]
@@ -414,8 +250,6 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
         if not np.isfinite(r["value"]):
             raise RuntimeError(f"metric {r['metric']}/{r['net']} of {fake_name} is not finite")
     if out_features:
-        from .bootstrap import save_generated  # bootstrap builds on this module's metrics
-
         save_generated(out_features, kept_feats, kept_power, p_t if factor else None, factor, bands=size_bands)
     with atomic_path(out_spectrum, suffix=".npz") as tmp:
         np.savez(tmp, k=k_fake, power=p_fake, window=window, relative_error=relative_error(pr, pf))

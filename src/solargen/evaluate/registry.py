@@ -16,7 +16,8 @@ BUILTIN = {
                                    "source": "pytorch-fid's FID Inception state dict, block 0"},
 }
 
-#: Images per set each metric needs at least (precision/recall: k = 3 nearest neighbours + itself).
+#: The fewest images per set each metric is defined for: a covariance (FID) and KID's unbiased
+#: estimate need two, precision/recall a k-th (k = 3) nearest neighbour besides the point itself.
 MIN_SAMPLES = {"fid": 2, "kid": 2, "precision": 4, "recall": 4}
 
 

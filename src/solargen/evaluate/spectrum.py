@@ -15,6 +15,8 @@ import scipy.signal
 
 
 WINDOWS = ("none", "hann")
+#: Fraction of wavenumbers counted as "high band" (fine scales): the upper half.
+HIGH_BAND = (0.5, 1.0)
 
 
 def radial_power_spectrum(images: np.ndarray, window: str = "none") -> tuple[np.ndarray, np.ndarray]:

@@ -108,7 +108,7 @@ def _block_mean(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .metrics import load_images
+    from .images import load_images
 
     ap = argparse.ArgumentParser(prog="python -m solargen.evaluate.sun_criterion", description=__doc__.split("\n")[0])
     ap.add_argument("--real", required=True, help="folder of the real frames (PNG)")

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .metrics import HIGH_BAND
-from .spectrum import radial_power_spectrum, spectral_distance
+from .spectrum import HIGH_BAND, radial_power_spectrum, spectral_distance
 
 
 class TrainingCheck:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import InputError, atomic_path
-from .packet import read_key
-from .server import read_answers
+from .files import ANSWERS, read_answers, read_key
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +31,8 @@ def load_answers(answers_dir: str | Path, key: pd.DataFrame) -> pd.DataFrame:
     if not rows:
         raise InputError(f"{answers_dir}: no answers to packet {packet} (no non-empty <expert>.jsonl files)")
     df = pd.DataFrame(rows)
-    if not df["answer"].isin(("real", "generated")).all():
-        raise InputError(f"{answers_dir}: answers other than 'real'/'generated': {sorted(set(df['answer']) - {'real', 'generated'})}")
+    if not df["answer"].isin(ANSWERS).all():
+        raise InputError(f"{answers_dir}: answers other than 'real'/'generated': {sorted(set(df['answer']) - set(ANSWERS))}")
     unknown = set(df["item"]) - set(key["item"])
     if unknown:
         raise InputError(f"{answers_dir}: {len(unknown)} answered item(s) not in the key, e.g. {sorted(unknown)[0]}")

@@ -12,7 +12,6 @@ two, box-filtered), so nothing but the picture tells them apart.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import zlib
@@ -21,14 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import InputError, atomic_dir, atomic_path, read_json, sha256_of, write_json
+from ..io import InputError, atomic_dir, read_json, sha256_of, write_json
+from .files import (ANSWERS, KEY_COLUMNS, read_answers, read_items, read_key, record_path, write_items, write_key,
+                    write_png)
 
 log = logging.getLogger(__name__)
-
-#: Columns of key.csv, one row per item.
-KEY_COLUMNS = ["packet", "item", "position", "truth", "run", "view", "file", "top", "left", "side", "size",
-               "shuffle_seed"]
-TRUTHS = ("real", "generated")
 
 
 def views(full_disk: bool, crops: list[int]) -> list[str]:
@@ -37,24 +33,6 @@ def views(full_disk: bool, crops: list[int]) -> list[str]:
     if not out:
         raise ValueError("expert packet: no views (full_disk is false and crops is empty)")
     return out
-
-
-def expert_config_runs(cfg: dict, skipped: dict[str, str]) -> list[str]:
-    """The runs of the config's ``expert_eval`` block, checked against the rest of the config
-    (what a JSON schema cannot express); ``skipped``: runs the workflow does not make → why."""
-    ex = cfg["expert_eval"]
-    for r in ex["runs"]:
-        if r not in cfg["runs"]:
-            raise ValueError(f"config: expert_eval.runs: {r!r} is not a key of runs (allowed: {', '.join(cfg['runs'])})")
-        if r in skipped:
-            raise ValueError(f"config: expert_eval.runs: run {r!r} is not made here: {skipped[r]}")
-    if ex["n_per_run"] > cfg["evaluation"]["n_samples"]:
-        raise ValueError(f"config: expert_eval.n_per_run = {ex['n_per_run']} exceeds evaluation.n_samples = "
-                         f"{cfg['evaluation']['n_samples']}")
-    for c in ex.get("crops", []):
-        if c > cfg["data"]["resolution"]:
-            raise ValueError(f"config: expert_eval.crops: {c} is larger than data.resolution = {cfg['data']['resolution']}")
-    return list(ex["runs"])
 
 
 def _pngs(folder: str | Path) -> list[Path]:
@@ -120,7 +98,7 @@ def build_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: 
         for v, view in enumerate(kinds):
             # Seeded by (seed, run name, view): adding a run does not change another run's images.
             rng = np.random.default_rng([seed, zlib.crc32(run.encode()), v])
-            for truth, files in (("real", real_files), ("generated", gen_files)):
+            for truth, files in zip(ANSWERS, (real_files, gen_files)):
                 if len(files) < n_per_run:
                     raise InputError(f"{Path(files[0]).parent}: {len(files)} images, but expert_eval.n_per_run "
                                      f"is {n_per_run} (run {run}, {truth})")
@@ -143,13 +121,12 @@ def build_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: 
                 img = img[top:top + side, left:left + side]
             row.update(packet=packet_id, item=secrets.token_hex(16), top=top, left=left, side=side, size=size,
                        shuffle_seed=shuffle_seed)
-            _write_png(tmp / "images" / f"{row['item']}.png", img)
+            write_png(tmp / "images" / f"{row['item']}.png", img)
         for position, k in enumerate(order):
             rows[k]["position"] = position
         key = pd.DataFrame(rows, columns=KEY_COLUMNS).sort_values("position").reset_index(drop=True)
-        (tmp / "items.json").write_text(json.dumps({"packet": packet_id, "items": list(key["item"])}, indent=1))
-        with atomic_path(key_path) as ktmp:
-            key.to_csv(ktmp, index=False)
+        write_items(tmp, packet_id, list(key["item"]))
+        write_key(key_path, key)
         # What the packet was made from, to tell later whether it still stands (ensure_packet).
         params = _params(runs, real_dir, n_per_run, full_disk, crops, seed)
         write_json(record_path(key_path), {"packet": packet_id, "params": params, "shuffle_seed": shuffle_seed,
@@ -157,11 +134,6 @@ def build_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir: 
     log.info("expert packet %s: %d items (%d runs × %s × %d real + %d generated)", packet_id, len(key), len(runs),
              "/".join(kinds), n_per_run, n_per_run)
     return key
-
-
-def record_path(key_path: str | Path) -> Path:
-    """The build record beside the key (never served): packet id, parameters, source file hashes."""
-    return Path(key_path).with_suffix(".json")
 
 
 def _params(runs, real_dir, n_per_run, full_disk, crops, seed) -> dict:
@@ -179,8 +151,6 @@ def ensure_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir:
     if they changed it is rebuilt only while nobody has answered it, otherwise this is an
     `InputError` (to start over, move the answers away, or delete packet, key and record).
     """
-    from .server import read_answers
-
     packet_dir, key_path, record = Path(packet_dir), Path(key_path), record_path(key_path)
     action = "built"
     if (packet_dir / "items.json").exists():
@@ -210,35 +180,3 @@ def ensure_packet(runs: dict[str, str | Path], real_dir: str | Path, packet_dir:
         log.warning("expert packet %s rebuilt (nobody has answered it): %s", packet_id, "; ".join(changed))
         action = "rebuilt"
     return build_packet(runs, real_dir, packet_dir, key_path, n_per_run, full_disk, crops, seed, shuffle_seed), action
-
-
-def _write_png(path: Path, img: np.ndarray) -> None:
-    from PIL import Image
-
-    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8), mode="L").save(path, format="PNG")
-
-
-def read_items(packet_dir: str | Path) -> tuple[str, list[str]]:
-    """(packet id, item ids in packet order) from a packet's items.json."""
-    path = Path(packet_dir) / "items.json"
-    try:
-        d = json.loads(path.read_text())
-        return str(d["packet"]), [str(i) for i in d["items"]]
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found (is {packet_dir} an expert packet?)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not a packet item list ({e})") from None
-
-
-def read_key(key_path: str | Path) -> pd.DataFrame:
-    """The packet key; a missing or malformed key names the file."""
-    try:
-        key = pd.read_csv(key_path, dtype={"packet": str, "item": str})
-    except FileNotFoundError:
-        raise InputError(f"{key_path}: key not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise InputError(f"{key_path}: unreadable key ({e})") from None
-    missing = set(KEY_COLUMNS) - set(key.columns)
-    if missing or not key["truth"].isin(TRUTHS).all():
-        raise InputError(f"{key_path}: not a packet key (missing columns {sorted(missing)} or bad truth values)")
-    return key

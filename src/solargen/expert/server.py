@@ -15,31 +15,26 @@ loses nothing, and entering the same id again resumes at the first unanswered it
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-import os
 import re
 import threading
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
 from ..io import InputError
-from .packet import read_items
+from .files import ANSWERS, CONFIDENCE, EXPERT_RE, ITEM_RE, append_answer, read_answers, read_items
 
 log = logging.getLogger(__name__)
 
-# Used with fullmatch only: `re.match` with "$" also accepts a trailing newline ("alice\n"), which
-# became a second expert in the analysis.
-EXPERT_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
-ITEM_RE = re.compile(r"[0-9a-f]{32}")
-ANSWERS = ("real", "generated")
-CONFIDENCE = range(1, 6)
 MAX_BODY = 4096
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -48,39 +43,6 @@ def expert_order(packet_id: str, items: list[str], expert: str) -> list[str]:
     """The order ``expert`` sees the items in: a permutation seeded by (packet, expert)."""
     seed = int.from_bytes(hashlib.sha256(f"{packet_id}/{expert}".encode()).digest()[:8], "little")
     return [items[i] for i in np.random.default_rng(seed).permutation(len(items))]
-
-
-def read_answers(path: str | Path, packet_id: str | None = None) -> list[dict]:
-    """The answer lines of one expert's file, first answer per item kept.
-
-    A torn line (the process died mid-write: the start of one of our lines that does not parse) is
-    skipped with a warning; any other malformed line, or an answer to another packet, is an
-    `InputError` naming the file and line.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    lines = path.read_bytes().split(b"\n")
-    out, seen = [], set()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            a = json.loads(line)
-            a["item"], a["answer"], a["expert"]
-        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
-            if line.startswith(b'{"packet": ') and isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
-                log.warning("%s:%d: torn line skipped (%s)", path, n, e)
-                continue
-            raise InputError(f"{path}:{n}: not an answer line ({e})") from None
-        if not isinstance(a["expert"], str) or not EXPERT_RE.fullmatch(a["expert"]):
-            raise InputError(f"{path}:{n}: expert id {a['expert']!r} is not 1-40 letters, digits, '-' or '_'")
-        if packet_id is not None and a.get("packet") != packet_id:
-            raise InputError(f"{path}:{n}: answer to packet {a.get('packet')!r}, not this packet ({packet_id})")
-        if a["item"] not in seen:
-            seen.add(a["item"])
-            out.append(a)
-    return out
 
 
 class Form:
@@ -134,20 +96,14 @@ class Form:
         with self.lock:
             if item in self.answered(expert):
                 raise FileExistsError("item already answered")
-            path = self.answers_path(expert)
-            # After a torn write the file ends mid-line: start a fresh line, keep the fragment.
-            torn = path.exists() and path.stat().st_size and _last_byte(path) != b"\n"
-            with open(path, "ab") as f:
-                f.write((("\n" if torn else "") + json.dumps(line) + "\n").encode())
-                f.flush()
-                os.fsync(f.fileno())
+            append_answer(self.answers_path(expert), line)
         return self.next_item(expert)
 
 
-def _last_byte(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(-1, os.SEEK_END)
-        return f.read(1)
+@functools.cache
+def page() -> bytes:
+    """The form: one self-contained page (inline CSS and JS), a package file."""
+    return resources.files(__package__).joinpath("form.html").read_bytes()
 
 
 def make_handler(form: Form):
@@ -198,7 +154,7 @@ def make_handler(form: Form):
             url = urlsplit(self.path)
             path = url.path
             if path == "/":
-                return self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+                return self._send(200, page(), "text/html; charset=utf-8")
             if path == "/favicon.ico":  # browsers ask; there is none
                 return self._send(204, b"", "image/x-icon")
             if path == "/api/next":
@@ -268,107 +224,3 @@ def serve(packet_dir, answers_dir, host: str = "127.0.0.1", port: int = 8765) ->
         pass
     finally:
         server.server_close()
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>solargen: real or generated?</title>
-<style>
-body { font-family: system-ui, sans-serif; background: #111; color: #eee; margin: 0; padding: 1em; }
-main { max-width: 60em; margin: auto; text-align: center; }
-button { font-size: 1.1em; padding: .5em 1.2em; margin: .3em; cursor: pointer; }
-button:disabled { opacity: .4; cursor: default; }
-#img { max-width: min(90vw, 512px); max-height: 60vh; image-rendering: pixelated; cursor: zoom-in;
-       width: 512px; border: 1px solid #444; }
-#img.zoomed { max-width: none; max-height: none; width: min(95vw, 95vh); cursor: zoom-out; }
-.conf label { margin: 0 .5em; }
-#error { color: #f77; min-height: 1.5em; }
-[hidden] { display: none !important; }
-</style></head>
-<body><main>
-<h1>Real or generated?</h1>
-<section id="login">
- <p>Each image is either a real SDO/AIA 193 &#8491; frame (or a crop of one) or generated by a model.
- Answer whether it is real, and how confident you are (1 = guessing, 5 = certain).
- Every answer is saved at once; you can stop at any time and resume later with the same identifier.</p>
- <label>Your identifier (letters, digits, - or _): <input id="expert" maxlength="40" autocomplete="off"></label>
- <button id="start">Start / resume</button>
-</section>
-<section id="task" hidden>
- <p id="progress"></p>
- <p><small>Click the image to zoom. Keys: 1-5 confidence, r real, g generated, z zoom.</small></p>
- <img id="img" alt="image to judge" title="click to zoom">
- <div class="conf" id="conf">Confidence:
-  <label><input type="radio" name="confidence" value="1">1</label>
-  <label><input type="radio" name="confidence" value="2">2</label>
-  <label><input type="radio" name="confidence" value="3">3</label>
-  <label><input type="radio" name="confidence" value="4">4</label>
-  <label><input type="radio" name="confidence" value="5">5</label>
- </div>
- <div><button id="real" data-answer="real">Real</button>
-      <button id="generated" data-answer="generated">Generated</button></div>
- <div><button id="pause">Pause</button></div>
-</section>
-<section id="done" hidden><p>All images answered. Thank you!</p></section>
-<section id="paused" hidden><p>Paused; your answers are saved. Enter your identifier again to resume.</p></section>
-<p id="error"></p>
-</main>
-<script>
-"use strict";
-const $ = (id) => document.getElementById(id);
-let expert = null, item = null, shownAt = 0, busy = false;
-function show(section) {
-  for (const s of ["login", "task", "done", "paused"]) $(s).hidden = s !== section && !(s === "login" && section === "paused");
-}
-function setError(msg) { $("error").textContent = msg || ""; }
-function present(state) {
-  $("progress").textContent = `Image ${Math.min(state.done + 1, state.total)} of ${state.total}`;
-  $("progress").dataset.done = state.done;
-  item = state.item;
-  if (item === null) { show("done"); return; }
-  for (const r of document.querySelectorAll("input[name=confidence]")) r.checked = false;
-  $("img").classList.remove("zoomed");
-  $("img").dataset.item = item;
-  $("img").src = `/img/${item}.png`;
-  shownAt = performance.now();
-  show("task");
-}
-async function call(url, options) {
-  const r = await fetch(url, options);
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.error || r.statusText);
-  return body;
-}
-$("start").addEventListener("click", async () => {
-  const id = $("expert").value.trim();
-  if (!/^[A-Za-z0-9_-]{1,40}$/.test(id)) { setError("Identifier: 1-40 letters, digits, - or _"); return; }
-  try { expert = id; setError(""); present(await call(`/api/next?expert=${encodeURIComponent(id)}`)); }
-  catch (e) { setError(e.message); }
-});
-$("img").addEventListener("click", () => $("img").classList.toggle("zoomed"));
-for (const b of [$("real"), $("generated")]) b.addEventListener("click", async () => {
-  const c = document.querySelector("input[name=confidence]:checked");
-  if (!c) { setError("Choose a confidence first."); return; }
-  if (busy) return;
-  busy = true; setError("");
-  try {
-    const body = JSON.stringify({expert, item, answer: b.dataset.answer, confidence: Number(c.value),
-                                 ms: Math.round(performance.now() - shownAt)});
-    present(await call("/api/answer", {method: "POST", headers: {"Content-Type": "application/json"}, body}));
-  } catch (e) { setError(`Not saved: ${e.message}`); }
-  finally { busy = false; }
-});
-$("pause").addEventListener("click", () => { item = null; show("paused"); });
-// Keys while judging: 1-5 confidence, r real, g generated, z zoom.
-document.addEventListener("keydown", (e) => {
-  if ($("task").hidden || e.target.tagName === "INPUT" && e.target.type === "text") return;
-  const radio = document.querySelector(`input[name=confidence][value="${e.key}"]`);
-  if (radio) radio.checked = true;
-  else if (e.key === "r") $("real").click();
-  else if (e.key === "g") $("generated").click();
-  else if (e.key === "z") $("img").click();
-});
-</script>
-</body></html>
-"""

@@ -91,8 +91,7 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
     """Mean radial power spectrum of real images and of each run (log-log), with 16–84 % bands;
     each run's legend entry gives, in the upper half of k, its signed bias (mean log10 P_fake/P_real:
     negative = missing fine-scale power) and its unsigned spectral distance to the real spectrum."""
-    from ..evaluate.metrics import HIGH_BAND
-    from ..evaluate.spectrum import relative_error, spectral_bias, spectral_distance
+    from ..evaluate.spectrum import HIGH_BAND, relative_error, spectral_bias, spectral_distance
 
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     with np.load(real_npz) as z:
@@ -122,8 +121,8 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
 
 def dft_figure(real: np.ndarray, run_dirs: dict[str, str | Path], out: str | Path) -> None:
     """The seed's DFT comparison: mean log10 |DFT| of held-out real frames beside each run's."""
-    from ..evaluate.metrics import load_images
-    from ..models.msdgan.metrics import dft_magnitude
+    from ..evaluate.images import load_images
+    from ..evaluate.pixel import dft_magnitude
 
     panels = {"real (held out)": dft_magnitude(real)}
     panels |= {_short(name, 30): dft_magnitude(load_images(d)) for name, d in run_dirs.items()}

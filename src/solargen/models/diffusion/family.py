@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ...train import EMA
+from ..ema import EMA
 from .gaussian_diffusion import GaussianDiffusion, beta_schedule, respaced, space_timesteps
 from .unet import UNet, default_channel_mult
 

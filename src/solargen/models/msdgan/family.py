@@ -52,7 +52,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...train import EMA
+from ..ema import EMA
 from .networks import MultiScaleDiscriminator, UNetGenerator
 
 

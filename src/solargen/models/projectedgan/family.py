@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from ...train import EMA, half_life_decay
+from ..ema import EMA, half_life_decay
 from .ablations import resolve
 
 #: upstream keeps D_reg_interval = 16 although PG's D has no regulariser: lr·c and betas**c, c = 16/17

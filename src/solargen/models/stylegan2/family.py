@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ...train import EMA, half_life_decay
+from ..ema import EMA, half_life_decay
 from .losses import PathLengthPenalty, heuristic_r1_gamma, r1_penalty
 from .networks import Discriminator, Generator
 
