@@ -85,6 +85,11 @@ def checks(a):
     torch.set_num_threads(1)
     cfg = yaml.safe_load(Path(a.config).read_text())
     trained = cfg["feature_train"]
+    if a.nets:
+        unknown = set(a.nets) - set(trained)
+        if unknown:
+            raise SystemExit(f"--nets: {sorted(unknown)} not in {a.config}'s feature_train ({sorted(trained)})")
+        trained = {k: v for k, v in trained.items() if k in a.nets}
     work = Path(a.work)
     test_fraction = cfg["data"].get("test_fraction", 0.1)
     report = {}
@@ -116,7 +121,7 @@ def checks(a):
     half_b = [files[i] for i in order[len(files) // 2: 2 * (len(files) // 2)]]
     blurred_b = _blurred_copy(half_b, work / "blurred", a.blur_sigma)
     features.configure(features.solar_specs(trained, str(work)))
-    nets = ["random_inception_v3", "efficientnet_lite0", *trained]
+    nets = [*a.reference_nets, *trained]
     for net in nets:
         try:
             features.build_extractor(net)
@@ -178,6 +183,9 @@ def main():
     s.add_argument("--work", required=True)
     s.add_argument("--config", default=str(ROOT / "config/demo.yaml"))
     s.add_argument("--blur-sigma", type=float, default=1.5)
+    s.add_argument("--nets", nargs="*", help="train and check only these feature_train networks (default: all)")
+    s.add_argument("--reference-nets", nargs="*", default=["random_inception_v3", "efficientnet_lite0"],
+                   help="networks whose blur ratios are reported for comparison")
     s.set_defaults(func=checks)
     s = sub.add_parser("cost")
     s.set_defaults(func=cost)

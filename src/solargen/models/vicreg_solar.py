@@ -178,8 +178,9 @@ class VICRegTrainer:
         c = self.cfg
         kw = {"scale": tuple(c.get("crop_scale", (0.08, 1.0))), "jitter": float(c.get("jitter", 0.4)),
               "jitter_p": float(c.get("jitter_p", 0.8))}
-        return (augment(x, self.size, g, blur_p=1.0, solarize_p=0.0, **kw),
-                augment(x, self.size, g, blur_p=0.1, solarize_p=0.2, **kw))
+        (b1, b2), (s1, s2) = c.get("blur_p", (1.0, 0.1)), c.get("solarize_p", (0.0, 0.2))
+        return (augment(x, self.size, g, blur_p=float(b1), solarize_p=float(s1), **kw),
+                augment(x, self.size, g, blur_p=float(b2), solarize_p=float(s2), **kw))
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor):
         c = self.cfg
