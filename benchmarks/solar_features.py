@@ -1,6 +1,7 @@
 """The solar feature networks (issue #26): their checks at demo scale and their cost at paper scale.
 
     python benchmarks/solar_features.py checks --dataset DATASET.h5 --images PNG_FOLDER --work DIR
+    python benchmarks/solar_features.py steptime --dataset DATASET.h5 --net NET --configs A.yaml B.yaml
     python benchmarks/solar_features.py cost
 
 ``checks`` trains the demo config's ``feature_train`` networks (config/demo.yaml) exactly as the
@@ -16,7 +17,8 @@ each step in-process, then reports on the held-out frames:
   the real PNG folder (random halves; Gaussian blur σ = ``--blur-sigma`` px removes the fine-scale
   texture), and the seconds its features of one half take.
 
-``cost`` counts the FLOPs of one training step of the paper networks (config/config.yaml) on the
+``steptime`` compares the per-step cost of one network's recipes in several configs, in one
+process, their steps interleaved. ``cost`` counts the FLOPs of one training step of the paper networks (config/config.yaml) on the
 meta device, as benchmarks/scaling.py does, and turns them into A100 time with its assumptions.
 """
 
@@ -140,6 +142,40 @@ def checks(a):
     print(json.dumps(report, indent=1))
 
 
+def steptime(a):
+    """Per-step cost of one feature network under several configs, in one process, the configs'
+    steps interleaved (3 at a time) so that they share the machine's load: CPU time (what a quiet
+    core needs) and wall, ``--steps`` steps each after one warm-up round."""
+    from solargen.dataset import H5Images, dataset_split, open_dataset
+    from solargen.models import family
+
+    torch.set_num_threads(1)
+    with open_dataset(a.dataset) as f:
+        train = dataset_split(f, yaml.safe_load(Path(a.configs[0]).read_text())["data"].get("test_fraction", 0.1))["train"]
+    trainers = {}
+    for path in a.configs:
+        c = yaml.safe_load(Path(path).read_text())["feature_train"][a.net]
+        data = H5Images(a.dataset, size=c["image_size"], indices=train)
+        x = torch.stack([data[i] for i in range(len(data))])
+        trainers[path] = (family(c["family"]).trainer(json.loads(_model_json(c)), c["image_size"]), x, c["batch_size"])
+    g = torch.Generator().manual_seed(0)
+    cpu = {p: 0.0 for p in trainers}
+    wall = {p: 0.0 for p in trainers}
+    rounds = -(-a.steps // 3)
+    for r in range(rounds + 1):
+        for p, (t, x, b) in trainers.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            for k in range(3):
+                t.training_step(x[torch.randint(0, len(x), (b,), generator=g)], r * 3 + k, g)
+            if r:  # round 0 is the warm-up
+                cpu[p] += time.process_time() - c0
+                wall[p] += time.perf_counter() - w0
+    first = a.configs[0]
+    for p in trainers:
+        print(f"{a.net} {p}: CPU {cpu[p] / (3 * rounds):.4f} s/step ({cpu[p] / cpu[first]:.2f}× the first), "
+              f"wall {wall[p] / (3 * rounds):.4f} s/step")
+
+
 def cost(a):
     from scaling import A100_PEAK_BF16, MFU, _count, allreduce_s
 
@@ -187,6 +223,12 @@ def main():
     s.add_argument("--reference-nets", nargs="*", default=["random_inception_v3", "efficientnet_lite0"],
                    help="networks whose blur ratios are reported for comparison")
     s.set_defaults(func=checks)
+    s = sub.add_parser("steptime")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--net", required=True, help="a feature_train network name")
+    s.add_argument("--configs", nargs="+", required=True, help="config files whose recipes for --net are compared")
+    s.add_argument("--steps", type=int, default=30)
+    s.set_defaults(func=steptime)
     s = sub.add_parser("cost")
     s.set_defaults(func=cost)
     a = p.parse_args()
