@@ -18,7 +18,9 @@ each step in-process, then reports on the held-out frames:
   texture), and the seconds its features of one half take.
 
 ``steptime`` compares the per-step cost of one network's recipes in several configs, in one
-process, their steps interleaved. ``cost`` counts the FLOPs of one training step of the paper networks (config/config.yaml) on the
+process, their steps interleaved.
+
+``cost`` counts the FLOPs of one training step of the paper networks (config/config.yaml) on the
 meta device, as benchmarks/scaling.py does, and turns them into A100 time with its assumptions.
 """
 
@@ -151,10 +153,13 @@ def steptime(a):
 
     torch.set_num_threads(1)
     with open_dataset(a.dataset) as f:
-        train = dataset_split(f, yaml.safe_load(Path(a.configs[0]).read_text())["data"].get("test_fraction", 0.1))["train"]
+        test_fraction = yaml.safe_load(Path(a.configs[0]).read_text())["data"].get("test_fraction", 0.1)
+        train = dataset_split(f, test_fraction)["train"]
     trainers = {}
     for path in a.configs:
-        c = yaml.safe_load(Path(path).read_text())["feature_train"][a.net]
+        c = (yaml.safe_load(Path(path).read_text()).get("feature_train") or {}).get(a.net)
+        if c is None:
+            raise SystemExit(f"{path}: feature_train has no {a.net!r}")
         data = H5Images(a.dataset, size=c["image_size"], indices=train)
         x = torch.stack([data[i] for i in range(len(data))])
         trainers[path] = (family(c["family"]).trainer(json.loads(_model_json(c)), c["image_size"]), x, c["batch_size"])
