@@ -1,6 +1,7 @@
 """The solar feature networks (issue #26): their checks at demo scale and their cost at paper scale.
 
     python benchmarks/solar_features.py checks --dataset DATASET.h5 --images PNG_FOLDER --work DIR
+    python benchmarks/solar_features.py steptime --dataset DATASET.h5 --net NET --configs A.yaml B.yaml
     python benchmarks/solar_features.py cost
 
 ``checks`` trains the demo config's ``feature_train`` networks (config/demo.yaml) exactly as the
@@ -15,6 +16,9 @@ each step in-process, then reports on the held-out frames:
 - per feature network: FID(real half A, blurred real half B) / FID(real half A, real half B) over
   the real PNG folder (random halves; Gaussian blur σ = ``--blur-sigma`` px removes the fine-scale
   texture), and the seconds its features of one half take.
+
+``steptime`` compares the per-step cost of one network's recipes in several configs, in one
+process, their steps interleaved.
 
 ``cost`` counts the FLOPs of one training step of the paper networks (config/config.yaml) on the
 meta device, as benchmarks/scaling.py does, and turns them into A100 time with its assumptions.
@@ -85,6 +89,11 @@ def checks(a):
     torch.set_num_threads(1)
     cfg = yaml.safe_load(Path(a.config).read_text())
     trained = cfg["feature_train"]
+    if a.nets:
+        unknown = set(a.nets) - set(trained)
+        if unknown:
+            raise SystemExit(f"--nets: {sorted(unknown)} not in {a.config}'s feature_train ({sorted(trained)})")
+        trained = {k: v for k, v in trained.items() if k in a.nets}
     work = Path(a.work)
     test_fraction = cfg["data"].get("test_fraction", 0.1)
     report = {}
@@ -116,7 +125,7 @@ def checks(a):
     half_b = [files[i] for i in order[len(files) // 2: 2 * (len(files) // 2)]]
     blurred_b = _blurred_copy(half_b, work / "blurred", a.blur_sigma)
     features.configure(features.solar_specs(trained, str(work)))
-    nets = ["random_inception_v3", "efficientnet_lite0", *trained]
+    nets = [*a.reference_nets, *trained]
     for net in nets:
         try:
             features.build_extractor(net)
@@ -133,6 +142,43 @@ def checks(a):
                                   "ratio": fid_blur / fid_ab, "features_s_per_half": per_half,
                                   "images_per_half": len(half_a)}
     print(json.dumps(report, indent=1))
+
+
+def steptime(a):
+    """Per-step cost of one feature network under several configs, in one process, the configs'
+    steps interleaved (3 at a time) so that they share the machine's load: CPU time (what a quiet
+    core needs) and wall, ``--steps`` steps each after one warm-up round."""
+    from solargen.dataset import H5Images, dataset_split, open_dataset
+    from solargen.models import family
+
+    torch.set_num_threads(1)
+    with open_dataset(a.dataset) as f:
+        test_fraction = yaml.safe_load(Path(a.configs[0]).read_text())["data"].get("test_fraction", 0.1)
+        train = dataset_split(f, test_fraction)["train"]
+    trainers = {}
+    for path in a.configs:
+        c = (yaml.safe_load(Path(path).read_text()).get("feature_train") or {}).get(a.net)
+        if c is None:
+            raise SystemExit(f"{path}: feature_train has no {a.net!r}")
+        data = H5Images(a.dataset, size=c["image_size"], indices=train)
+        x = torch.stack([data[i] for i in range(len(data))])
+        trainers[path] = (family(c["family"]).trainer(json.loads(_model_json(c)), c["image_size"]), x, c["batch_size"])
+    g = torch.Generator().manual_seed(0)
+    cpu = {p: 0.0 for p in trainers}
+    wall = {p: 0.0 for p in trainers}
+    rounds = -(-a.steps // 3)
+    for r in range(rounds + 1):
+        for p, (t, x, b) in trainers.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            for k in range(3):
+                t.training_step(x[torch.randint(0, len(x), (b,), generator=g)], r * 3 + k, g)
+            if r:  # round 0 is the warm-up
+                cpu[p] += time.process_time() - c0
+                wall[p] += time.perf_counter() - w0
+    first = a.configs[0]
+    for p in trainers:
+        print(f"{a.net} {p}: CPU {cpu[p] / (3 * rounds):.4f} s/step ({cpu[p] / cpu[first]:.2f}× the first), "
+              f"wall {wall[p] / (3 * rounds):.4f} s/step")
 
 
 def cost(a):
@@ -178,7 +224,16 @@ def main():
     s.add_argument("--work", required=True)
     s.add_argument("--config", default=str(ROOT / "config/demo.yaml"))
     s.add_argument("--blur-sigma", type=float, default=1.5)
+    s.add_argument("--nets", nargs="*", help="train and check only these feature_train networks (default: all)")
+    s.add_argument("--reference-nets", nargs="*", default=["random_inception_v3", "efficientnet_lite0"],
+                   help="networks whose blur ratios are reported for comparison")
     s.set_defaults(func=checks)
+    s = sub.add_parser("steptime")
+    s.add_argument("--dataset", required=True)
+    s.add_argument("--net", required=True, help="a feature_train network name")
+    s.add_argument("--configs", nargs="+", required=True, help="config files whose recipes for --net are compared")
+    s.add_argument("--steps", type=int, default=30)
+    s.set_defaults(func=steptime)
     s = sub.add_parser("cost")
     s.set_defaults(func=cost)
     a = p.parse_args()

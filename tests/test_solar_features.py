@@ -70,6 +70,27 @@ def test_vicreg_loss_terms():
     assert float(collapsed) == pytest.approx(25 * float(cp["variance"]), rel=1e-5)
 
 
+def test_vicreg_views_blur_and_solarise_with_the_configured_probabilities():
+    # Whole-frame crops, no jitter: a view is the frame, possibly mirrored, unless blurred or solarised.
+    # 64 px: VICReg's σ (0.1–2 px at 224) is 0.03–0.57 px here, visible (at 16 px it would round to nothing).
+    x = _frames(6, 64)
+    plain = {**VIC_TINY, "input_size": 64, "crop_scale": [1.0, 1.0], "jitter_p": 0.0}
+
+    def untouched(v):
+        return all(torch.allclose(a, x[i], atol=1e-4) or torch.allclose(a, x[i].flip(-1), atol=1e-4)
+                   for i, a in enumerate(v))
+
+    def views(**kw):
+        return VICRegTrainer({**plain, **kw}, 64).views(x, torch.Generator().manual_seed(0))
+
+    v1, v2 = views(blur_p=[0.0, 0.0], solarize_p=[0.0, 0.0])
+    assert untouched(v1) and untouched(v2)
+    v1, _ = views()  # VICReg's: the first view always blurred
+    assert not untouched(v1)
+    v1, v2 = views(blur_p=[0.0, 0.0], solarize_p=[0.0, 1.0])
+    assert untouched(v1) and not untouched(v2) and float(v2.max()) <= 1e-6  # solarised: nothing above mid-grey
+
+
 def test_checks_run_on_held_out_frames():
     torch.manual_seed(0)
     t = MAETrainer(MAE_TINY, 16)
@@ -110,9 +131,9 @@ def test_registered_network_features_equal_the_trained_encoder(tmp_path, name, c
         encoder = t.model.encoder if name == "mae_solar" else t.model.trunk
         encoder.eval()
         with torch.no_grad():
-            if name == "mae_solar":  # manual forward: all patches visible, mean of the patch tokens
+            if name == "mae_solar":  # manual forward: all patches visible, the final-normed class token
                 tokens = t.model.encode_visible(grey / 127.5 - 1, torch.arange(16).expand(5, -1))
-                want = tokens[:, 1:].mean(1)
+                want = tokens[:, 0]
             else:
                 want = encoder(grey / 127.5 - 1)
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

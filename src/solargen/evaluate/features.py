@@ -21,7 +21,7 @@ Built in (`BUILTIN`):
 Solar feature networks trained by the workflow (``kind: mae_solar`` / ``vicreg_solar``, e.g.
 ``mae_solar_vitb16``): ``weights`` is the encoder file the ``feature_train`` rule exports
 (`solargen.models.ssl_common`); the first channel is mapped to the training range [-1, 1] and the
-features are the encoder's (MAE: mean of its final-normed patch tokens; VICReg: the ResNet's
+features are the encoder's (MAE: its final-normed class token; VICReg: the ResNet's
 pooled representation). The workflow adds their specs (`solar_specs`).
 
 Any other network is configured by name (`configure`): ``kind: timm`` or ``kind: torchvision``,

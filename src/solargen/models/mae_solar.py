@@ -11,9 +11,11 @@ normalised by its own mean and variance (``norm_pix_loss``). AdamW with MAE's de
 decay (none on biases, norms and position embeddings), warm-up + cosine lr per step. Position
 embeddings are MAE's fixed 2-D sin-cos ones (frozen).
 
-Features (`encoder_features`): the mean of the encoder's final-normed patch tokens, the class
-token excluded; this is exactly timm's forward of the exported encoder (``global_pool='avg'``,
-``fc_norm=False``, ``num_classes=0``).
+Features (`encoder_features`): the encoder's final-normed class token, all patches visible. This
+is MAE's own read-out of a frozen encoder: its linear probing (``main_linprobe.py``, in the study's
+MAE fork too) defaults to the class token after the final norm (``global_pool`` off), mean pooling
+being its fine-tuning default, where the encoder itself is trained further. It is exactly timm's
+forward of the exported encoder (``global_pool='token'``, ``num_classes=0``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def sincos_pos_embed(dim: int, grid: int, cls_token: bool) -> torch.Tensor:
 def encoder_kwargs(cfg: dict) -> dict:
     """timm ``VisionTransformer`` arguments of the encoder (JSON-safe: stored with the export)."""
     return {"img_size": int(cfg["input_size"]), "patch_size": int(cfg["patch_size"]), "in_chans": 1,
-            "num_classes": 0, "global_pool": "avg", "fc_norm": False, "embed_dim": int(cfg["embed_dim"]),
+            "num_classes": 0, "global_pool": "token", "fc_norm": False, "embed_dim": int(cfg["embed_dim"]),
             "depth": int(cfg["depth"]), "num_heads": int(cfg["num_heads"]),
             "mlp_ratio": float(cfg.get("mlp_ratio", 4.0)), "qkv_bias": True}
 
@@ -124,7 +126,7 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def encoder_features(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, D) features of ``x`` (B, 1, S, S) in [-1, 1]: the mean of the final-normed patch tokens."""
+    """(B, D) features of ``x`` (B, 1, S, S) in [-1, 1]: the final-normed class token."""
     return encoder(x)
 
 
@@ -181,7 +183,7 @@ class MAETrainer:
         """What `solargen.models.ssl_common.save_encoder` stores for this encoder."""
         return {"kind": "mae_solar", "library": "timm", "arch": "VisionTransformer", "kwargs": encoder_kwargs(self.cfg),
                 "state_dict": self.model.encoder.state_dict(), "input_size": self.size,
-                "feature": "mean of the final-normed patch tokens (class token excluded)"}
+                "feature": "final-normed class token (MAE's linear-probing read-out)"}
 
 
 @torch.no_grad()

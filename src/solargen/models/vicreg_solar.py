@@ -11,8 +11,8 @@ covariances / dim), the paper's 25 / 25 / 1.
 Two views per frame with VICReg's augmentations adapted to one channel: random resized crop
 (scale 0.08–1, bicubic), horizontal flip (0.5), brightness and contrast jitter (``jitter`` 0.4,
 with probability ``jitter_p`` 0.8; saturation, hue and grayscale do not apply to one channel), Gaussian blur
-(probability 1.0 / 0.1 for the two views, σ 0.1–2 in units of a 224-px frame) and solarisation
-(probability 0 / 0.2). Optimiser: LARS (timm's; biases and norms excluded from weight decay and
+(probability ``blur_p``, VICReg's 1.0 / 0.1 for the two views, σ 0.1–2 in units of a 224-px frame) and
+solarisation (``solarize_p``, 0 / 0.2). Optimiser: LARS (timm's; biases and norms excluded from weight decay and
 adaptation) or AdamW (``optimizer``), warm-up + cosine lr per step, lr = ``base_lr`` × batch / 256.
 Data parallel: the loss is computed on the embeddings gathered from every rank (`gather_batch`)
 and, on GPUs, batch norms are synchronised, so the statistics are the global batch's, as VICReg's.
@@ -178,8 +178,9 @@ class VICRegTrainer:
         c = self.cfg
         kw = {"scale": tuple(c.get("crop_scale", (0.08, 1.0))), "jitter": float(c.get("jitter", 0.4)),
               "jitter_p": float(c.get("jitter_p", 0.8))}
-        return (augment(x, self.size, g, blur_p=1.0, solarize_p=0.0, **kw),
-                augment(x, self.size, g, blur_p=0.1, solarize_p=0.2, **kw))
+        (b1, b2), (s1, s2) = c.get("blur_p", (1.0, 0.1)), c.get("solarize_p", (0.0, 0.2))
+        return (augment(x, self.size, g, blur_p=float(b1), solarize_p=float(s1), **kw),
+                augment(x, self.size, g, blur_p=float(b2), solarize_p=float(s2), **kw))
 
     def loss(self, x1: torch.Tensor, x2: torch.Tensor):
         c = self.cfg
