@@ -17,25 +17,12 @@ from pathlib import Path
 
 
 def _acquire_synthetic(a):
-    import numpy as np
-    from tqdm import tqdm
-
-    from .acquire.synthetic import synthetic_series, write_synthetic_frame
+    from .acquire.synthetic import write_synthetic_series
     from .io import atomic_dir
 
-    dates = synthetic_series(a.start, a.cadence_s, a.first_index + a.n)[a.first_index:]
     with atomic_dir(a.out) as tmp:
-        for i, date in enumerate(tqdm(dates, desc=f"synthesize {a.wavelength} Å", unit="frame")):
-            index = a.first_index + i
-            # Another channel's frames are flagged independently of 193 Å's, so a slot can lack one
-            # channel (the dataset then drops it); the 193 Å stream is the one it always was.
-            rng = np.random.default_rng([a.seed, index, 1] + ([a.wavelength] if a.wavelength != 193 else []))
-            # A realistic archive has flagged frames; the calibration must reject them, with reasons.
-            quality = int(1 << int(rng.integers(0, 31))) if rng.random() < a.bad_fraction else 0
-            # The same seed per slot in every channel: one Sun, seen at several wavelengths.
-            write_synthetic_frame(tmp / f"aia_lev1_{a.wavelength}a_{index:06d}.fits", seed=int(np.random.SeedSequence([a.seed, index]).generate_state(1)[0]),
-                                  date_obs=date, native_size=a.native_size, exptime=a.exptime, quality=quality,
-                                  wavelength=a.wavelength)
+        write_synthetic_series(tmp, a.n, a.start, a.cadence_s, a.seed, native_size=a.native_size, exptime=a.exptime,
+                               first_index=a.first_index, wavelength=a.wavelength, bad_fraction=a.bad_fraction)
 
 
 def _calibrate(a):
@@ -132,13 +119,16 @@ def _train(a):
     from .train import CheckpointError, Interrupted, fit, scale_lr, training_fingerprint
 
     torch.set_num_threads(a.threads)
+    import numpy as np
+
     from .dataset import dataset_identity, dataset_split, open_dataset
     from .io import short_digest
 
     cfg = json.loads(a.model_json)
     fam = family(a.family)
     with open_dataset(a.dataset) as f:
-        indices = dataset_split(f, a.test_fraction)[a.split]
+        # The study trains on every frame; only a split needs the recorded split (or a test fraction).
+        indices = np.arange(len(f["images"])) if a.split == "all" else dataset_split(f, a.test_fraction)[a.split]
     # What a checkpoint must share with this run to be resumed: model, data, frames, seed, augmentation.
     fingerprint = training_fingerprint(
         a.family, cfg, a.image_size, {**dataset_identity(a.dataset), "data.trained_frames": short_digest(indices)},
@@ -428,8 +418,8 @@ def parser() -> argparse.ArgumentParser:
                    help="hold the training frames (at --image-size) in memory when they fit in this many GiB")
     s.add_argument("--split", choices=["all", "train"], default="all",
                    help="frames to train on: all (the study: no split) or the training split")
-    s.add_argument("--test-fraction", type=float, default=0.1,
-                   help="only for datasets without a recorded split (the last fraction in time)")
+    s.add_argument("--test-fraction", type=float,
+                   help="data.test_fraction: only for datasets without a recorded split (the last fraction in time)")
     s.add_argument("--east-west-flip", action="store_true", help="augmentation: mirror half the frames E–W")
     s.add_argument("--device", default="auto", help="auto (GPU if present), cpu, cuda, cuda:N")
     s.add_argument("--check-every", type=int, default=0, help="steps between spectral checks of EMA samples (0: off)")
@@ -446,7 +436,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--model-json", required=True)
     s.add_argument("--checkpoint", help="trained families")
     s.add_argument("--dataset", help="conditional families: the dataset whose test split conditions them")
-    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--test-fraction", type=float, help="data.test_fraction (datasets without a recorded split)")
     s.add_argument("--factor", type=int, default=4, help="(conditional) degradation factor; read from the model config")
     s.add_argument("--image-size", type=int, required=True)
     s.add_argument("--n", type=int, required=True)
@@ -492,7 +482,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--bias-sizes", type=int, nargs="*", default=[],
                    help="image sizes (px) whose band of scales gets a spectral_bias_high_<s>px row")
     s.add_argument("--dataset", help="conditional runs: score pixel metrics against the test split")
-    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--test-fraction", type=float, help="data.test_fraction (datasets without a recorded split)")
     s.add_argument("--factor", type=int, help="conditional runs: degradation factor (spectral band above its Nyquist)")
     s.add_argument("--net-specs", default="{}", help="JSON: the config's evaluation.feature_networks")
     s.add_argument("--real-crop-spectra", nargs="*", default=[], help="spectra of real crops (spectrum --crop)")

@@ -354,15 +354,18 @@ def split_indices(n: int, test_fraction: float) -> dict[str, np.ndarray]:
     return {"all": np.arange(n), "train": np.arange(n - n_test), "test": np.arange(n - n_test, n)}
 
 
-def dataset_split(f: h5py.File, test_fraction: float = 0.1) -> dict[str, np.ndarray]:
+def dataset_split(f: h5py.File, test_fraction: float | None = None) -> dict[str, np.ndarray]:
     """Indices of ``all``, ``train`` and ``test`` frames of an open dataset: the recorded time-block
-    split (``frames/split``) when there is one, else `split_indices` with ``test_fraction``."""
+    split (``frames/split``) when there is one, else `split_indices` with ``test_fraction`` (the
+    config's data.test_fraction; required then)."""
     n = len(f["images"])
     if "frames" in f and "split" in f["frames"]:
         codes = f["frames"]["split"][()]
         if len(codes) != n:
             raise InputError(f"{f.filename}: split column has {len(codes)} rows for {n} frames")
         return {"all": np.arange(n), "train": np.flatnonzero(codes == 0), "test": np.flatnonzero(codes == 1)}
+    if test_fraction is None:
+        raise InputError(f"{f.filename}: no recorded train/test split; give the test fraction (data.test_fraction)")
     return split_indices(n, test_fraction)
 
 

@@ -1033,11 +1033,15 @@ def _series(start: str, cadence_s: float, first: int, n: int) -> list[str]:
 
 
 def write_synthetic_series(outdir, n_frames, start, cadence_s, seed, native_size=4096, exptime=2.0,
-                           first_index=0) -> list[Path]:
-    """Write frames ``aia_lev1_193a_<index:06d>.fits`` for ``index = first_index ... + n_frames - 1``.
+                           first_index=0, *, wavelength: int = 193, bad_fraction: float = 0.0) -> list[Path]:
+    """Write frames ``aia_lev1_<wavelength>a_<index:06d>.fits`` for ``index = first_index ... +
+    n_frames - 1`` (what the workflow's acquisition of a synthetic shard runs).
 
     Frame ``index`` is observed at ``start + index * cadence_s`` with seed
-    ``frame_seed(seed, index)``, so any shard of a series is reproducible on its own.
+    ``frame_seed(seed, index)`` in every channel (one Sun, seen at several wavelengths), so any
+    shard of a series is reproducible on its own. A fraction ``bad_fraction`` of the frames carries
+    a random QUALITY flag (a realistic archive has flagged frames; calibration must reject them),
+    drawn per channel, so a slot can lack one extra channel while 193 Å's stream stays as it was.
 
     Returns
     -------
@@ -1050,9 +1054,12 @@ def write_synthetic_series(outdir, n_frames, start, cadence_s, seed, native_size
     outdir.mkdir(parents=True, exist_ok=True)
     dates = _series(start, cadence_s, int(first_index), int(n_frames))
     paths = []
-    for i, date in enumerate(tqdm(dates, desc="synthesize", unit="frame")):
+    for i, date in enumerate(tqdm(dates, desc=f"synthesize {wavelength} Å", unit="frame")):
         index = int(first_index) + i
-        path = outdir / f"aia_lev1_193a_{index:06d}.fits"
-        write_synthetic_frame(path, frame_seed(seed, index), date, native_size=native_size, exptime=exptime)
+        rng = np.random.default_rng([int(seed), index, 1] + ([int(wavelength)] if wavelength != 193 else []))
+        quality = int(1 << int(rng.integers(0, 31))) if rng.random() < bad_fraction else 0
+        path = outdir / f"aia_lev1_{wavelength}a_{index:06d}.fits"
+        write_synthetic_frame(path, frame_seed(seed, index), date, native_size=native_size, exptime=exptime,
+                              quality=quality, wavelength=wavelength)
         paths.append(path)
     return paths

@@ -179,7 +179,7 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("figure", help="report figures")
     s.add_argument("kind", choices=["samples", "zoom", "spectrum", "dft", "training", "run_samples"])
-    s.add_argument("--test-fraction", type=float, default=0.1)
+    s.add_argument("--test-fraction", type=float, help="data.test_fraction (datasets without a recorded split)")
     s.add_argument("--real", help="real images (run_samples: the run's sample folder)")
     s.add_argument("--runs", nargs="*", default=[], metavar="NAME=PATH",
                    help="per run its samples/spectrum (training: per model its train_log.csv)")
