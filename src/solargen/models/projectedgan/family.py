@@ -32,9 +32,10 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
 - ``blur_init_sigma`` (0: off, upstream's default), ``blur_fade_kimg`` (0): upstream's loss option
   (``ProjectedGANLoss``) that blurs every image D sees (real and fake, both phases) with a Gaussian
   of σ = ``blur_init_sigma`` px fading linearly to 0 over ``blur_fade_kimg`` thousand images. It
-  hides the high frequencies on which the pretrained features separate reals from fakes at once,
-  so G first gets the large-scale layout (the demo: the disk). As upstream, the blur needs
-  ``blur_fade_kimg`` > 1 (upstream silently ignores it otherwise; here that is an error).
+  hides the fine structure on which the frozen features separate reals from fakes at once; on the
+  demo it helps the four-mini-D arms and slows the others (README, "Training recipes"), so no
+  shipped config sets it. As upstream, the blur needs ``blur_fade_kimg`` > 1 (upstream silently
+  ignores it otherwise; here that is an error).
 - ``ema_kimg`` (batch·10/32), ``ema_rampup`` (0.05): G EMA half-life in thousands of images,
   capped at ``ema_rampup`` × images seen (upstream's schedule).
 - ``truncation_psi`` (1.0): at sampling.
