@@ -193,3 +193,45 @@ def test_actual_sizing_equals_upstreams_nominal_at_224():
     base = dict(family="projectedgan", image_size=224, interp_size=224, disc_width=0.25)
     assert _logit_sides(base, 224) == [(4, 4)] * 4
     assert min(min(s) for s in _logit_sides({**base, "disc_sizing": "actual"}, 224)) >= 4
+
+
+# --- ProjectedGAN: upstream's optional D-input blur (ProjectedGANLoss blur_init_sigma / blur_fade_kimg)
+
+
+def test_blur_is_upstreams_normalised_separable_kernel():
+    from solargen.models.projectedgan.family import blur
+
+    x = torch.zeros(1, 1, 15, 15)
+    x[0, 0, 7, 7] = 1.0
+    t = torch.arange(-6, 7, dtype=torch.float32)  # ⌊3·2⌋ = 6 taps each side
+    f = (2.0 ** -(t / 2) ** 2) / (2.0 ** -(t / 2) ** 2).sum()
+    assert torch.allclose(blur(x, 2.0)[0, 0, 1:14, 1:14], f[:, None] * f[None, :], atol=1e-7)
+    assert blur(x, 2.0).sum() == pytest.approx(1.0)
+    assert torch.equal(blur(x, 0.3), x)  # ⌊3σ⌋ = 0: no taps, as upstream
+
+
+def test_projected_blur_is_off_by_default_fades_and_reaches_what_d_sees():
+    from solargen.models.projectedgan.family import ProjectedGANTrainer, blur, blur_sigma
+
+    assert blur_sigma(PG, 0) == 0.0  # upstream's default: no blur
+    cfg = {**PG, "blur_init_sigma": 2.0, "blur_fade_kimg": 2}
+    assert [blur_sigma(cfg, n) for n in (0, 1000, 2000, 5000)] == [2.0, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="blur_fade_kimg"):
+        ProjectedGANTrainer({**PG, "blur_init_sigma": 2.0, "blur_fade_kimg": 1}, 32)
+    seen = {}
+    for name, c in (("off", PG), ("on", cfg)):
+        torch.manual_seed(0)
+        tr = ProjectedGANTrainer(c, 32)
+        inputs = []
+        tr.D.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
+        log = tr.training_step(x, 0, g)
+        seen[name] = (x, inputs, log)
+    x, inputs, log = seen["off"]
+    assert len(inputs) == 3 and torch.equal(inputs[1], x) and "blur_sigma" not in log  # G, real, fake
+    x, inputs, log = seen["on"]
+    assert torch.allclose(inputs[1], blur(x, 2.0)) and log["blur_sigma"] == 2.0
+    # the fakes too: the same initial G and z give the G phase's fakes, which D sees blurred
+    assert torch.allclose(inputs[0], blur(seen["off"][1][0], 2.0), atol=1e-6)
+    assert not torch.allclose(inputs[0], seen["off"][1][0], atol=1e-3)

@@ -29,6 +29,13 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
   reals, as a separate D step, so a failure of that arm is about what D sees, not about an
   unregularised D diverging; the 16/17 Adam factor above is then exactly R1's lazy compensation.
   The projected D has no R1 upstream: setting these keys there is an error.
+- ``blur_init_sigma`` (0: off, upstream's default), ``blur_fade_kimg`` (0): upstream's loss option
+  (``ProjectedGANLoss``) that blurs every image D sees (real and fake, both phases) with a Gaussian
+  of σ = ``blur_init_sigma`` px fading linearly to 0 over ``blur_fade_kimg`` thousand images. It
+  hides the fine structure on which the frozen features separate reals from fakes at once; on the
+  demo it helps the four-mini-D arms and slows the others (README, "Training recipes"), so no
+  shipped config sets it. As upstream, the blur needs ``blur_fade_kimg`` > 1 (upstream silently
+  ignores it otherwise; here that is an error).
 - ``ema_kimg`` (batch·10/32), ``ema_rampup`` (0.05): G EMA half-life in thousands of images,
   capped at ``ema_rampup`` × images seen (upstream's schedule).
 - ``truncation_psi`` (1.0): at sampling.
@@ -81,6 +88,30 @@ def build_discriminator(cfg: dict, image_size: int) -> torch.nn.Module:
                                   sizing=cfg.get("disc_sizing", "nominal"), image_size=image_size)
 
 
+def blur_sigma(cfg: dict, nimg: int) -> float:
+    """σ (px) of the D-input blur after ``nimg`` training images (upstream's linear fade)."""
+    sigma0, fade = float(cfg.get("blur_init_sigma") or 0), float(cfg.get("blur_fade_kimg") or 0)
+    if sigma0 < 0:
+        raise ValueError(f"blur_init_sigma must be ≥ 0, got {sigma0}")
+    if sigma0 > 0 and fade <= 1:
+        raise ValueError(f"blur_init_sigma = {sigma0} needs blur_fade_kimg > 1 (got {fade}): "
+                         "upstream's ProjectedGANLoss applies no blur otherwise")
+    return max(1 - nimg / (fade * 1e3), 0) * sigma0 if sigma0 > 0 else 0.0
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) as upstream's ``run_D``: taps 2^−(t/σ)² for
+    |t| ≤ ⌊3σ⌋, normalised, zero padding, same size; identity when ⌊3σ⌋ = 0."""
+    r = int(sigma * 3)
+    if r <= 0:
+        return x
+    f = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device).div(sigma).square().neg().exp2()
+    f = f / f.sum()
+    c = x.shape[1]
+    x = torch.nn.functional.conv2d(x, f.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, r), groups=c)
+    return torch.nn.functional.conv2d(x, f.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(r, 0), groups=c)
+
+
 class _AugmentedD(torch.nn.Module):
     """StyleGAN2's D behind the same DiffAugment, returning (B, 1) logits like the projected D."""
 
@@ -130,6 +161,10 @@ class ProjectedGANTrainer:
         self.ema = {"G": EMA(self.G, 0.0)}
         self.ema_kimg = float(cfg.get("ema_kimg", self.batch_size * 10 / 32))
         self.ema_rampup = cfg.get("ema_rampup", 0.05)
+        blur_sigma(cfg, 0)  # a bad blur setting fails here, before any step
+
+    def _D(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
+        return self.D(blur(x, sigma), generator)
 
     def _z(self, b: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn((b, self.G.z_dim), generator=generator).to(self.device)
@@ -142,10 +177,11 @@ class ProjectedGANTrainer:
         self.G.train()
         self.D.train()
         b = x.shape[0]
+        sigma = blur_sigma(self.cfg, step * self.batch_size)
         # G phase: D's weights frozen, gradients flow through D (and the feature network) into G.
         for p in self.d_params:
             p.requires_grad_(False)
-        loss_G = -self.D(self.G(self._z(b, generator), generator=generator), generator).mean()
+        loss_G = -self._D(self.G(self._z(b, generator), generator=generator), generator, sigma).mean()
         self.optimizers["G"].zero_grad(set_to_none=True)
         loss_G.backward()
         self.optimizers["G"].step()
@@ -154,7 +190,7 @@ class ProjectedGANTrainer:
             p.requires_grad_(True)
         with torch.no_grad():
             fake = self.G(self._z(b, generator), generator=generator)
-        real_logits, fake_logits = self.D(x, generator), self.D(fake, generator)
+        real_logits, fake_logits = self._D(x, generator, sigma), self._D(fake, generator, sigma)
         loss_D_real = torch.relu(1 - real_logits).mean()
         loss_D_fake = torch.relu(1 + fake_logits).mean()
         self.optimizers["D"].zero_grad(set_to_none=True)
@@ -163,11 +199,13 @@ class ProjectedGANTrainer:
         out = {"loss_G": float(loss_G.detach()), "loss_D_real": float(loss_D_real.detach()),
                "loss_D_fake": float(loss_D_fake.detach()),
                "logits_real": float(real_logits.detach().mean()), "logits_fake": float(fake_logits.detach().mean())}
+        if self.cfg.get("blur_init_sigma"):
+            out["blur_sigma"] = sigma
         # D reg (stylegan2_discriminator arm): lazy R1, its own Adam step, gradient taken with
         # respect to the reals before DiffAugment (as stylegan2-ada with its augment pipe).
         if self.r1_gamma > 0 and step % self.r1_interval == 0:
             xr = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(self.D(xr, generator).sum(), xr, create_graph=True)
+            (grad,) = torch.autograd.grad(self._D(xr, generator, sigma).sum(), xr, create_graph=True)
             r1 = grad.square().sum(dim=(1, 2, 3)).mean()
             self.optimizers["D"].zero_grad(set_to_none=True)
             (r1 * (self.r1_gamma / 2) * self.r1_interval).backward()
