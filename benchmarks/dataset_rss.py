@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def write_shards(d: Path, n: int, size: int, per_shard: int) -> list[Path]:
-    from solargen.calibrate import FRAME_COLUMNS
+    from solargen.shards import FRAME_COLUMNS
     from solargen.io import write_table
 
     rng = np.random.default_rng(0)

@@ -164,7 +164,7 @@ def test_round_trip_query_manifest_export_download(fake, tmp_path):
 
     # The calibrate step reads the done-manifest directly.
     assert main(["calibrate", "--inputs", str(done), "--out", str(tmp_path / "shard.h5"), "--size", "32"]) == 0
-    from solargen.calibrate import read_shard
+    from solargen.shards import read_shard
 
     images, frames = read_shard(tmp_path / "shard.h5")
     assert images.shape == (5, 32, 32) and list(frames["status"]) == ["ok"] * 5

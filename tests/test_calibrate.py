@@ -13,13 +13,14 @@ import torch
 
 from solargen.calibrate import (
     ON_DISK, Options, bin_image, calibrate_files, calibrate_frame, calibrate_map, degradation_factor,
-    fused_level15, level15_affine, read_level1, read_shard, steps_attrs, wheel_correction_table,
+    fused_level15, level15_affine, read_level1, steps_attrs, wheel_correction_table,
 )
 from solargen.dataset import H5Images, build_dataset, dataset_split, read_attrs, split_record
 from solargen.io import InputError
 from solargen.normalise import (
     LogHistogram, compute_constants, denormalise, dequantise, normalise, quantise,
 )
+from solargen.shards import read_shard
 from solargen.split import GUARD, TEST, TRAIN, block_split
 
 

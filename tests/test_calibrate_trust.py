@@ -16,11 +16,12 @@ from solargen.acquire.manifest import stored_records, write_manifest
 from solargen.acquire.synthetic import synthetic_frame
 from solargen.calibrate import (
     FUSED_MAX_EXACT_SHARE, MAX_FUSED_ROLL_DEG, ExactShareExceeded, Options, Plausibility, calibrate_files,
-    calibrate_frame, frame_status, fused_level15, header_rotation_matrix, level15_affine, read_level1, read_shard,
+    calibrate_frame, frame_status, fused_level15, header_rotation_matrix, level15_affine, read_level1,
     reference_level15,
 )
 from solargen.cli import main as cli_main
 from solargen.io import InputError
+from solargen.shards import read_shard
 
 DATES = ["2011-03-01T00:00:00.000", "2014-06-01T12:00:00.000", "2018-09-15T06:00:00.000", "2024-05-10T18:00:00.000"]
 

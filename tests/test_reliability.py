@@ -243,7 +243,8 @@ def _compressed_dataset(path, n=4, size=16):
 
 
 def test_a_corrupt_hdf5_chunk_names_the_file_and_frame(tmp_path):
-    from solargen.dataset import H5Images, iter_images, open_dataset, read_images
+    from solargen.dataset import H5Images, open_dataset, read_images
+    from solargen.shards import iter_images
 
     path = _compressed_dataset(tmp_path / "dataset.h5")
     _corrupt_chunk(path)

@@ -51,6 +51,7 @@ import h5py
 import numpy as np
 
 from .io import InputError, atomic_path, sha256_of, write_table
+from .shards import FRAME_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -893,10 +894,6 @@ def steps_attrs(opts: Options) -> dict:
     return attrs
 
 
-FRAME_COLUMNS = ["file", "date_obs", "exptime", "quality", "status", "reason", "degradation_factor",
-                 "crota2", "cdelt1", "rsun_obs", "disk_x0", "disk_y0", "disk_radius", "register_path"]
-
-
 def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wavelength: int = 193,
                     register: bool = True, exposure: bool = True, opts: Options | None = None,
                     plausibility: Plausibility | None = Plausibility(),
@@ -956,41 +953,3 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
 def options_dict(opts: Options) -> dict:
     """``Options`` as a plain dict (for JSON)."""
     return asdict(opts)
-
-
-def read_shard(path: str | Path, images: bool = True) -> tuple[np.ndarray | None, dict]:
-    """Read a calibrated shard written by `calibrate_files`: (images, frames table as dict of arrays).
-
-    With ``images=False`` only the table is read (streaming readers take frames one by one).
-    """
-    try:
-        with h5py.File(path, "r") as f:
-            stack = f["images"][()] if images else None
-            frames = {k: _decode(f["frames"][k][()]) for k in f["frames"]}
-    except (OSError, KeyError) as e:
-        raise InputError(f"{path}: not a readable calibrated shard ({e})") from None
-    return stack, frames
-
-
-def iter_shard_frames(path: str | Path):
-    """Yield (image (size, size) float32, row dict) for each calibrated frame of a shard, one at a time."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise InputError(f"{path}: not a readable calibrated shard ({e})") from None
-    with f:
-        try:
-            frames = {k: _decode(f["frames"][k][()]) for k in f["frames"]}
-            dset = f["images"]
-        except KeyError as e:
-            raise InputError(f"{path}: not a calibrated shard ({e})") from None
-        ok = np.flatnonzero(frames["status"] == "ok")
-        if len(ok) != len(dset):
-            raise InputError(f"{path}: {len(dset)} images but {len(ok)} frames marked ok")
-        for i, row in enumerate(ok):
-            yield dset[i], {k: v[row] for k, v in frames.items()}
-
-
-def _decode(a):
-    return np.array([x.decode() if isinstance(x, bytes) else x for x in a]) if a.dtype.kind in "OS" else a
-

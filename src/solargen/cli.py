@@ -52,7 +52,7 @@ def _split(a):
 
 
 def _constants(a):
-    from .dataset import frame_table, iter_images
+    from .shards import frame_table, iter_images
     from .io import read_json, write_json
     from .normalise import compute_constants
 

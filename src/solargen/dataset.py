@@ -31,90 +31,14 @@ import h5py
 import numpy as np
 import torch
 
-from .calibrate import read_shard
 from .io import InputError, atomic_dir, atomic_path, short_digest, to_uint8, versions, write_table
 from .normalise import dequantise, normalise, quantise
+from .shards import META_COLUMNS, corrupt_frame, frame_table, iter_images, shard_attrs
 
 log = logging.getLogger(__name__)
 
-#: Metadata columns carried from the calibrated shards into the dataset.
-META_COLUMNS = ["file", "date_obs", "exptime", "quality", "degradation_factor", "crota2", "cdelt1",
-                "rsun_obs", "disk_x0", "disk_y0", "disk_radius"]
-
-
-# --------------------------------------------------------------------------------------------
-# Frames across shards, in time order
-
-
-def frame_table(shard_paths: list[str | Path]) -> dict[str, np.ndarray]:
-    """The calibrated (status ok) frames of all shards, sorted by DATE-OBS: one row per frame,
-    with ``shard`` (index into ``shard_paths``) and ``index`` (position in that shard's images).
-    Only the tables are read. File names must be unique across shards."""
-    cols: dict[str, list] = {}
-    for s, path in enumerate(shard_paths):
-        _, frames = read_shard(path, images=False)
-        ok = np.flatnonzero(frames["status"] == "ok")
-        for k in META_COLUMNS:
-            if k not in frames:
-                raise InputError(f"{path}: frames table lacks column {k!r} (written by an older calibrate?)")
-            cols.setdefault(k, []).extend(np.asarray(frames[k])[ok].tolist())
-        cols.setdefault("shard", []).extend([s] * len(ok))
-        cols.setdefault("index", []).extend(range(len(ok)))
-    table = {k: np.asarray(v) for k, v in cols.items()}
-    if not cols or len(table["file"]) == 0:
-        raise InputError("no frames passed calibration; the dataset would be empty")
-    names, counts = np.unique(table["file"], return_counts=True)
-    if (counts > 1).any():
-        raise InputError(f"frame file names repeat across shards: {list(names[counts > 1][:3])}")
-    order = np.argsort(table["date_obs"], kind="stable")  # ISO strings sort in time order
-    return {k: v[order] for k, v in table.items()}
-
-
-def iter_images(shard_paths: list[str | Path], table: dict, rows=None):
-    """Yield the calibrated image (H, W) float32 of each row of ``table`` (or of ``rows``), one at a time."""
-    handles: dict[int, h5py.File] = {}
-    try:
-        for r in range(len(table["file"])) if rows is None else rows:
-            s = int(table["shard"][r])
-            if s not in handles:
-                try:
-                    handles[s] = h5py.File(shard_paths[s], "r")
-                except OSError as e:
-                    raise InputError(f"{shard_paths[s]}: not a readable calibrated shard ({e})") from None
-            i = int(table["index"][r])
-            try:
-                image = handles[s]["images"][i]
-            except OSError as e:  # a corrupt chunk: h5py names neither file nor frame
-                raise InputError(_corrupt_frame(shard_paths[s], "images", i, e, "re-run its calibrate job")) from None
-            yield image
-    finally:
-        for f in handles.values():
-            f.close()
-
-
 #: What to do about a damaged dataset file.
 REBUILD = "re-run the dataset rule to rebuild it"
-
-
-def _corrupt_frame(path, key: str, i, e: Exception, remedy: str) -> str:
-    """The message for an HDF5 read that failed (h5py's names neither the file nor the frame)."""
-    return (f"{path}: frame {i} of {key!r} is unreadable ({e}): the file is corrupt (a damaged "
-            f"compressed chunk?); delete it and {remedy}")
-
-
-def _shard_attrs(shard_paths) -> dict:
-    """Calibration attributes, which must be the same in every shard (one calibration per dataset)."""
-    attrs = None
-    for p in shard_paths:
-        with h5py.File(p, "r") as f:
-            a = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-        a = {k: (str(v) if isinstance(v, bytes) else v) for k, v in a.items()}
-        if attrs is None:
-            attrs = a
-        elif a != attrs:
-            diff = sorted(k for k in set(a) | set(attrs) if a.get(k) != attrs.get(k))
-            raise InputError(f"{p}: calibrated with other settings than {shard_paths[0]} ({', '.join(diff)})")
-    return attrs
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +121,7 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
 
     shard_paths = [Path(p) for p in shard_paths]
     table = frame_table(shard_paths)
-    attrs = _shard_attrs(shard_paths)
+    attrs = shard_attrs(shard_paths)
     size = int(attrs["size"])
     channels = {int(wl): ([Path(p) for p in ps], c) for wl, (ps, c) in (channels or {}).items()}
     ch_tables = {wl: channel_frame_table(ps) for wl, (ps, _) in channels.items()}
@@ -212,7 +136,7 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
                              f"±{tolerance_s:g} s; the dataset would be empty")
         table = {k: v[keep] for k, v in table.items()}
         for wl, rows in ch_rows.items():
-            ch_attrs = _shard_attrs(channels[wl][0])
+            ch_attrs = shard_attrs(channels[wl][0])
             if int(ch_attrs["size"]) != size:
                 raise InputError(f"{channels[wl][0][0]}: {wl} Å calibrated at {ch_attrs['size']} px, "
                                  f"the target channel at {size}")
@@ -255,7 +179,7 @@ def build_dataset(shard_paths: list[str | Path], constants: dict, out: str | Pat
                                                "block": blocks.tolist(), "split": codes.tolist(), **extra_cols})
         if channels:
             f.attrs["channels"] = json.dumps({str(wl): {"constants": c, **{
-                f"calibration_{k}": v for k, v in _shard_attrs(paths).items()}} for wl, (paths, c) in channels.items()})
+                f"calibration_{k}": v for k, v in shard_attrs(paths).items()}} for wl, (paths, c) in channels.items()})
             f.attrs["channel_tolerance_s"] = float(tolerance_s)
             f.attrs["dropped_frames"] = json.dumps(dropped)
         f.attrs.update({f"calibration_{k}": v for k, v in attrs.items()})
@@ -301,7 +225,7 @@ def read_images(f: h5py.File, indices) -> np.ndarray:
     try:
         return dequantise(f["images"][indices])
     except OSError as e:
-        raise InputError(_corrupt_frame(f.filename, "images", indices.tolist(), e, REBUILD)) from None
+        raise InputError(corrupt_frame(f.filename, "images", indices.tolist(), e, REBUILD)) from None
 
 
 def dataset_identity(path: str | Path) -> dict[str, str]:
@@ -340,7 +264,7 @@ def dataset_identity(path: str | Path) -> dict[str, str]:
                     try:
                         h.update(np.ascontiguousarray(f[k][i]).tobytes())
                     except OSError as e:
-                        raise InputError(_corrupt_frame(path, k, i, e, REBUILD)) from None
+                        raise InputError(corrupt_frame(path, k, i, e, REBUILD)) from None
             out["data.frames"] = h.hexdigest()[:16]
     return out
 
@@ -429,7 +353,7 @@ class H5Images(torch.utils.data.Dataset):
             try:
                 frames.append(dequantise(self._f[k][i]))
             except OSError as e:  # a corrupt chunk: h5py names neither file nor frame
-                raise InputError(_corrupt_frame(self.path, k, i, e, REBUILD)) from None
+                raise InputError(corrupt_frame(self.path, k, i, e, REBUILD)) from None
         img = np.stack(frames).astype(np.float32, copy=False)
         f = img.shape[-1] // self.size
         return img if f == 1 else img.reshape(len(img), self.size, f, self.size, f).mean(axis=(2, 4))

@@ -79,7 +79,8 @@ def calibration_counts(shards: list[str | Path]) -> dict:
     frames took (fused, reference, the roll or clip fallbacks)."""
     from collections import Counter
 
-    from ..calibrate import read_shard, reject_kind
+    from ..calibrate import reject_kind
+    from ..shards import read_shard
 
     frames, ok, rejected, implausible, paths = 0, 0, Counter(), Counter(), Counter()
     for shard in shards:
@@ -106,7 +107,8 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
     example frames' level-1 files (the panel says so when one is not there). Histograms and limb
     fits use at most ``max_frames`` frames evenly spaced in time (all of them in small sets)."""
     from ..calibrate import bin_image, read_level1
-    from ..dataset import dataset_split, frame_table, iter_images, open_dataset, read_attrs, read_images
+    from ..dataset import dataset_split, open_dataset, read_attrs, read_images
+    from ..shards import frame_table, iter_images
     from ..normalise import LogHistogram
 
     attrs = read_attrs(dataset)
