@@ -207,26 +207,32 @@ _POLE = np.sqrt(3.0) - 2.0
 
 
 @numba.njit(cache=True, inline="always")
-def _prefilter_line(c: np.ndarray, horizon: int) -> None:
-    """In place: the cubic B-spline interpolation prefilter of one line (Unser's recursive filter,
-    mirror boundary, as scipy's ``spline_filter1d(mode="mirror")``), float64."""
-    n = c.size
+def _prefilter_rows(c: np.ndarray, horizon: int) -> None:
+    """In place, along axis 0 of c (lines × columns), every column at once: the cubic B-spline
+    interpolation prefilter (Unser's recursive filter, mirror boundary, as scipy's
+    ``spline_filter1d(mode="mirror")``), float64. Each recursion step is one row update across
+    all columns (contiguous, so it vectorises) rather than a serial chain per column."""
+    n, w = c.shape
     z = _POLE
     if n == 1:
         return
     for i in range(n):
-        c[i] *= 6.0  # gain (1 - z)(1 - 1/z)
+        for j in range(w):
+            c[i, j] *= 6.0  # gain (1 - z)(1 - 1/z)
     # causal initialisation: Σ z^k c[k] over the horizon (mirror boundary)
-    zk, s = z, c[0]
+    zk = z
     for k in range(1, min(horizon, n)):
-        s += zk * c[k]
+        for j in range(w):
+            c[0, j] += zk * c[k, j]
         zk *= z
-    c[0] = s
     for i in range(1, n):
-        c[i] += z * c[i - 1]
-    c[n - 1] = z / (z * z - 1.0) * (c[n - 1] + z * c[n - 2])
+        for j in range(w):
+            c[i, j] += z * c[i - 1, j]
+    for j in range(w):
+        c[n - 1, j] = z / (z * z - 1.0) * (c[n - 1, j] + z * c[n - 2, j])
     for i in range(n - 2, -1, -1):
-        c[i] = z * (c[i + 1] - c[i])
+        for j in range(w):
+            c[i, j] = z * (c[i + 1, j] - c[i, j])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,20 +248,19 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
     """
     n0, n1 = src.shape
     h, w = r1 - r0, c1 - c0
+    horizon = 24  # |z|^24 < 1e-13
+    # Along the rows first (on the transposed window), then along the columns: the order and
+    # the arithmetic of a line-by-line filter, each pass vectorised across lines.
+    tr_ = np.empty((w, h), np.float64)
+    for i in range(h):
+        for j in range(w):
+            tr_[j, i] = src[r0 + i, c0 + j]
+    _prefilter_rows(tr_, horizon)
     coef = np.empty((h, w), np.float64)
     for i in range(h):
         for j in range(w):
-            coef[i, j] = src[r0 + i, c0 + j]
-    horizon = 24  # |z|^24 < 1e-13
-    line = np.empty(max(h, w), np.float64)
-    for i in range(h):
-        line[:w] = coef[i]
-        _prefilter_line(line[:w], horizon)
-        coef[i] = line[:w]
-    for j in range(w):
-        line[:h] = coef[:, j]
-        _prefilter_line(line[:h], horizon)
-        coef[:, j] = line[:h]
+            coef[i, j] = tr_[j, i]
+    _prefilter_rows(coef, horizon)
     ax, bx, ay, by = m[0, 0] / f, m[0, 1] / f, m[1, 0] / f, m[1, 1] / f
     for k in range(ty.size):
         qx, qy = tx[k], ty[k]
@@ -278,6 +283,13 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
                     wc = (sc * sc * sc / 6.0, 2.0 / 3.0 - tc * tc + tc * tc * tc / 2.0,
                           2.0 / 3.0 - sc * sc + sc * sc * sc / 2.0, tc * tc * tc / 6.0)
                     val = 0.0
+                    ii0, jj0 = i0 - 1 - r0, j0 - 1 - c0
+                    if ii0 >= 0 and ii0 + 3 < h and jj0 >= 0 and jj0 + 3 < w:  # no mirrored tap
+                        for a in range(4):
+                            val += wr[a] * (wc[0] * coef[ii0 + a, jj0] + wc[1] * coef[ii0 + a, jj0 + 1]
+                                            + wc[2] * coef[ii0 + a, jj0 + 2] + wc[3] * coef[ii0 + a, jj0 + 3])
+                        acc += min(max(val, lo), hi)
+                        continue
                     for a in range(4):
                         ii = i0 - 1 + a - r0
                         ii = -ii if ii < 0 else (2 * (h - 1) - ii if ii >= h else ii)
