@@ -301,3 +301,62 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
                         val += wr[a] * row
                 acc += min(max(val, lo), hi)
         out[qy, qx] = acc / (f * f)
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_clipped_tiles(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, tx: np.ndarray, starts: np.ndarray,
+                        dy: np.ndarray, dx: np.ndarray, pad: int, lo: float, hi: float, out: np.ndarray) -> None:
+    """`exact_clipped_means` tile by tile: target pixels (tx, ty) grouped by tile (tile t is
+    starts[t] … starts[t + 1]), each tile's window the span of its blocks' fine samples
+    (offsets dy/dx from the block centre, level-1 pixels) widened by ``pad``, clamped to the
+    image (a tile mapped from wholly outside it is skipped: 0 already)."""
+    n = src.shape[0]
+    for t in range(starts.size - 1):
+        s, e = starts[t], starts[t + 1]
+        rmin = cmin = np.inf
+        rmax = cmax = -np.inf
+        for i in range(s, e):
+            cr = m[1, 0] * tx[i] + m[1, 1] * ty[i] + m[1, 2]
+            cc = m[0, 0] * tx[i] + m[0, 1] * ty[i] + m[0, 2]
+            for k in range(dy.size):
+                rmin, rmax = min(rmin, cr + dy[k]), max(rmax, cr + dy[k])
+                cmin, cmax = min(cmin, cc + dx[k]), max(cmax, cc + dx[k])
+        r0, c0 = max(int(rmin) - pad, 0), max(int(cmin) - pad, 0)
+        r1, c1 = min(int(rmax) + pad + 2, n), min(int(cmax) + pad + 2, n)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        exact_clipped_means(src, m, f, ty[s:e], tx[s:e], r0, r1, c0, c1, lo, hi, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def mark_neighbourhoods(qy: np.ndarray, qx: np.ndarray, size: int, mark: np.ndarray) -> None:
+    """mark[y·size + x] = True for the 3 × 3 target pixels around each (qx[i], qy[i]) that lie
+    inside the size × size image."""
+    for i in range(qy.size):
+        for y in range(max(qy[i] - 1, 0), min(qy[i] + 2, size)):
+            for x in range(max(qx[i] - 1, 0), min(qx[i] + 2, size)):
+                mark[y * size + x] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def low_blocks(near: np.ndarray, bend_x: np.ndarray, bend_y: np.ndarray, row0: int, y0: int, y1: int, x0: int,
+               x1: int, kx: np.float32, k: np.float32, tail: np.float32, lo: np.float32, cx: float, cy: float,
+               r2: float, f: int, ry: np.ndarray, rx: np.ndarray) -> int:
+    """The clip-at-the-minimum screen of `solargen.calibrate._clip_to_input_range` in one pass:
+    blocks (y, x), y0 ≤ y < y1, x0 ≤ x < x1, where near − k·(kx·bend_x + bend_y) − tail < lo
+    (arrays indexed from block row ``row0``; float32 like the data), and, with r2 ≥ 0, whose
+    centre lies within √r2 blocks of the disk centre (cx, cy). Writes them to ry/rx in row-major
+    order; returns how many."""
+    count = 0
+    for y in range(y0, y1):
+        i = y - row0
+        dy2 = (y - cy + 0.5 - 0.5 / f) ** 2
+        for x in range(x0, x1):
+            bend = kx * bend_x[i, x] + bend_y[i, x]
+            if near[i, x] - k * bend - tail < lo:
+                if r2 >= 0 and not (x - cx + 0.5 - 0.5 / f) ** 2 + dy2 < r2:
+                    continue
+                ry[count] = y
+                rx[count] = x
+                count += 1
+    return count
