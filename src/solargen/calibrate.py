@@ -404,9 +404,11 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     lattice is turned by θ, an error ∝ θ (over the symmetric block the terms in the first to
     third derivatives cancel; 0.033 % max at 0.25° against 0.010 % at 0° on a synthetic 1024²
     frame; see `MAX_FUSED_ROLL_DEG`). CPU time per 4096² int16 frame on one shared core (load
-    ~8 on 2 cores): the filter ~45 ms, the 1M 8 × 8 evaluations ~42 ms (the former fitted 13-tap filter
-    + 5 × 5 B-spline evaluation: ~16 ms), block extrema 7 ms, the clip ~70 ms; ~170 ms in all
-    against ~160 ms for the former fit, interleaved in one process.
+    ~9 on 2 cores): the filter ~42 ms, the 1M 8 × 8 evaluations ~43 ms (the former fitted 13-tap
+    filter + 5 × 5 B-spline evaluation: ~16 ms), block extrema 8 ms, the clip ~45 ms (second
+    differences 23, the rest of its screen 8, the exact recomputation of 3.3 % of the pixels
+    14); ~140 ms in all (~175 ms before the clip's compiled screen and vectorised tile
+    prefilter, interleaved in separate processes under the same load).
     Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
     input's range (and 0) where the spline could overshoot it, at the top and at the bottom
     (`_clip_to_input_range`; ~+20 ms for the second differences its bottom screen needs). Raises

@@ -1,6 +1,6 @@
 """Compiled inner loops of the fused level-1.5 path (`solargen.calibrate.fused_level15`).
 
-Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
+Loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 
 * `block_means`: the mean of each target pixel's f × f cubic-spline samples straight from the
   spline coefficients, with an exact per-block kernel of 2h taps per axis (8 at f = 4) read from
@@ -8,7 +8,9 @@ Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 * `block_extrema`: per-block maximum and minimum of the level-1 image in one pass (the clip
   emulation's screening);
 * `block_curvature`: per-block maximum second differences (the screening of the clip at the
-  minimum).
+  minimum), and `low_blocks`, that screen's test;
+* `exact_clipped_tiles` / `exact_clipped_means`: the exact, clipped recomputation of the
+  screened pixels (`mark_neighbourhoods` collects them).
 
 Single-threaded and GIL-free: the pipeline parallelises by frame across processes. Compiled on
 first use and cached on disk (numba ``cache=True``).
