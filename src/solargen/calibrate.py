@@ -572,6 +572,8 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     redo = np.flatnonzero(mark)
     if redo.size > max_exact * out.size:
         raise ExactShareExceeded(f"the clip needs the exact path on {redo.size / out.size:.1%} of the target pixels")
+    if redo.size == 0:  # every risky block maps outside the target grid
+        return
     a = m[:, :2] / f  # one full-res level-1.5 pixel in level-1 pixels
     o = np.arange(f) - (f - 1) / 2.0
     fine = np.stack(np.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)  # (f², (dy, dx))

@@ -315,6 +315,8 @@ def exact_clipped_tiles(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
     n = src.shape[0]
     for t in range(starts.size - 1):
         s, e = starts[t], starts[t + 1]
+        if e <= s:
+            continue
         rmin = cmin = np.inf
         rmax = cmax = -np.inf
         for i in range(s, e):
