@@ -294,6 +294,44 @@ def test_block_extrema_is_the_block_max_and_min():
     np.testing.assert_array_equal(bottom, blocks.min(axis=(1, 3)))
 
 
+def test_clip_screen_kernels_match_their_array_form():
+    """The compiled clip-at-the-minimum screen (`low_blocks`) and the 3 × 3 marking of the
+    pixels to recompute (`mark_neighbourhoods`) select exactly what the array expressions they
+    replaced select: near − K·(1.549·bend_x + bend_y) − tail < lo in float32 within the disk,
+    and every in-image pixel of each 3 × 3 neighbourhood."""
+    from solargen.resample import low_blocks, mark_neighbourhoods
+
+    rng = np.random.default_rng(7)
+    rows, size, row0, f = 40, 48, 3, 4
+    near = rng.uniform(0, 60, (rows, size)).astype(np.float32)
+    bx, by = (rng.uniform(0, 120, (rows, size)).astype(np.float32) for _ in range(2))
+    k, tail, lo = 0.2166, 0.68, 1.0
+    y0, y1, x0, x1 = 5, 40, 2, 45
+    cx, cy, rad = 23.4, 21.7, 15.0
+    for disk in (True, False):
+        ry, rx = np.empty((y1 - y0) * (x1 - x0), np.int64), np.empty((y1 - y0) * (x1 - x0), np.int64)
+        count = low_blocks(near, bx, by, row0, y0, y1, x0, x1, np.float32(1.549038), np.float32(k), np.float32(tail),
+                           np.float32(lo), *((cx, cy, (1.05 * rad) ** 2) if disk else (0.0, 0.0, -1.0)), f, ry, rx)
+        bend = np.float32(1.549038) * bx + by
+        low = (near - np.float32(k) * bend - np.float32(tail) < np.float32(lo))[y0 - row0:y1 - row0, x0:x1]
+        if disk:
+            yy, xx = np.ogrid[y0:y1, x0:x1]
+            low &= np.hypot(xx - cx + 0.5 - 0.5 / f, yy - cy + 0.5 - 0.5 / f) < 1.05 * rad
+        ey, ex = np.nonzero(low)
+        assert 0 < count < low.size
+        np.testing.assert_array_equal(ry[:count], ey + y0)
+        np.testing.assert_array_equal(rx[:count], ex + x0)
+    qy, qx = rng.integers(-2, size + 2, 300), rng.integers(-2, size + 2, 300)
+    mark = np.zeros(size * size, bool)
+    mark_neighbourhoods(qy, qx, size, mark)
+    ny, nx = np.divmod(np.arange(9), 3)
+    y, x = (qy[:, None] + ny - 1).ravel(), (qx[:, None] + nx - 1).ravel()
+    ok = (y >= 0) & (y < size) & (x >= 0) & (x < size)
+    expected = np.zeros(size * size, bool)
+    expected[y[ok] * size + x[ok]] = True
+    np.testing.assert_array_equal(mark, expected)
+
+
 def scipy_smooth(a, sigma):
     import scipy.ndimage
 

@@ -405,9 +405,11 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     lattice is turned by θ, an error ∝ θ (over the symmetric block the terms in the first to
     third derivatives cancel; 0.033 % max at 0.25° against 0.010 % at 0° on a synthetic 1024²
     frame; see `MAX_FUSED_ROLL_DEG`). CPU time per 4096² int16 frame on one shared core (load
-    ~8 on 2 cores): the filter ~45 ms, the 1M 8 × 8 evaluations ~42 ms (the former fitted 13-tap filter
-    + 5 × 5 B-spline evaluation: ~16 ms), block extrema 7 ms, the clip ~70 ms; ~170 ms in all
-    against ~160 ms for the former fit, interleaved in one process.
+    ~9 on 2 cores): the filter ~42 ms, the 1M 8 × 8 evaluations ~43 ms (the former fitted 13-tap
+    filter + 5 × 5 B-spline evaluation: ~16 ms), block extrema 8 ms, the clip ~45 ms (second
+    differences 23, the rest of its screen 8, the exact recomputation of 3.3 % of the pixels
+    14); ~140 ms in all (~175 ms before the clip's compiled screen and vectorised tile
+    prefilter, interleaved in separate processes under the same load).
     Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
     input's range (and 0) where the spline could overshoot it, at the top and at the bottom
     (`_clip_to_input_range`; ~+20 ms for the second differences its bottom screen needs). Raises
@@ -508,7 +510,7 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     """
     import cv2
 
-    from solargen.resample import exact_clipped_means
+    from solargen.resample import exact_clipped_tiles, mark_neighbourhoods
 
     size, n = out.shape[0], src.shape[0]
     f = n // size
@@ -534,7 +536,7 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     # within _SPLINE_VS_BILINEAR·(1.549·|Δxx| + |Δyy|) (max second differences around it) of
     # the bilinear interpolant, which is ≥ the least of the 4 pixels around the sample.
     if data_hi > data_lo:
-        from solargen.resample import block_curvature
+        from solargen.resample import block_curvature, low_blocks
 
         y0 = x0 = 0
         y1 = x1 = size
@@ -545,18 +547,18 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
         if y0 < y1 and x0 < x1:
             rd = -(-_CURVATURE_REACH // f) + 1  # blocks whose second differences reach a sample
             cy0, cy1, cx0, cx1 = max(y0 - rd, 0), min(y1 + rd, size), 0, size  # whole rows (fast)
-            dxx, dyy = np.zeros((cy1 - cy0, size), np.float32), np.zeros((cy1 - cy0, size), np.float32)
+            dxx, dyy = np.empty((cy1 - cy0, size), np.float32), np.empty((cy1 - cy0, size), np.float32)
             block_curvature(src[cy0 * f:cy1 * f], f, dxx, dyy)  # a row slice stays C-contiguous
             wide = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * rd + 1, 2 * rd + 1))
-            bend = 1.549038 * cv2.dilate(dxx, wide) + cv2.dilate(dyy, wide)
             near = cv2.erode(bottom[cy0:cy1, cx0:cx1], cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3)))
             tail = 1e-4 * (hi - lo)  # the weights beyond _CURVATURE_REACH (|pole|^8 ≈ 4e-5)
-            low = (near - _SPLINE_VS_BILINEAR * bend - tail < lo)[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-            if disk is not None:
-                yy, xx = np.ogrid[y0:y1, x0:x1]
-                low &= np.hypot(xx - cx + 0.5 - 0.5 / f, yy - cy + 0.5 - 0.5 / f) < 1.05 * rad
-            ry, rx = np.nonzero(low)
-            risky.append((ry + y0, rx + x0))
+            # near − K·(1.549·max|Δxx| + max|Δyy|) − tail < lo, within 1.05 R_sun: one compiled pass
+            ry, rx = np.empty((y1 - y0) * (x1 - x0), np.int64), np.empty((y1 - y0) * (x1 - x0), np.int64)
+            count = low_blocks(near, cv2.dilate(dxx, wide), cv2.dilate(dyy, wide), cy0, y0, y1, x0, x1,
+                               np.float32(1.549038), np.float32(_SPLINE_VS_BILINEAR), np.float32(tail), np.float32(lo),
+                               *((cx, cy, (1.05 * rad) ** 2) if disk is not None else (0.0, 0.0, -1.0)), f, ry, rx)
+            ry, rx = ry[:count], rx[:count]
+            risky.append((ry, rx))
     if not risky:
         return
     ry, rx = np.concatenate([a for a, _ in risky]), np.concatenate([b for _, b in risky])
@@ -565,36 +567,26 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
     # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
     centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
-    qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(int)
-    ny, nx = np.divmod(np.arange(9), 3)
-    qy, qx = (qy[:, None] + ny - 1).ravel(), (qx[:, None] + nx - 1).ravel()
-    ok = (qy >= 0) & (qy < size) & (qx >= 0) & (qx < size)
+    qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(np.int64)
     mark = np.zeros(size * size, bool)  # the distinct pixels, sorted (np.unique sorts: ~10× slower)
-    mark[qy[ok] * size + qx[ok]] = True
+    mark_neighbourhoods(qy, qx, size, mark)
     redo = np.flatnonzero(mark)
     if redo.size > max_exact * out.size:
         raise ExactShareExceeded(f"the clip needs the exact path on {redo.size / out.size:.1%} of the target pixels")
+    if redo.size == 0:  # every risky block maps outside the target grid
+        return
     a = m[:, :2] / f  # one full-res level-1.5 pixel in level-1 pixels
     o = np.arange(f) - (f - 1) / 2.0
     fine = np.stack(np.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)  # (f², (dy, dx))
     dy = a[1, 0] * fine[:, 1] + a[1, 1] * fine[:, 0]
     dx = a[0, 0] * fine[:, 1] + a[0, 1] * fine[:, 0]
-    pad = FUSED_HALF_WIDTH + 4
     # In tiles of 16 × 16 target pixels: one local spline prefilter per tile (compiled).
     y, x = np.divmod(redo, size)
     tile = (y // 16) * size + x // 16
     order = np.argsort(tile, kind="stable")
     y, x, tile = y[order], x[order], tile[order]
-    for part in np.split(np.arange(tile.size), np.flatnonzero(np.diff(tile)) + 1):
-        ty, tx = y[part], x[part]
-        # (blocks, f²) level-1 rows and columns of the fine samples
-        rows = (m[1, 0] * tx + m[1, 1] * ty + m[1, 2])[:, None] + dy[None, :]
-        cols = (m[0, 0] * tx + m[0, 1] * ty + m[0, 2])[:, None] + dx[None, :]
-        r0, c0 = max(int(rows.min()) - pad, 0), max(int(cols.min()) - pad, 0)
-        r1, c1 = min(int(rows.max()) + pad + 2, n), min(int(cols.max()) + pad + 2, n)
-        if r0 >= r1 or c0 >= c1:
-            continue  # mapped from outside the detector: already 0
-        exact_clipped_means(src, m, f, ty, tx, r0, r1, c0, c1, lo, hi, out)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(tile)) + 1, [tile.size]])
+    exact_clipped_tiles(src, m, f, y, x, starts, dy, dx, FUSED_HALF_WIDTH + 4, lo, hi, out)
 
 
 def reference_level15(smap, size: int, rsun_arcsec: float | None = None) -> np.ndarray:

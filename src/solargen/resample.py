@@ -1,6 +1,6 @@
 """Compiled inner loops of the fused level-1.5 path (`solargen.calibrate.fused_level15`).
 
-Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
+Loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 
 * `block_means`: the mean of each target pixel's f × f cubic-spline samples straight from the
   spline coefficients, with an exact per-block kernel of 2h taps per axis (8 at f = 4) read from
@@ -8,7 +8,9 @@ Two loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 * `block_extrema`: per-block maximum and minimum of the level-1 image in one pass (the clip
   emulation's screening);
 * `block_curvature`: per-block maximum second differences (the screening of the clip at the
-  minimum).
+  minimum), and `low_blocks`, that screen's test;
+* `exact_clipped_tiles` / `exact_clipped_means`: the exact, clipped recomputation of the
+  screened pixels (`mark_neighbourhoods` collects them).
 
 Single-threaded and GIL-free: the pipeline parallelises by frame across processes. Compiled on
 first use and cached on disk (numba ``cache=True``).
@@ -207,26 +209,32 @@ _POLE = np.sqrt(3.0) - 2.0
 
 
 @numba.njit(cache=True, inline="always")
-def _prefilter_line(c: np.ndarray, horizon: int) -> None:
-    """In place: the cubic B-spline interpolation prefilter of one line (Unser's recursive filter,
-    mirror boundary, as scipy's ``spline_filter1d(mode="mirror")``), float64."""
-    n = c.size
+def _prefilter_rows(c: np.ndarray, horizon: int) -> None:
+    """In place, along axis 0 of c (lines × columns), every column at once: the cubic B-spline
+    interpolation prefilter (Unser's recursive filter, mirror boundary, as scipy's
+    ``spline_filter1d(mode="mirror")``), float64. Each recursion step is one row update across
+    all columns (contiguous, so it vectorises) rather than a serial chain per column."""
+    n, w = c.shape
     z = _POLE
     if n == 1:
         return
     for i in range(n):
-        c[i] *= 6.0  # gain (1 - z)(1 - 1/z)
+        for j in range(w):
+            c[i, j] *= 6.0  # gain (1 - z)(1 - 1/z)
     # causal initialisation: Σ z^k c[k] over the horizon (mirror boundary)
-    zk, s = z, c[0]
+    zk = z
     for k in range(1, min(horizon, n)):
-        s += zk * c[k]
+        for j in range(w):
+            c[0, j] += zk * c[k, j]
         zk *= z
-    c[0] = s
     for i in range(1, n):
-        c[i] += z * c[i - 1]
-    c[n - 1] = z / (z * z - 1.0) * (c[n - 1] + z * c[n - 2])
+        for j in range(w):
+            c[i, j] += z * c[i - 1, j]
+    for j in range(w):
+        c[n - 1, j] = z / (z * z - 1.0) * (c[n - 1, j] + z * c[n - 2, j])
     for i in range(n - 2, -1, -1):
-        c[i] = z * (c[i + 1] - c[i])
+        for j in range(w):
+            c[i, j] = z * (c[i + 1, j] - c[i, j])
 
 
 @numba.njit(cache=True, nogil=True)
@@ -242,20 +250,19 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
     """
     n0, n1 = src.shape
     h, w = r1 - r0, c1 - c0
+    horizon = 24  # |z|^24 < 1e-13
+    # Along the rows first (on the transposed window), then along the columns: the order and
+    # the arithmetic of a line-by-line filter, each pass vectorised across lines.
+    tr_ = np.empty((w, h), np.float64)
+    for i in range(h):
+        for j in range(w):
+            tr_[j, i] = src[r0 + i, c0 + j]
+    _prefilter_rows(tr_, horizon)
     coef = np.empty((h, w), np.float64)
     for i in range(h):
         for j in range(w):
-            coef[i, j] = src[r0 + i, c0 + j]
-    horizon = 24  # |z|^24 < 1e-13
-    line = np.empty(max(h, w), np.float64)
-    for i in range(h):
-        line[:w] = coef[i]
-        _prefilter_line(line[:w], horizon)
-        coef[i] = line[:w]
-    for j in range(w):
-        line[:h] = coef[:, j]
-        _prefilter_line(line[:h], horizon)
-        coef[:, j] = line[:h]
+            coef[i, j] = tr_[j, i]
+    _prefilter_rows(coef, horizon)
     ax, bx, ay, by = m[0, 0] / f, m[0, 1] / f, m[1, 0] / f, m[1, 1] / f
     for k in range(ty.size):
         qx, qy = tx[k], ty[k]
@@ -278,6 +285,13 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
                     wc = (sc * sc * sc / 6.0, 2.0 / 3.0 - tc * tc + tc * tc * tc / 2.0,
                           2.0 / 3.0 - sc * sc + sc * sc * sc / 2.0, tc * tc * tc / 6.0)
                     val = 0.0
+                    ii0, jj0 = i0 - 1 - r0, j0 - 1 - c0
+                    if ii0 >= 0 and ii0 + 3 < h and jj0 >= 0 and jj0 + 3 < w:  # no mirrored tap
+                        for a in range(4):
+                            val += wr[a] * (wc[0] * coef[ii0 + a, jj0] + wc[1] * coef[ii0 + a, jj0 + 1]
+                                            + wc[2] * coef[ii0 + a, jj0 + 2] + wc[3] * coef[ii0 + a, jj0 + 3])
+                        acc += min(max(val, lo), hi)
+                        continue
                     for a in range(4):
                         ii = i0 - 1 + a - r0
                         ii = -ii if ii < 0 else (2 * (h - 1) - ii if ii >= h else ii)
@@ -289,3 +303,64 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
                         val += wr[a] * row
                 acc += min(max(val, lo), hi)
         out[qy, qx] = acc / (f * f)
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_clipped_tiles(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, tx: np.ndarray, starts: np.ndarray,
+                        dy: np.ndarray, dx: np.ndarray, pad: int, lo: float, hi: float, out: np.ndarray) -> None:
+    """`exact_clipped_means` tile by tile: target pixels (tx, ty) grouped by tile (tile t is
+    starts[t] … starts[t + 1]), each tile's window the span of its blocks' fine samples
+    (offsets dy/dx from the block centre, level-1 pixels) widened by ``pad``, clamped to the
+    image (a tile mapped from wholly outside it is skipped: 0 already)."""
+    n = src.shape[0]
+    for t in range(starts.size - 1):
+        s, e = starts[t], starts[t + 1]
+        if e <= s:
+            continue
+        rmin = cmin = np.inf
+        rmax = cmax = -np.inf
+        for i in range(s, e):
+            cr = m[1, 0] * tx[i] + m[1, 1] * ty[i] + m[1, 2]
+            cc = m[0, 0] * tx[i] + m[0, 1] * ty[i] + m[0, 2]
+            for k in range(dy.size):
+                rmin, rmax = min(rmin, cr + dy[k]), max(rmax, cr + dy[k])
+                cmin, cmax = min(cmin, cc + dx[k]), max(cmax, cc + dx[k])
+        r0, c0 = max(int(rmin) - pad, 0), max(int(cmin) - pad, 0)
+        r1, c1 = min(int(rmax) + pad + 2, n), min(int(cmax) + pad + 2, n)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        exact_clipped_means(src, m, f, ty[s:e], tx[s:e], r0, r1, c0, c1, lo, hi, out)
+
+
+@numba.njit(cache=True, nogil=True)
+def mark_neighbourhoods(qy: np.ndarray, qx: np.ndarray, size: int, mark: np.ndarray) -> None:
+    """mark[y·size + x] = True for the 3 × 3 target pixels around each (qx[i], qy[i]) that lie
+    inside the size × size image."""
+    for i in range(qy.size):
+        for y in range(max(qy[i] - 1, 0), min(qy[i] + 2, size)):
+            for x in range(max(qx[i] - 1, 0), min(qx[i] + 2, size)):
+                mark[y * size + x] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def low_blocks(near: np.ndarray, bend_x: np.ndarray, bend_y: np.ndarray, row0: int, y0: int, y1: int, x0: int,
+               x1: int, kx: np.float32, k: np.float32, tail: np.float32, lo: np.float32, cx: float, cy: float,
+               r2: float, f: int, ry: np.ndarray, rx: np.ndarray) -> int:
+    """The clip-at-the-minimum screen of `solargen.calibrate._clip_to_input_range` in one pass:
+    blocks (y, x), y0 ≤ y < y1, x0 ≤ x < x1, where near − k·(kx·bend_x + bend_y) − tail < lo
+    (arrays indexed from block row ``row0``; float32 like the data), and, with r2 ≥ 0, whose
+    centre lies within √r2 blocks of the disk centre (cx, cy). Writes them to ry/rx in row-major
+    order; returns how many."""
+    count = 0
+    for y in range(y0, y1):
+        i = y - row0
+        dy2 = (y - cy + 0.5 - 0.5 / f) ** 2
+        for x in range(x0, x1):
+            bend = kx * bend_x[i, x] + bend_y[i, x]
+            if near[i, x] - k * bend - tail < lo:
+                if r2 >= 0 and not (x - cx + 0.5 - 0.5 / f) ** 2 + dy2 < r2:
+                    continue
+                ry[count] = y
+                rx[count] = x
+                count += 1
+    return count
