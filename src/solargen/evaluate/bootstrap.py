@@ -120,7 +120,7 @@ def kid_subsets(seed: int, n_fake: int, n_real: int, num_subsets: int, m: int) -
 
     They depend on the seed and the set sizes only, so resample b of every run and every feature
     network has the same ones: they are drawn once and kept (up to `KID_SUBSETS_BYTES`; read-only)
-    instead of 2 × num_subsets permutations per KID draw (a quarter of the demo's interval time)."""
+    instead of 2 × num_subsets permutations per KID draw (measured: ~45 % of a demo KID draw)."""
     key = (seed, n_fake, n_real, num_subsets, m)
     if key in _kid_subsets:
         return _kid_subsets[key]
