@@ -1,6 +1,7 @@
 """What the evaluation offers, without loading any of it (no torch here): the built-in feature
 networks, the smallest sample counts each metric accepts, and the specs of the solar networks the
-workflow trains. The config checks and the DAG read these; `features` and `metrics` compute."""
+workflow trains, the convergence check's tolerance. The config checks, the DAG and the report's
+tables read these; `features` and `metrics` compute."""
 
 from __future__ import annotations
 
