@@ -85,9 +85,10 @@ def _blurred_copy(files: list[Path], out: Path, sigma: float) -> list[Path]:
 def blur_shift_over_spread(f_sharp: np.ndarray, f_blurred: np.ndarray, f_other: np.ndarray) -> float:
     """‖mean(f_blurred) − mean(f_sharp)‖² / tr Cov(f_sharp ∪ f_other): the squared shift of the
     features' mean that blurring the same frames causes, in units of the real frames' total
-    feature variance. FID(A, B) of two real halves grows with that variance, FID(A, blurred B) with
-    the shift on top of it, so the blur ratio is large only where this is large; it does not depend
-    on the features' scale."""
+    feature variance. FID(A, B) of two real halves grows with that variance; FID(A, blurred B) adds
+    this shift (and the blur's change of the covariance), so a small value means the blur barely
+    moves the features compared with how much real frames differ. Independent of the features'
+    scale, as the ratio."""
     both = np.concatenate([f_sharp, f_other]).astype(np.float64)
     shift = f_blurred.astype(np.float64).mean(0) - f_sharp.astype(np.float64).mean(0)
     return float(shift @ shift / np.trace(np.atleast_2d(np.cov(both, rowvar=False))))
