@@ -11,10 +11,13 @@ import pytest
 import sunpy.map
 import torch
 
-from solargen.calibrate import (
-    ON_DISK, Options, bin_image, calibrate_files, calibrate_frame, calibrate_map, degradation_factor,
-    fused_level15, level15_affine, read_level1, steps_attrs, wheel_correction_table,
-)
+from solargen.calibrate.corrections import degradation_factor, wheel_correction_table
+from solargen.calibrate.files import calibrate_files, steps_attrs
+from solargen.calibrate.frame import calibrate_frame, calibrate_map
+from solargen.calibrate.fused import ON_DISK, fused_level15
+from solargen.calibrate.geometry import bin_image, level15_affine
+from solargen.calibrate.level1 import read_level1
+from solargen.calibrate.options import Options
 from solargen.dataset import H5Images, build_dataset, dataset_split, read_attrs, split_record
 from solargen.io import InputError
 from solargen.normalise import (
@@ -149,7 +152,7 @@ def test_fused_path_holds_its_bound_at_the_generators_plate_scales(cdelt):
     import math
 
     from solargen.acquire.synthetic import synthetic_frame
-    from solargen.calibrate import MAX_FUSED_ROLL_DEG
+    from solargen.calibrate.fused import MAX_FUSED_ROLL_DEG
 
     data, header = synthetic_frame(1001, "2014-06-01T12:00:00.000", native_size=1024)
     header["CDELT1"] = header["CDELT2"] = cdelt * 4
@@ -219,7 +222,7 @@ def test_block_means_is_the_mean_of_spline_samples_including_edges(n, size, thet
     image are 0)."""
     import scipy.ndimage
 
-    from solargen.calibrate import block_kernels
+    from solargen.calibrate.fused import block_kernels
     from solargen.resample import block_means
 
     co = np.random.default_rng(0).random((n, n)).astype(np.float32) + 0.5
@@ -247,7 +250,7 @@ def test_block_means_is_the_mean_of_spline_samples_including_edges(n, size, thet
 def test_fused_bands_give_the_same_image_as_one_pass(monkeypatch, crota2):
     """Filtering and evaluating band by band (cache-sized) is exact: the same image as one band
     over the whole frame; a large roll falls back to one band."""
-    import solargen.calibrate as cal
+    import solargen.calibrate.fused as cal
 
     img = (scipy_smooth(np.random.default_rng(5).random((512, 512)), 2.0) * 3000).astype(np.int16)
     meta = {"crpix1": 257.3, "crpix2": 255.9, "cdelt1": 0.6012, "crota2": crota2, "rsun_obs": 960.0}
@@ -264,7 +267,7 @@ def test_block_kernels_have_unit_gain_and_the_prefilter_is_the_cardinal_spline(f
     """A flat field stays flat: every phase's block kernel sums to 1 and so does the prefilter
     (fitted with the gain held at 1); the prefilter with the B-spline is the cardinal spline
     (scipy's order-3 interpolation) to ~1e-4."""
-    from solargen.calibrate import _bspline3, _cardinal_cubic, block_kernels, spline_prefilter
+    from solargen.calibrate.fused import _bspline3, _cardinal_cubic, block_kernels, spline_prefilter
 
     tx, ty = block_kernels(f, step, step)
     np.testing.assert_allclose(tx.sum(axis=1), 1.0, atol=1e-6)

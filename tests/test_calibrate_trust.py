@@ -14,11 +14,13 @@ from astropy.io import fits
 
 from solargen.acquire.manifest import stored_records, write_manifest
 from solargen.acquire.synthetic import synthetic_frame
-from solargen.calibrate import (
-    FUSED_MAX_EXACT_SHARE, MAX_FUSED_ROLL_DEG, ExactShareExceeded, Options, Plausibility, calibrate_files,
-    calibrate_frame, frame_status, fused_level15, header_rotation_matrix, level15_affine, read_level1,
-    reference_level15,
-)
+from solargen.calibrate.files import calibrate_files
+from solargen.calibrate.frame import calibrate_frame
+from solargen.calibrate.fused import FUSED_MAX_EXACT_SHARE, MAX_FUSED_ROLL_DEG, ExactShareExceeded, fused_level15
+from solargen.calibrate.geometry import header_rotation_matrix, level15_affine
+from solargen.calibrate.level1 import frame_status, read_level1
+from solargen.calibrate.options import Options, Plausibility
+from solargen.calibrate.reference import reference_level15
 from solargen.cli import main as cli_main
 from solargen.io import InputError
 from solargen.shards import read_shard
@@ -291,7 +293,7 @@ def _exact_block_mean(img, meta, size):
     spline, clipped to [min(input min, 0), max(input max, 0)] as sunpy does with missing=0."""
     import scipy.ndimage
 
-    from solargen.calibrate import bin_image
+    from solargen.calibrate.geometry import bin_image
 
     n = img.shape[0]
     m = level15_affine(meta, img.shape, n)

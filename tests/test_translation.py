@@ -10,7 +10,7 @@ import torch
 
 from helpers import smooth_fields
 from solargen.acquire.synthetic import write_synthetic_frame
-from solargen.calibrate import calibrate_files
+from solargen.calibrate.files import calibrate_files
 from solargen.shards import read_shard
 from solargen.cli import main
 from solargen.dataset import H5Images, align_channel, build_dataset, read_attrs, split_record
