@@ -18,13 +18,13 @@ from solargen.calibrate.fused import ON_DISK, fused_level15
 from solargen.calibrate.geometry import bin_image, level15_affine
 from solargen.calibrate.level1 import read_level1
 from solargen.calibrate.options import Options
-from solargen.dataset import H5Images, build_dataset, dataset_split, read_attrs, split_record
+from solargen.dataset import H5Images, build_dataset, dataset_split, read_attrs
 from solargen.io import InputError
 from solargen.normalise import (
     LogHistogram, compute_constants, denormalise, dequantise, normalise, quantise,
 )
 from solargen.shards import read_shard
-from solargen.split import GUARD, TEST, TRAIN, block_split
+from solargen.split import GUARD, TEST, TRAIN, block_split, split_record
 
 
 @pytest.fixture(scope="module")
@@ -645,6 +645,33 @@ def test_guard_frames_separate_train_from_test():
     first_test = t[codes == TEST].min()
     assert (codes == GUARD).sum() == 2  # the frames 2 h and 4 h before the test block
     assert ((first_test - t[codes == TRAIN]) >= np.timedelta64(6, "h")).all()
+
+
+def test_split_indices_come_from_the_recorded_codes_or_a_chronological_cut(tmp_path):
+    import h5py
+
+    from solargen.split import split_indices
+
+    got = split_indices(5, codes=np.array([TRAIN, GUARD, TEST, TRAIN, TEST], np.int8))
+    assert got["train"].tolist() == [0, 3] and got["test"].tolist() == [2, 4]  # guard frames in neither
+    assert got["all"].tolist() == [0, 1, 2, 3, 4]
+    cut = split_indices(10, test_fraction=0.25)  # no recorded split: the last ceil(25 %) frames
+    assert cut["train"].tolist() == list(range(7)) and cut["test"].tolist() == [7, 8, 9]
+    assert split_indices(4, test_fraction=0)["test"].size == 0
+    with pytest.raises(ValueError, match="no training frames"):
+        split_indices(3, test_fraction=1.0)
+    # dataset_split reads the codes from the file; its errors name the file.
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 2, 2), np.uint8)
+    with h5py.File(path, "r") as f:
+        with pytest.raises(InputError, match=r"d\.h5: no recorded train/test split"):
+            dataset_split(f)
+        assert dataset_split(f, 1 / 3)["test"].tolist() == [2]
+    with h5py.File(path, "a") as f:
+        f["frames/split"] = np.array([TRAIN, TEST], np.int8)
+    with h5py.File(path, "r") as f, pytest.raises(InputError, match=r"d\.h5: split column has 2 rows for 3 frames"):
+        dataset_split(f)
 
 
 def test_too_few_blocks_for_a_split_is_a_clear_error():

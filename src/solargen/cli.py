@@ -42,7 +42,7 @@ def _calibrate(a):
 
 
 def _split(a):
-    from .dataset import split_record
+    from .split import split_record
     from .io import write_json
 
     rec = split_record(a.shards, block_hours=a.block_hours, test_fraction=a.test_fraction,
