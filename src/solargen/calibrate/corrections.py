@@ -49,7 +49,19 @@ def _pointing_table(path: str):
 
 
 def degradation_factor(wavelength_aa: float, date, table_path: str | Path) -> float:
-    """aiapy's degradation factor (≤ 1 after launch) for a channel at ``date`` from a table file."""
+    """aiapy's degradation factor of a channel at a date (``aiapy.calibrate.degradation``).
+
+    Parameters
+    ----------
+    wavelength_aa : the channel (Å).
+    date : the observation time (anything `astropy.time.Time` reads).
+    table_path : a correction-table file (`wheel_correction_table` is aiapy's own V8).
+
+    Returns
+    -------
+    float
+        The factor, ≤ 1 after launch; the image is divided by it.
+    """
     import astropy.units as u
     from aiapy.calibrate import degradation
     from astropy.time import Time
@@ -64,6 +76,16 @@ def apply_pointing(smap, table_path: str | Path):
     aiapy 0.10.2 accepts only 4096² maps; the table is defined on that grid. For a binned frame
     (N < 4096, e.g. in tests) the update is computed on a 4096² stand-in carrying the header (no
     pixel data is copied) and carried over to the N² grid.
+
+    Parameters
+    ----------
+    smap : a level-1 map (N, N).
+    table_path : an astropy-readable pointing table (T_START, T_STOP, A_<wl>_X0/Y0/IMSCALE/INSTROT).
+
+    Returns
+    -------
+    sunpy.map.GenericMap
+        The same data with the table's pointing in its header (PCi_j dropped: CROTA2 holds the roll).
     """
     import sunpy.map
     from aiapy.calibrate import update_pointing

@@ -22,7 +22,18 @@ log = logging.getLogger(__name__)
 
 
 def steps_attrs(opts: Options) -> dict:
-    """The calibration steps as HDF5 attributes: what was applied, with which table (and its sha256)."""
+    """The calibration steps as a shard's attributes.
+
+    Parameters
+    ----------
+    opts : the calibration's options.
+
+    Returns
+    -------
+    dict
+        What was applied (level, units, registration method, binning, exposure, degradation, radius
+        rescaling) and with which table (its file name and sha256).
+    """
     attrs = {"level": "1.5" if opts.register else "1 (binned)",
              "units": "DN/s" if opts.exposure else "DN",
              "register": ({"fused": "fused: spline prefilter (FIR) + exact f×f spline-sample mean per block (one resampling)",
@@ -56,7 +67,23 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
     `FRAME_COLUMNS`) — rejected frames are kept in the table with their reason, never silently
     dropped (QUALITY, IMG_TYPE, EXPTIME, NaNs and the `Plausibility` check; see `frame_status`).
     ``expect`` (from a done-manifest, keyed by the file's resolved path) holds what each stored
-    file must be: ``t_rec``, ``fsn`` and, where recorded, ``sha256`` (`check_stored`). Returns counts.
+    file must be: ``t_rec``, ``fsn`` and, where recorded, ``sha256`` (`check_stored`).
+
+    Parameters
+    ----------
+    paths : level-1 FITS files (calibrated in sorted order).
+    out : the shard's path (written atomically: `solargen.shards.write_shard`).
+    size : the images' side.
+    wavelength : the channel (Å) every file must hold.
+    register, exposure : the steps, when ``opts`` is None.
+    opts : the calibration's options (`~solargen.calibrate.options.Options`).
+    plausibility : the physical check's thresholds; None: off (recorded as such).
+    expect : the done-manifest's records by resolved path; None: files are not checked against one.
+
+    Returns
+    -------
+    dict
+        ``n_ok`` and ``n_rejected`` frames.
     """
     import cv2
     from tqdm import tqdm

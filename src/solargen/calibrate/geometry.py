@@ -79,7 +79,18 @@ def level15_affine(meta, shape: tuple[int, int], size: int, rsun_arcsec: float |
 
 
 def bin_image(image: np.ndarray, size: int) -> np.ndarray:
-    """Block-mean ``image`` (N, N) down to (size, size); N must be a multiple of ``size``."""
+    """Block-mean an image down to (size, size).
+
+    Parameters
+    ----------
+    image : (N, N), N a multiple of ``size``.
+    size : the output's side.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size) float32, each pixel the float64 mean of its (N/size)² block.
+    """
     n = image.shape[0]
     if image.shape != (n, n) or n % size:
         raise ValueError(f"cannot bin an image of shape {image.shape} to {size}×{size}")

@@ -28,8 +28,21 @@ MAX_NONFINITE_FRACTION = 0.01
 def read_level1(path: str | Path, wavelength: int = 193):
     """Read one level-1 AIA FITS file (plain or tile-compressed) as an `~sunpy.map.sources.AIAMap`.
 
-    Raises `~solargen.io.InputError` naming the file if it is unreadable, truncated, fails its
-    CHECKSUM/DATASUM, is not an AIA map, or is of another wavelength than ``wavelength`` (Å).
+    Parameters
+    ----------
+    path : the FITS file.
+    wavelength : the channel (Å) the file must hold.
+
+    Returns
+    -------
+    sunpy.map.sources.AIAMap
+        The frame, its data as stored (int16 or float32).
+
+    Raises
+    ------
+    solargen.io.InputError
+        Naming the file, if it is unreadable, truncated, fails its CHECKSUM/DATASUM, is not an AIA
+        map, or is of another wavelength than ``wavelength``.
     """
     import astropy.io.fits as fits
     import sunpy.map
@@ -125,8 +138,19 @@ def plausibility_reason(data: np.ndarray, meta, check: Plausibility) -> str:
 
 
 def frame_status(smap, plausibility: Plausibility | None = Plausibility()) -> tuple[str, str]:
-    """Return ("ok", "") or ("rejected", reason) for a level-1 map: QUALITY, image type, EXPTIME
-    (present, finite, positive), NaNs, then the physical plausibility check (None: skipped)."""
+    """Whether a level-1 frame is calibrated or rejected, and why.
+
+    Parameters
+    ----------
+    smap : the level-1 map (`read_level1`).
+    plausibility : thresholds of the physical check; None skips it.
+
+    Returns
+    -------
+    tuple of str
+        ``("ok", "")`` or ``("rejected", reason)``; tested in order: QUALITY, image type, EXPTIME
+        (present, finite, positive), non-finite pixels, then the plausibility check.
+    """
     meta = smap.meta
     quality = int(meta.get("quality", 0))
     if quality != 0:
@@ -159,6 +183,17 @@ def check_stored(path: Path, meta, record: dict | None) -> None:
     compared first (free: the header is already read), then the file's sha256 (~30 ms per
     4096² RICE file). A store whose file was replaced by another valid frame must not be
     calibrated as if it were the manifest's record.
+
+    Parameters
+    ----------
+    path : the stored file.
+    meta : its header (already read: `read_level1`).
+    record : the manifest's row for the file; None (not in the manifest) is an error.
+
+    Raises
+    ------
+    solargen.io.InputError
+        Naming the file and the field that differs, with the remedy.
     """
     import pandas as pd
 

@@ -12,7 +12,9 @@ __all__ = ["Options", "Plausibility", "options_dict"]
 class Options:
     """What the calibration does; all of it is recorded with the output.
 
-    method : ``"fused"`` or ``"reference"`` (see the module docstring); ignored if not ``register``.
+    Parameters
+    ----------
+    method : ``"fused"`` or ``"reference"`` (see `solargen.calibrate`); ignored if not ``register``.
     register : registration to level 1.5 (off: a plain block mean of the level-1 grid).
     exposure : divide by EXPTIME (DN → DN/s).
     degradation : divide by the degradation factor of ``degradation_table`` (None: the aiapy
@@ -43,10 +45,13 @@ class Plausibility:
     """Thresholds of the physical plausibility check of a level-1 frame (config:
     ``data.calibration.plausibility``). It catches what the header and checksums cannot: data
     bytes that are garbage (no CHECKSUM to catch them), all-negative or blank frames. Both tests
-    are physical, with wide margins, so that no good frame and no flare frame fails them:
+    are physical, with wide margins, so that no good frame and no flare frame fails them.
 
+    Parameters
+    ----------
     min_disk_to_background : the median level-1 DN inside 0.9 R_sun over the median beyond
-        1.25 R_sun (floored at the read noise, `BACKGROUND_FLOOR_DN`). The EUV disk is ~10–100×
+        1.25 R_sun (floored at the read noise,
+        `~solargen.calibrate.level1.BACKGROUND_FLOOR_DN`). The EUV disk is ~10–100×
         the far corona at 193 Å; a flare's scattered light raises the background by a few % of the
         disk at most. Garbage bytes or a blank frame give ~1, an all-negative frame ≤ 0.
     max_outside_range_fraction : the largest fraction of pixels outside ``detector_range_dn``.

@@ -17,6 +17,17 @@ def reference_level15(smap, size: int, rsun_arcsec: float | None = None) -> np.n
 
     With ``rsun_arcsec``, the registered image is rescaled about its centre (scipy cubic spline)
     before binning, as SDOML does after its own registration.
+
+    Parameters
+    ----------
+    smap : a level-1 map (N, N), N a multiple of ``size``.
+    size : the output's side.
+    rsun_arcsec : the solar radius every frame is rescaled to (arcsec at 0.6″/px); None: none.
+
+    Returns
+    -------
+    numpy.ndarray
+        (size, size) float32 in the input's units (DN).
     """
     import sunpy.map
     from aiapy.calibrate import register
