@@ -93,10 +93,10 @@ def calibrate_files(paths: list[str | Path], out: str | Path, size: int, *, wave
     attrs = steps_attrs(opts)
     with write_shard(out, size) as shard:
         for path in tqdm(sorted(map(Path, paths)), desc="calibrate", unit="frame"):
-            smap = read_level1(path, wavelength)
+            smap = read_level1(path, wavelength=wavelength)
             if expect is not None:
                 check_stored(path, smap.meta, expect.get(str(path.resolve())))
-            status, reason = frame_status(smap, plausibility)
+            status, reason = frame_status(smap, plausibility=plausibility)
             info = dict.fromkeys(FRAME_COLUMNS[6:-1], float("nan")) | {"register_path": ""}
             image = None
             if status == "ok":

@@ -25,7 +25,7 @@ __all__ = ["MAX_NONFINITE_FRACTION", "BACKGROUND_FLOOR_DN", "read_level1", "expo
 MAX_NONFINITE_FRACTION = 0.01
 
 
-def read_level1(path: str | Path, wavelength: int = 193):
+def read_level1(path: str | Path, *, wavelength: int = 193):
     """Read one level-1 AIA FITS file (plain or tile-compressed) as an `~sunpy.map.sources.AIAMap`.
 
     Parameters
@@ -137,7 +137,7 @@ def plausibility_reason(data: np.ndarray, meta, check: Plausibility) -> str:
     return ""
 
 
-def frame_status(smap, plausibility: Plausibility | None = Plausibility()) -> tuple[str, str]:
+def frame_status(smap, *, plausibility: Plausibility | None = Plausibility()) -> tuple[str, str]:
     """Whether a level-1 frame is calibrated or rejected, and why.
 
     Parameters
