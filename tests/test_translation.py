@@ -10,10 +10,11 @@ import torch
 
 from helpers import smooth_fields
 from solargen.acquire.synthetic import write_synthetic_frame
-from solargen.calibrate import calibrate_files
+from solargen.calibrate.files import calibrate_files
 from solargen.shards import read_shard
 from solargen.cli import main
-from solargen.dataset import H5Images, align_channel, build_dataset, read_attrs, split_record
+from solargen.dataset import H5Images, align_channel, build_dataset, read_attrs
+from solargen.split import split_record
 from solargen.io import InputError, read_json
 from solargen.models.msdgan.family import MSDGANTrainer, generator_input, input_wavelengths, sample
 from solargen.normalise import compute_constants, normalise

@@ -27,10 +27,10 @@ def _acquire_synthetic(a):
 
 def _calibrate(a):
     from .acquire.commands import input_frames, input_records
-    from .calibrate import calibrate_files
+    from .calibrate.files import calibrate_files
 
     paths = input_frames(a.inputs)  # a folder of FITS files or a JSOC chunk's done-manifest
-    from .calibrate import Options, Plausibility
+    from .calibrate.options import Options, Plausibility
 
     opts = Options(method=a.method, register=not a.no_register, exposure=not a.no_exposure,
                    degradation=a.degradation, degradation_table=a.degradation_table,
@@ -42,7 +42,7 @@ def _calibrate(a):
 
 
 def _split(a):
-    from .dataset import split_record
+    from .split import split_record
     from .io import write_json
 
     rec = split_record(a.shards, block_hours=a.block_hours, test_fraction=a.test_fraction,
