@@ -12,7 +12,7 @@ from helpers import smooth_fields
 from solargen.acquire.synthetic import write_synthetic_frame
 from solargen.calibrate import calibrate_files
 from solargen.shards import read_shard
-from solargen.cli import main
+from solargen.cli import constants
 from solargen.dataset import H5Images, align_channel, build_dataset, read_attrs, split_record
 from solargen.io import InputError, read_json
 from solargen.models.msdgan.family import MSDGANTrainer, generator_input, input_wavelengths, sample
@@ -154,9 +154,8 @@ def test_a_channels_constants_follow_the_target_split(channel_shards, tmp_path):
     d, shards = channel_shards
     split = split_record(shards[193], block_hours=4, test_fraction=0.3, placement="last", seed=0)
     (tmp_path / "split.json").write_text(json.dumps(split))
-    args = ["constants", "--shards", *map(str, shards[211]), "--split", str(tmp_path / "split.json"),
-            "--reference-shards", *map(str, shards[193]), "--out", str(tmp_path / "c.json")]
-    assert main(args) == 0
+    # The step function the workflow's constants rule runs, with its command's defaults.
+    constants(shards=shards[211], split=tmp_path / "split.json", reference_shards=shards[193], out=tmp_path / "c.json")
     c = read_json(tmp_path / "c.json")
     train = [read_shard(s)[0] for s in shards[211]]
     assert c["n_frames"] == split["n_train"] == 4  # 211 Å frames matched to 193 Å training frames
