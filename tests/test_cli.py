@@ -127,7 +127,8 @@ def test_the_parser_is_built_from_the_registry(monkeypatch, tmp_path):
     monkeypatch.setattr(steps, "_STEPS", dict(steps._STEPS))
     calls = []
 
-    @steps.step("echo-test", "a test step", steps.arg("--out"), steps.arg("--n", type=int), steps.arg("--flag", action="store_true"))
+    @steps.step("echo-test", "a test step", steps.arg("--out"), steps.arg("--n", type=int),
+                steps.arg("--flag", action="store_true"))
     def echo(*, out, n=3, flag=False):
         calls.append((out, n, flag))
 

@@ -170,7 +170,8 @@ def _device(name: str):
       arg("--threads", type=int),
       arg("--in-memory-gib", type=float,
           help="hold the training frames (at --image-size) in memory when they fit in this many GiB"),
-      arg("--split", choices=["all", "train"], help="frames to train on: all (the study: no split) or the training split"),
+      arg("--split", choices=["all", "train"],
+          help="frames to train on: all (the study: no split) or the training split"),
       arg("--test-fraction", type=float,
           help="data.test_fraction: only for datasets without a recorded split (the last fraction in time)"),
       arg("--east-west-flip", action="store_true", help="augmentation: mirror half the frames E–W"),
@@ -307,7 +308,7 @@ def sample(*, family, model_json, image_size, n, out, checkpoint=None, dataset=N
                                            "sampler": sampler, "batch_size": batch_size, "model": cfg})
 
 
-#: The crop options of `features` and `spectrum` (`_crop_mode`).
+#: The crop options of `features` and `spectrum` (`_crop_mode`), and their defaults.
 CROP_ARGS = (
     arg("--crop", help="crop mode, the study's suffix: CROPPED64 or CROPPED299CS_0.1,1_CR_1,1"),
     arg("--crops-per-image", type=int),
@@ -315,6 +316,7 @@ CROP_ARGS = (
     arg("--crop-reference", type=int, help="resolution the crop size is given at (the dataset's)"),
     arg("--crop-on-disk", type=float, help="crops wholly inside a disk of this radius (fraction of the side)"),
 )
+CROPS_PER_IMAGE, CROP_SEED = 1, 0
 
 
 def _crop_mode(crop, crops_per_image, crop_seed, crop_reference, crop_on_disk):
@@ -334,8 +336,8 @@ def _crop_mode(crop, crops_per_image, crop_seed, crop_reference, crop_on_disk):
       arg("--net-specs", help="JSON: the config's evaluation.feature_networks"),
       arg("--threads", type=int),
       blas_threads=True)
-def features(*, images, net, out, crop=None, crops_per_image=1, crop_seed=0, crop_reference=None,
-             crop_on_disk=None, net_specs="{}", threads=1):
+def features(*, images, net, out, crop=None, crops_per_image=CROPS_PER_IMAGE, crop_seed=CROP_SEED,
+             crop_reference=None, crop_on_disk=None, net_specs="{}", threads=1):
     import torch
 
     from .evaluate import features as feature_nets
@@ -360,8 +362,8 @@ def fetch_weights(*, specs):
       arg("--window", choices=["none", "hann"], help="taper before the DFT"),
       arg("--out"),
       *CROP_ARGS)
-def spectrum(*, images, out, window="none", crop=None, crops_per_image=1, crop_seed=0, crop_reference=None,
-             crop_on_disk=None):
+def spectrum(*, images, out, window="none", crop=None, crops_per_image=CROPS_PER_IMAGE, crop_seed=CROP_SEED,
+             crop_reference=None, crop_on_disk=None):
     from .evaluate.metrics import save_spectrum
 
     save_spectrum(images, out, window,

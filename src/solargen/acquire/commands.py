@@ -70,6 +70,11 @@ def acquire_synthetic(*, out, n, first_index=0, start="2011-01-01T00:00:00", cad
                                first_index=first_index, wavelength=wavelength, bad_fraction=bad_fraction)
 
 
+#: Defaults of the options the JSOC steps share, written once for their signatures.
+JSOC_URL, SERIES, SEGMENT = "http://jsoc.stanford.edu/", "aia.lev1_euv_12s", "image"
+WINDOW_S, NOMINAL_EXPTIME, EXPTIME_MIN_FRACTION, MIN_PERCENTD = 60.0, 2.0, 0.8, 99.9
+RETRIES, BACKOFF_S = 6, 2.0
+
 #: The options acquire-query and acquire-download share (both steps take them all).
 CHUNK_ARGS = (
     arg("--source", choices=["jsoc_lev1", "jsoc_synoptic"]),
@@ -94,9 +99,10 @@ CHUNK_ARGS = (
       arg("--cadence-s", type=float),
       arg("--chunk"),
       arg("--out"))
-def acquire_query(*, source, start, end, origin, cadence_s, chunk, out, server="http://jsoc.stanford.edu/",
-                  series="aia.lev1_euv_12s", segment="image", wavelength=193, window_s=60.0, nominal_exptime=2.0,
-                  exptime_min_fraction=0.8, min_percentd=99.9, retries=6, backoff_s=2.0):
+def acquire_query(*, source, start, end, origin, cadence_s, chunk, out, server=JSOC_URL, series=SERIES,
+                  segment=SEGMENT, wavelength=193, window_s=WINDOW_S, nominal_exptime=NOMINAL_EXPTIME,
+                  exptime_min_fraction=EXPTIME_MIN_FRACTION, min_percentd=MIN_PERCENTD, retries=RETRIES,
+                  backoff_s=BACKOFF_S):
     from .manifest import write_manifest
 
     if source == "jsoc_lev1":
@@ -124,10 +130,10 @@ def acquire_query(*, source, start, end, origin, cadence_s, chunk, out, server="
       arg("--poll-s", type=float, help="seconds between export status calls"),
       arg("--timeout-s", type=float, help="socket timeout per HTTP request"),
       arg("--out"))
-def acquire_download(*, source, start, end, manifest, store, out, server="http://jsoc.stanford.edu/",
-                     series="aia.lev1_euv_12s", segment="image", wavelength=193, window_s=60.0, nominal_exptime=2.0,
-                     exptime_min_fraction=0.8, min_percentd=99.9, retries=6, backoff_s=2.0, email_env="JSOC_EMAIL",
-                     connections=1, poll_s=10.0, timeout_s=60.0):
+def acquire_download(*, source, start, end, manifest, store, out, server=JSOC_URL, series=SERIES, segment=SEGMENT,
+                     wavelength=193, window_s=WINDOW_S, nominal_exptime=NOMINAL_EXPTIME,
+                     exptime_min_fraction=EXPTIME_MIN_FRACTION, min_percentd=MIN_PERCENTD, retries=RETRIES,
+                     backoff_s=BACKOFF_S, email_env="JSOC_EMAIL", connections=1, poll_s=10.0, timeout_s=60.0):
     from ..io import InputError
     from .manifest import read_manifest, write_manifest
 
@@ -165,7 +171,7 @@ def acquire_download(*, source, start, end, manifest, store, out, server="http:/
       arg("--retries", type=int),
       arg("--backoff-s", type=float),
       arg("--out"))
-def acquire_pointing(*, start, end, out, server="http://jsoc.stanford.edu/", retries=6, backoff_s=2.0):
+def acquire_pointing(*, start, end, out, server=JSOC_URL, retries=RETRIES, backoff_s=BACKOFF_S):
     from .jsoc import client, fetch_pointing_table
 
     fetch_pointing_table(client(server), start, end, out, retries=retries, backoff_s=backoff_s)
