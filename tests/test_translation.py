@@ -246,3 +246,26 @@ def test_translation_trains_samples_and_evaluates_through_the_workflow(tmp_path)
     assert len(list((out / "runs/msdgan/msdgan_translation/samples").glob("*.png"))) == 8
     log = pd.read_csv(out / "models/msdgan/msdgan_translation/train_log.csv")
     assert log.step.max() == 10
+
+
+def test_held_out_targets_cycle_over_the_test_split_and_name_an_empty_one(tmp_path):
+    """The conditioning frames of a conditional run (dataset.held_out_targets, which sample and
+    evaluate call): image i on test frame i, cycling; no test frames is an error, not an empty run."""
+    import h5py
+    import numpy as np
+    import pytest
+
+    from solargen.dataset import held_out_targets
+
+    path = tmp_path / "d.h5"
+    images = np.random.default_rng(0).random((5, 8, 8), dtype=np.float32)
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f.create_group("frames")["split"] = np.array([0, 1, 0, 1, 0], dtype=np.int8)
+    t = held_out_targets(path, None, 8, range(3))
+    assert t.shape == (3, 1, 8, 8)
+    assert np.allclose(t[:, 0].numpy(), images[[1, 3, 1]] * 2 - 1)
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        f["images"] = images
+    with pytest.raises(ValueError, match="no held-out frames"):
+        held_out_targets(tmp_path / "e.h5", 0.0, 8, range(2))
