@@ -126,9 +126,10 @@ def dataset(*, shards, constants, out, png_dir=None, source="", split=None, quan
     from .io import read_json
     from .normalise import validate_constants
 
+    target = validate_constants(read_json(constants), constants)
+    split_rec = read_json(split) if split else None
     channels = {int(wl): (paths, validate_constants(read_json(c), c)) for wl, c, *paths in channel or []}
-    n = build_dataset(shards, validate_constants(read_json(constants), constants), out, png_dir=png_dir,
-                      source=source, split=read_json(split) if split else None, quantisation=quantisation,
+    n = build_dataset(shards, target, out, png_dir=png_dir, source=source, split=split_rec, quantisation=quantisation,
                       compression=compression, channels=channels, tolerance_s=tolerance_s)
     logging.info("dataset: %d frames", n)
 

@@ -103,8 +103,8 @@ def figure(*, kind, out, test_fraction=None, real=None, runs=()):
         from ..dataset import dataset_split, open_dataset, read_images
 
         with open_dataset(real) as f:
-            real = read_images(f, dataset_split(f, test_fraction)["test"])
-        figures.dft_figure(real, runs, out)
+            test_frames = read_images(f, dataset_split(f, test_fraction)["test"])
+        figures.dft_figure(test_frames, runs, out)
 
 
 TABLES = ("ranking", "diffusion_sampling", "diffusion_training", "regularisation", "ablations", "crops",
