@@ -269,7 +269,7 @@ def _held_out(dataset, test_fraction, size, image_indices, channels=()):
       blas_threads=True)
 def sample(*, family, model_json, image_size, n, out, checkpoint=None, dataset=None, test_fraction=None, factor=4,
            first_index=0, steps=250, sampler="ddpm", batch_size=16, seed=0, threads=1, device="auto"):
-    # factor: accepted for the workflow's command line; the model config's value is the one used.
+    # factor: unused (no rule passes it), kept so command lines naming it still parse; the model config's counts.
     import torch
     from PIL import Image
 
