@@ -369,3 +369,30 @@ class H5Images(torch.utils.data.Dataset):
         if self.check_finite and not torch.isfinite(x).all():
             raise InputError(f"{self.path}: frame {int(self.indices[i])} has non-finite values")
         return x * 2 - 1
+
+
+def training_rows(table: dict, split: dict, *, reference: dict | None = None, tolerance_s: float) -> list[int]:
+    """Rows of a frame ``table`` in the training split of a split record (`split_record`).
+
+    For an extra channel, ``reference`` is the target channel's frame table, which the record
+    splits: the channel's training frames are those matched (`align_channel`, within
+    ``tolerance_s``) to a training frame of the target, i.e. exactly the ones that enter the
+    dataset's training split."""
+    codes = dict(zip(*(split["frames"][k] for k in ("file", "split"))))
+    if reference is None:
+        return [r for r, f in enumerate(table["file"]) if codes.get(f) == 0]
+    match, _ = align_channel(reference["date_obs"], table["date_obs"], tolerance_s)
+    return sorted({int(m) for m, f in zip(match, reference["file"]) if m >= 0 and codes.get(f) == 0})
+
+
+def held_out_targets(dataset: str | Path, test_fraction: float | None, size: int, image_indices,
+                     channels=()) -> torch.Tensor:
+    """Test-split frames (len(image_indices), 1 + len(channels), size, size) in [-1, 1] for
+    conditional runs, image i on test frame i (cycling): the target, then the extra ``channels``
+    (Å) a translation model reads. A ValueError when the split has no test frames."""
+    with open_dataset(dataset) as f:
+        test = dataset_split(f, test_fraction)["test"]
+    if len(test) == 0:
+        raise ValueError("data.test_fraction is 0: a conditional family has no held-out frames")
+    data = H5Images(dataset, size=size, indices=test, channels=channels)
+    return torch.stack([data[i % len(test)] for i in image_indices])
