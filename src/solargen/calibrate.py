@@ -416,9 +416,7 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     `ExactShareExceeded` when that needs the exact path on more than ``max_exact`` of the
     target pixels. The roll is not checked here (`calibrate_frame` does: `MAX_FUSED_ROLL_DEG`).
     """
-    import cv2
-
-    from solargen.resample import block_extrema, block_means
+    from solargen.resample import block_extrema, block_means, spline_fir_rows
 
     m = level15_affine(meta, data.shape, size, rsun_arcsec)
     f = data.shape[1] // size
@@ -440,11 +438,12 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     half = p.size - 1
     for q0, q1, lo, hi in _bands(m, size, n, ty.shape[1] // 2):
         a, b = max(lo - half, 0), min(hi + half, n)  # + the prefilter's reach: exact rows lo … hi
-        coeffs = cv2.sepFilter2D(src[a:b], cv2.CV_32F, pre, pre, borderType=cv2.BORDER_REFLECT_101)
+        coeffs = np.empty((hi - lo, data.shape[1]), np.float32)  # = sepFilter2D(pre, pre) rows lo … hi
+        spline_fir_rows(src, lo, hi, pre[half:], coeffs)
         if b // f > done:
             block_extrema(src[done * f:b // f * f], f, top[done:b // f], bottom[done:b // f])
             done = b // f
-        block_means(coeffs[lo - a:hi - a], lo, n, m, q0, tx, ty, steps, f, out[q0:q1])
+        block_means(coeffs, lo, n, m, q0, tx, ty, steps, f, out[q0:q1])
     if done < size:
         block_extrema(src[done * f:], f, top[done:], bottom[done:])
     disk = None
