@@ -54,11 +54,15 @@ def block_means(coeffs: np.ndarray, row0: int, height: int, m: np.ndarray, q0: i
     size = out.shape[1]
     wx = np.empty(n_x, np.float32)
     lo_row, hi_row = max(row0, 0), min(row0 + coeffs.shape[0], height)
+    cs, rs = np.empty(size), np.empty(size)  # a target row's block centres: one vectorised pass
+    m00, m01, m02, m10, m11, m12 = m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]
     for k in range(out.shape[0]):
         qy = q0 + k
         for qx in range(size):
-            c = m[0, 0] * qx + m[0, 1] * qy + m[0, 2]
-            r = m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
+            cs[qx] = m00 * qx + m01 * qy + m02
+            rs[qx] = m10 * qx + m11 * qy + m12
+        for qx in range(size):
+            c, r = cs[qx], rs[qx]
             jc, ic = int(np.floor(c)), int(np.floor(r))
             j0, i0 = jc - hx + 1, ic - hy + 1
             if not (j0 >= 0 and j0 + n_x <= n1 and i0 >= lo_row and i0 + n_y <= hi_row):
@@ -70,7 +74,7 @@ def block_means(coeffs: np.ndarray, row0: int, height: int, m: np.ndarray, q0: i
             x0, x1 = tx[kx], tx[kx + 1]
             y0, y1 = ty[ky], ty[ky + 1]
             if n_x == 8 and n_y == 8:  # f = 4 at a plate scale near 0.6″: the hot loop
-                out[k, qx] = _dot8(coeffs, i0 - row0, j0, _lerp8(y0, y1, ay), _lerp8(x0, x1, ax))
+                out[k, qx] = _dot8(coeffs, i0 - row0, j0, _lerp8(y0, y1, ay), x0, x1, ax)
                 continue
             for v in range(n_x):
                 wx[v] = x0[v] + ax * (x1[v] - x0[v])
@@ -153,21 +157,20 @@ def spline_fir_rows(src: np.ndarray, a: int, b: int, p: np.ndarray, out: np.ndar
 
 
 @numba.njit(cache=True, inline="always")
-def _row8(a, i, j, c):
-    """Σ_v c[v]·a[i, j + v], v < 8."""
-    return ((c[0] * a[i, j] + c[1] * a[i, j + 1] + c[2] * a[i, j + 2] + c[3] * a[i, j + 3])
-            + (c[4] * a[i, j + 4] + c[5] * a[i, j + 5] + c[6] * a[i, j + 6] + c[7] * a[i, j + 7]))
-
-
-@numba.njit(cache=True, inline="always")
-def _dot8(a, i, j, wr, wc):
-    """Σ wr[u]·wc[v]·a[i + u, j + v] over an 8 × 8 window (f = 4 at a plate scale near 0.6″):
-    eight row sums, then one across them; weights as tuples, so they stay in registers (a loop
-    over a runtime-sized window ran ~1.5× slower)."""
-    return ((wr[0] * _row8(a, i, j, wc) + wr[1] * _row8(a, i + 1, j, wc))
-            + (wr[2] * _row8(a, i + 2, j, wc) + wr[3] * _row8(a, i + 3, j, wc))
-            + (wr[4] * _row8(a, i + 4, j, wc) + wr[5] * _row8(a, i + 5, j, wc))
-            + (wr[6] * _row8(a, i + 6, j, wc) + wr[7] * _row8(a, i + 7, j, wc)))
+def _dot8(a, i, j, wr, x0, x1, ax):
+    """Σ_u Σ_v wr[u]·wc[v]·a[i + u, j + v] over an 8 × 8 window (f = 4 at a plate scale near
+    0.6″), wc = x0 + ax·(x1 − x0): column sums over the eight rows (row slices: contiguous and
+    free of numba's negative-index test), then one across them with the column weights. Row
+    weights as a tuple, so they stay in registers (a loop over a runtime-sized window ran ~1.5×
+    slower); ~15 % faster than eight row sums of 2-D-indexed elements."""
+    a0, a1, a2, a3 = a[i, j:j + 8], a[i + 1, j:j + 8], a[i + 2, j:j + 8], a[i + 3, j:j + 8]
+    a4, a5, a6, a7 = a[i + 4, j:j + 8], a[i + 5, j:j + 8], a[i + 6, j:j + 8], a[i + 7, j:j + 8]
+    s = np.float32(0.0)
+    for v in range(8):
+        col = (((wr[0] * a0[v] + wr[1] * a1[v]) + (wr[2] * a2[v] + wr[3] * a3[v]))
+               + ((wr[4] * a4[v] + wr[5] * a5[v]) + (wr[6] * a6[v] + wr[7] * a7[v])))
+        s += (x0[v] + ax * (x1[v] - x0[v])) * col
+    return s
 
 
 @numba.njit(cache=True, inline="always")
