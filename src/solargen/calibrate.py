@@ -14,7 +14,7 @@ Steps per frame, each switchable and recorded in the shard's (and the dataset's)
      input would come back rounded), then a block mean;
    * ``fused`` (the default, the hot loop): ONE resampling from the level-1 grid straight to the
      target grid, with the reference's own kernel: the spline coefficients by a symmetric FIR
-     on the level-1 grid (`spline_prefilter`, OpenCV, band by band), then at each target pixel
+     on the level-1 grid (`spline_prefilter`, compiled, band by band), then at each target pixel
      the exact mean of its f × f cubic-spline samples as one 8 × 8 kernel (at f = 4) whose
      weights depend on the block centre's phase (`block_kernels`, compiled in
      `solargen.resample`), through the full affine (rotation by CROTA2, scale to 0.6″·f/px,
@@ -398,8 +398,8 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
 
     The reference's block mean of f × f cubic-spline samples, computed at the target pixels
     only: the spline coefficients by a symmetric FIR on the level-1 grid (`spline_prefilter`,
-    OpenCV), then at each target pixel's block centre (see `level15_affine`) the exact mean of
-    its f × f samples, one 2h × 2h kernel (8 × 8 at f = 4) per block whose weights depend on the
+    `solargen.resample.spline_fir_rows`), then at each target pixel's block centre (see
+    `level15_affine`) the exact mean of its f × f samples, one 2h × 2h kernel (8 × 8 at f = 4) per block whose weights depend on the
     centre's phase (`block_kernels`, `solargen.resample.block_means`) — exact for any plate
     scale. The sample lattice is taken along the level-1 axes: under a roll θ the reference's
     lattice is turned by θ, an error ∝ θ (over the symmetric block the terms in the first to
@@ -420,7 +420,7 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
 
     m = level15_affine(meta, data.shape, size, rsun_arcsec)
     f = data.shape[1] // size
-    # cv2 filters int16/uint16 straight to float32; converting 16M pixels first costs ~15 ms.
+    # The FIR converts int16/uint16 row by row; converting 16M pixels first costs ~15 ms.
     src = data if data.dtype in (np.float32, np.int16, np.uint16) else np.asarray(data, np.float32)
     # Level-1 pixels per full-resolution level-1.5 pixel along each lattice axis.
     steps = np.hypot(m[0, :2], m[1, :2]) / f
