@@ -46,38 +46,12 @@ def test_spline_fir_rows_is_opencv_sepfilter_on_those_rows(shape, dtype):
     want = cv2.sepFilter2D(a, cv2.CV_32F, pre, pre, borderType=cv2.BORDER_REFLECT_101)
     for lo, hi in [(0, shape[0]), (3, min(shape[0], 20)), (shape[0] - 2, shape[0])]:
         got = np.empty((hi - lo, shape[1]), np.float32)
-        assert spline_fir_rows(a, lo, hi, p, got, 0, np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), 3) == 3
+        spline_fir_rows(a, lo, hi, p, got)
         np.testing.assert_allclose(got, want[lo:hi], rtol=2e-6, atol=2e-6 * 16000)
     # the generic taps path (other half widths) too
     p4 = p[:5] / (p[0] + 2 * p[1:5].sum())
     pre4 = np.concatenate([p4[:0:-1], p4])
     got = np.empty(shape, np.float32)
-    spline_fir_rows(a, 0, shape[0], p4, got, 0, np.empty((0, 0), np.float32), np.empty((0, 0), np.float32), 0)
+    spline_fir_rows(a, 0, shape[0], p4, got)
     np.testing.assert_allclose(got, cv2.sepFilter2D(a, cv2.CV_32F, pre4, pre4, borderType=cv2.BORDER_REFLECT_101),
                                rtol=2e-6, atol=2e-6 * 16000)
-
-
-@pytest.mark.parametrize("f", [4, 3])
-@pytest.mark.parametrize("dtype", [np.int16, np.float32])
-def test_spline_fir_rows_fills_the_block_extrema_of_the_rows_it_streams(f, dtype):
-    from solargen.calibrate import spline_prefilter
-    from solargen.resample import block_extrema, spline_fir_rows
-
-    rng = np.random.default_rng(f)
-    a = rng.normal(0, 1000, (f * 30, f * 20)).astype(dtype)
-    want_top, want_bottom = np.empty((30, 20), np.float32), np.empty((30, 20), np.float32)
-    block_extrema(a, f, want_top, want_bottom)
-    p = spline_prefilter().astype(np.float32)
-    top, bottom = np.full((30, 20), np.nan, np.float32), np.full((30, 20), np.nan, np.float32)
-    done = 0
-    # bands as fused_level15 streams them: overlapping, then one that leaves a gap (not filled)
-    for lo, hi in [(0, 40), (30, 70), (65, f * 30 - 20)]:
-        out = np.empty((hi - lo, a.shape[1]), np.float32)
-        done = spline_fir_rows(a, lo, hi, p, out, f, top, bottom, done)
-        assert done == min(hi + p.size - 1, a.shape[0]) // f  # every block row it read in full
-    assert np.array_equal(top[:done], want_top[:done]) and np.array_equal(bottom[:done], want_bottom[:done])
-    assert np.isnan(top[done:]).all()  # nothing past the rows streamed
-    # a band starting past ``done`` leaves a gap: it fills nothing (block rows stay in order)
-    top2, bottom2 = np.full((30, 20), np.nan, np.float32), np.full((30, 20), np.nan, np.float32)
-    assert spline_fir_rows(a, 40, 60, p, np.empty((20, a.shape[1]), np.float32), f, top2, bottom2, 0) == 0
-    assert np.isnan(top2).all()

@@ -439,8 +439,8 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     for q0, q1, lo, hi in _bands(m, size, n, ty.shape[1] // 2):
         a, b = max(lo - half, 0), min(hi + half, n)  # + the prefilter's reach: exact rows lo … hi
         coeffs = np.empty((hi - lo, data.shape[1]), np.float32)  # = sepFilter2D(pre, pre) rows lo … hi
-        done = spline_fir_rows(src, lo, hi, pre[half:], coeffs, f, top, bottom, done)  # + block max/min
-        if b // f > done:  # block rows it did not stream in full
+        spline_fir_rows(src, lo, hi, pre[half:], coeffs)
+        if b // f > done:
             block_extrema(src[done * f:b // f * f], f, top[done:b // f], bottom[done:b // f])
             done = b // f
         block_means(coeffs, lo, n, m, q0, tx, ty, steps, f, out[q0:q1])

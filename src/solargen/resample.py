@@ -120,65 +120,25 @@ def _fir_line(line, p, buf, out):
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def spline_fir_rows(src: np.ndarray, a: int, b: int, p: np.ndarray, out: np.ndarray, f: int, top: np.ndarray,
-                    bottom: np.ndarray, done: int) -> int:
+def spline_fir_rows(src: np.ndarray, a: int, b: int, p: np.ndarray, out: np.ndarray) -> None:
     """out[i − a] = rows a … b − 1 of ``src`` (N, M) through the separable symmetric FIR ``p``
     (float32 taps p_0 … p_h, the fused path's spline prefilter) along both axes, mirrored at
     the image's edges (BORDER_REFLECT_101): what ``cv2.sepFilter2D`` gives on the whole image,
     to float32 rounding, for those rows only.
 
-    Streams the rows: each source row a − h … b + h − 1 is converted and filtered along x once,
-    into a ring of the 2h + 1 rows the y taps need (~200 KiB at 4096 columns, in L2), and the y
-    filter runs from there; ~30 % less CPU than OpenCV on the bands of `fused_level15`.
-
-    With f > 0 it also fills ``top``/``bottom`` (N/f, M/f) float32 with the max/min of ``src``
-    over each f × f block (`block_extrema`), for the block rows done, done + 1, … whose rows it
-    streams in full, while each row is in cache; returns the new ``done`` (block rows filled
-    from 0). ``f`` = 0: ``done`` back as is.
-    """
+    Streams the rows: each source row is converted and filtered along x once, into a ring of
+    the 2h + 1 rows the y taps need (~200 KiB at 4096 columns, in L2), and the y filter runs
+    from there; ~25 % less CPU than OpenCV on the bands of `fused_level15`."""
     n, w = src.shape
     h = p.size - 1
     ring_n = 2 * h + 1
     ring = np.empty((ring_n, w), np.float32)
     buf = np.empty(w + 2 * h, np.float32)
-    line = buf[h:h + w]  # the streamed row, as float32 (exact for 16-bit data)
-    nb = top.shape[0] if f > 0 else 0
-    # running column max/min of the block row, ping-ponged between two rows: an in-place
-    # ``hi[j] = max(hi[j], v)`` compiles to masked stores (vmaskmovps), slow on AMD cores
-    his, los = np.empty((2, w), np.float32), np.empty((2, w), np.float32)
-    cur = 0
-    filling = False  # a block row from its first row on
-    for r in range(a - h, b + h):
+    for r in range(a - h, a + h):
         _fir_line(src[_mirror(r, n)], p, buf, ring[r % ring_n])
-        if nb > 0 and 0 <= r < n:
-            by = r // f
-            if r % f == 0:
-                filling = by == done and by < nb
-                if filling:
-                    cur = 0
-                    his[0, :] = line
-                    los[0, :] = line
-            elif filling:
-                h0, h1, l0, l1 = his[cur], his[1 - cur], los[cur], los[1 - cur]
-                for j in range(w):
-                    v = line[j]
-                    h1[j] = _max(h0[j], v)
-                    l1[j] = _min(l0[j], v)
-                cur = 1 - cur
-            if filling and r % f == f - 1:
-                hi_, lo_ = his[cur], los[cur]
-                for bx in range(top.shape[1]):
-                    mx, mn = hi_[bx * f], lo_[bx * f]
-                    for k in range(1, f):
-                        mx = max(mx, hi_[bx * f + k])
-                        mn = min(mn, lo_[bx * f + k])
-                    top[by, bx] = mx
-                    bottom[by, bx] = mn
-                done = by + 1
-                filling = False
-        i = r - h  # rows i − h … i + h are in the ring: row i along y
-        if i < a:
-            continue
+    for i in range(a, b):
+        r = i + h
+        _fir_line(src[_mirror(r, n)], p, buf, ring[r % ring_n])
         o = out[i - a]
         mid = ring[i % ring_n]
         if h == 6:
@@ -196,7 +156,6 @@ def spline_fir_rows(src: np.ndarray, a: int, b: int, p: np.ndarray, out: np.ndar
             pk, lo, hi = p[k], ring[(i - k) % ring_n], ring[(i + k) % ring_n]
             for j in range(w):
                 o[j] += pk * (lo[j] + hi[j])
-    return done
 
 
 @numba.njit(cache=True, inline="always")
@@ -296,12 +255,7 @@ def _d2(a, b, c):
 
 @numba.njit(cache=True, inline="always")
 def _max(a, b):
-    return a if a > b else b  # a select on values (vmaxps), not a conditional store
-
-
-@numba.njit(cache=True, inline="always")
-def _min(a, b):
-    return a if a < b else b
+    return a if a > b else b
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
