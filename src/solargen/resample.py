@@ -3,7 +3,7 @@
 Loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 
 * `spline_fir_rows`: the spline prefilter (a separable symmetric FIR) on a band of rows,
-  streamed through a ring of rows in cache, with the per-block max/min of the rows it reads;
+  streamed through a ring of rows in cache;
 * `block_means`: the mean of each target pixel's f × f cubic-spline samples straight from the
   spline coefficients, with an exact per-block kernel of 2h taps per axis (8 at f = 4) read from
   phase tables;
