@@ -68,7 +68,7 @@ def read_floor(path: Path) -> np.ndarray:
 def rel_errors(test: np.ndarray, ref: np.ndarray, radius: float, floor: float = 0.0) -> tuple[np.ndarray, float]:
     """|test - ref| / |ref| for pixels inside ON_DISK × radius of the centre where |ref| ≥
     ``floor``, and the max |test - ref| of the on-disk pixels below it (0 if none)."""
-    from solargen.calibrate import ON_DISK
+    from solargen.calibrate.fused import ON_DISK
 
     n = ref.shape[0]
     yy, xx = np.mgrid[:n, :n]
@@ -132,8 +132,10 @@ def agreement(frames, size, dates):
     from aiapy.calibrate import register
 
     from solargen.acquire.synthetic import synthetic_frame
-    from solargen.calibrate import (MAX_FUSED_ROLL_DEG, Options, bin_image, calibrate_frame, fused_level15,
-                                    lattice_roll_deg)
+    from solargen.calibrate.frame import calibrate_frame
+    from solargen.calibrate.fused import MAX_FUSED_ROLL_DEG, fused_level15
+    from solargen.calibrate.geometry import bin_image, lattice_roll_deg
+    from solargen.calibrate.options import Options
 
     ref_opts = Options(method="reference")
     errs, ctx, dark_abs = {}, [], []
@@ -181,7 +183,10 @@ def main() -> None:
 
     import cv2
 
-    from solargen.calibrate import MAX_FUSED_ROLL_DEG, Options, calibrate_frame, read_level1
+    from solargen.calibrate.frame import calibrate_frame
+    from solargen.calibrate.fused import MAX_FUSED_ROLL_DEG
+    from solargen.calibrate.level1 import read_level1
+    from solargen.calibrate.options import Options
 
     cv2.setNumThreads(a.threads)
     fused_opts, ref_opts = Options(method="fused"), Options(method="reference")

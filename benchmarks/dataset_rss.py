@@ -2,7 +2,7 @@
 
     python benchmarks/dataset_rss.py [--frames 200 2000] [--size 256] [--per-shard 100]
 
-Writes calibrated shards (the layout `solargen.calibrate.calibrate_files` writes: images plus the
+Writes calibrated shards (the layout `solargen.calibrate.files.calibrate_files` writes: images plus the
 frames table) of log-normal "Sun-like" frames, then runs the workflow's own commands
 (``python -m solargen split|constants|dataset``) as child processes and reads each one's peak
 resident memory (``ru_maxrss`` from ``os.wait4``). Streaming means the peak does not grow with the

@@ -13,9 +13,14 @@ each step in-process, then reports on the held-out frames:
 - VICReg: per-dimension std of the embeddings, sqrt(Var + 1e-4) as VICReg's variance term
   (its threshold γ = 1), and of the representations (the features), on the held-out frames and
   on their two training views;
+- VICReg, for reference: the same std on the training frames of every run of as many consecutive
+  time blocks as the held-out frames span (a held-out-sized sample of frames the network was fitted
+  to), which tells a generalisation gap from an effect of the held-out sample's size or time span;
 - per feature network: FID(real half A, blurred real half B) / FID(real half A, real half B) over
   the real PNG folder (random halves; Gaussian blur σ = ``--blur-sigma`` px removes the fine-scale
-  texture), and the seconds its features of one half take.
+  texture), the seconds its features of one half take, and what the ratio is made of
+  (`blur_shift_over_spread`: how far the blur moves the features' mean, against how far the real
+  frames' features spread).
 
 ``steptime`` compares the per-step cost of one network's recipes in several configs, in one
 process, their steps interleaved.
@@ -77,6 +82,30 @@ def _blurred_copy(files: list[Path], out: Path, sigma: float) -> list[Path]:
     return res
 
 
+def blur_shift_over_spread(f_sharp: np.ndarray, f_blurred: np.ndarray, f_other: np.ndarray) -> float:
+    """‖mean(f_blurred) − mean(f_sharp)‖² / tr Cov(f_sharp ∪ f_other): the squared shift of the
+    features' mean that blurring the same frames causes, in units of the real frames' total
+    feature variance. FID(A, B) of two real halves grows with that variance; FID(A, blurred B) adds
+    this shift (and the blur's change of the covariance), so a small value means the blur barely
+    moves the features compared with how much real frames differ. Independent of the features'
+    scale, as the ratio."""
+    both = np.concatenate([f_sharp, f_other]).astype(np.float64)
+    shift = f_blurred.astype(np.float64).mean(0) - f_sharp.astype(np.float64).mean(0)
+    return float(shift @ shift / np.trace(np.atleast_2d(np.cov(both, rowvar=False))))
+
+
+def block_windows(blocks: np.ndarray, train: np.ndarray, width: int) -> list[np.ndarray]:
+    """Training frames of every run of ``width`` consecutive time blocks that all hold training
+    frames (indices into the data set, one array per run)."""
+    tb = np.unique(blocks[train])
+    out = []
+    for i in range(len(tb) - width + 1):
+        w = tb[i:i + width]
+        if w[-1] - w[0] == width - 1:
+            out.append(train[np.isin(blocks[train], w)])
+    return out
+
+
 def checks(a):
     from solargen.dataset import H5Images, dataset_split, open_dataset
     from solargen.evaluate import features
@@ -100,7 +129,9 @@ def checks(a):
     for name, c in trained.items():
         report[name] = _train(name, c, a.dataset, work, test_fraction)
     with open_dataset(a.dataset) as f:
-        held_out = dataset_split(f, test_fraction)["test"]
+        split = dataset_split(f, test_fraction)
+        held_out = split["test"]
+        blocks = f["frames"]["block"][()] if "frames" in f and "block" in f["frames"] else None
     for name, c in trained.items():
         data = H5Images(a.dataset, size=c["image_size"], indices=held_out)
         x = torch.stack([data[i] for i in range(len(data))])[:, :1]
@@ -117,6 +148,17 @@ def checks(a):
             # variance term sees (frames alone vary less than views do).
             v1, v2 = t.views(x, torch.Generator().manual_seed(0))
             report[name].update({f"views/{k}": v for k, v in collapse_check(t.model, torch.cat([v1, v2])).items()})
+            if blocks is not None:
+                train_data = H5Images(a.dataset, size=c["image_size"], indices=split["train"])
+                xt = torch.stack([train_data[i] for i in range(len(train_data))])[:, :1]
+                xt = torch.nn.functional.interpolate(xt, size=(c["input_size"],) * 2, mode="bicubic", antialias=True) \
+                    if xt.shape[-1] != c["input_size"] else xt
+                pos = {int(j): k for k, j in enumerate(split["train"])}
+                report[name]["train/embedding_std_mean"] = collapse_check(t.model, xt)["embedding_std_mean"]
+                width = len(np.unique(blocks[held_out]))
+                report[name][f"train_windows_{width}_blocks/embedding_std_mean"] = [
+                    collapse_check(t.model, xt[[pos[int(j)] for j in w]])["embedding_std_mean"]
+                    for w in block_windows(blocks, split["train"], width)]
         report[name]["held_out_frames"] = len(x)
     # Texture sensitivity: FID(A, blurred B) / FID(A, B) on random halves of the real frames.
     files = sorted(Path(a.images).glob("*.png"))
@@ -139,7 +181,9 @@ def checks(a):
         fblur = features.folder_features([str(p) for p in blurred_b], net)
         fid_ab, fid_blur = frechet_distance(fa, fb)[0], frechet_distance(fa, fblur)[0]
         report[f"ratio/{net}"] = {"fid_half_a_half_b": fid_ab, "fid_half_a_blurred_b": fid_blur,
-                                  "ratio": fid_blur / fid_ab, "features_s_per_half": per_half,
+                                  "ratio": fid_blur / fid_ab,
+                                  "blur_shift_over_spread": blur_shift_over_spread(fb, fblur, fa),
+                                  "features_s_per_half": per_half,
                                   "images_per_half": len(half_a)}
     print(json.dumps(report, indent=1))
 

@@ -396,7 +396,8 @@ def test_pointing_table_is_fetched_once_per_span_and_update_pointing_reads_it(fa
     from astropy.table import QTable
 
     from solargen.acquire.synthetic import write_synthetic_frame
-    from solargen.calibrate import apply_pointing, read_level1
+    from solargen.calibrate.corrections import apply_pointing
+    from solargen.calibrate.level1 import read_level1
 
     fake.pointing_dx = 8.0  # native pixels: the table's 193 Å disk centre, right of the detector centre
     out = tmp_path / "pointing_table.ecsv"

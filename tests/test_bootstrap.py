@@ -63,6 +63,36 @@ def test_kid_subsets_summed_together_equal_the_loop_in_chunks(monkeypatch):
     assert ours == pytest.approx(ref, rel=1e-10)
 
 
+def test_kid_subsets_kept_between_draws_give_the_same_kid(monkeypatch):
+    """The subsets are kept by (seed, set sizes): draws of a second feature set and of a run of
+    another size equal those drawn afresh, bit for bit; the store stays within its byte bound and
+    the global generator is left as it was."""
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(30, 8))
+    fakes = [rng.normal(0.2, 1, size=(20, 8)), rng.normal(size=(20, 8)), rng.normal(size=(25, 8))]
+    ri = bs.resample_indices(0, "r", 30, 6)
+
+    def draws():
+        return [bs.kid_from_kernels(*bs.polynomial_kernels(real, f), ri[b], fi[b], seed=b)
+                for f in fakes for fi in [bs.resample_indices(0, f"f{len(f)}", len(f), 6)] for b in range(6)]
+
+    monkeypatch.setattr(bs, "_kid_subsets", {})
+    monkeypatch.setattr(bs, "KID_SUBSETS_BYTES", 0)  # nothing kept: every draw permutes afresh
+    fresh = draws()
+    assert bs._kid_subsets == {}
+    monkeypatch.setattr(bs, "KID_SUBSETS_BYTES", 256 * 1024 ** 2)
+    state = np.random.get_state()[1].copy()
+    assert draws() == fresh
+    assert len(bs._kid_subsets) == 12  # 6 seeds × 2 fake sizes (20 and 25)
+    assert draws() == fresh  # now all from the store
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+    one = sum(a.nbytes + b.nbytes for a, b in bs._kid_subsets.values()) // 12
+    monkeypatch.setattr(bs, "_kid_subsets", {})
+    monkeypatch.setattr(bs, "KID_SUBSETS_BYTES", 3 * one)
+    assert draws() == fresh
+    assert len(bs._kid_subsets) == 3
+
+
 def _spectra(rng, n, ratio, k=16, s=0.5):
     base = 1.0 / np.arange(1, k + 1) ** 2
     return np.exp(rng.normal(0, s, (n, k))) * base * ratio

@@ -11,17 +11,20 @@ import pytest
 import sunpy.map
 import torch
 
-from solargen.calibrate import (
-    ON_DISK, Options, bin_image, calibrate_files, calibrate_frame, calibrate_map, degradation_factor,
-    fused_level15, level15_affine, read_level1, steps_attrs, wheel_correction_table,
-)
-from solargen.dataset import H5Images, build_dataset, dataset_split, read_attrs, split_record
+from solargen.calibrate.corrections import degradation_factor, wheel_correction_table
+from solargen.calibrate.files import calibrate_files, steps_attrs
+from solargen.calibrate.frame import calibrate_frame, calibrate_map
+from solargen.calibrate.fused import ON_DISK, fused_level15
+from solargen.calibrate.geometry import bin_image, level15_affine
+from solargen.calibrate.level1 import read_level1
+from solargen.calibrate.options import Options
+from solargen.dataset import H5Images, build_dataset, dataset_split, read_attrs
 from solargen.io import InputError
 from solargen.normalise import (
     LogHistogram, compute_constants, denormalise, dequantise, normalise, quantise,
 )
 from solargen.shards import read_shard
-from solargen.split import GUARD, TEST, TRAIN, block_split
+from solargen.split import GUARD, TEST, TRAIN, block_split, split_record
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +152,7 @@ def test_fused_path_holds_its_bound_at_the_generators_plate_scales(cdelt):
     import math
 
     from solargen.acquire.synthetic import synthetic_frame
-    from solargen.calibrate import MAX_FUSED_ROLL_DEG
+    from solargen.calibrate.fused import MAX_FUSED_ROLL_DEG
 
     data, header = synthetic_frame(1001, "2014-06-01T12:00:00.000", native_size=1024)
     header["CDELT1"] = header["CDELT2"] = cdelt * 4
@@ -219,7 +222,7 @@ def test_block_means_is_the_mean_of_spline_samples_including_edges(n, size, thet
     image are 0)."""
     import scipy.ndimage
 
-    from solargen.calibrate import block_kernels
+    from solargen.calibrate.fused import block_kernels
     from solargen.resample import block_means
 
     co = np.random.default_rng(0).random((n, n)).astype(np.float32) + 0.5
@@ -247,7 +250,7 @@ def test_block_means_is_the_mean_of_spline_samples_including_edges(n, size, thet
 def test_fused_bands_give_the_same_image_as_one_pass(monkeypatch, crota2):
     """Filtering and evaluating band by band (cache-sized) is exact: the same image as one band
     over the whole frame; a large roll falls back to one band."""
-    import solargen.calibrate as cal
+    import solargen.calibrate.fused as cal
 
     img = (scipy_smooth(np.random.default_rng(5).random((512, 512)), 2.0) * 3000).astype(np.int16)
     meta = {"crpix1": 257.3, "crpix2": 255.9, "cdelt1": 0.6012, "crota2": crota2, "rsun_obs": 960.0}
@@ -264,7 +267,7 @@ def test_block_kernels_have_unit_gain_and_the_prefilter_is_the_cardinal_spline(f
     """A flat field stays flat: every phase's block kernel sums to 1 and so does the prefilter
     (fitted with the gain held at 1); the prefilter with the B-spline is the cardinal spline
     (scipy's order-3 interpolation) to ~1e-4."""
-    from solargen.calibrate import _bspline3, _cardinal_cubic, block_kernels, spline_prefilter
+    from solargen.calibrate.fused import _bspline3, _cardinal_cubic, block_kernels, spline_prefilter
 
     tx, ty = block_kernels(f, step, step)
     np.testing.assert_allclose(tx.sum(axis=1), 1.0, atol=1e-6)
@@ -642,6 +645,33 @@ def test_guard_frames_separate_train_from_test():
     first_test = t[codes == TEST].min()
     assert (codes == GUARD).sum() == 2  # the frames 2 h and 4 h before the test block
     assert ((first_test - t[codes == TRAIN]) >= np.timedelta64(6, "h")).all()
+
+
+def test_split_indices_come_from_the_recorded_codes_or_a_chronological_cut(tmp_path):
+    import h5py
+
+    from solargen.split import split_indices
+
+    got = split_indices(5, codes=np.array([TRAIN, GUARD, TEST, TRAIN, TEST], np.int8))
+    assert got["train"].tolist() == [0, 3] and got["test"].tolist() == [2, 4]  # guard frames in neither
+    assert got["all"].tolist() == [0, 1, 2, 3, 4]
+    cut = split_indices(10, test_fraction=0.25)  # no recorded split: the last ceil(25 %) frames
+    assert cut["train"].tolist() == list(range(7)) and cut["test"].tolist() == [7, 8, 9]
+    assert split_indices(4, test_fraction=0)["test"].size == 0
+    with pytest.raises(ValueError, match="no training frames"):
+        split_indices(3, test_fraction=1.0)
+    # dataset_split reads the codes from the file; its errors name the file.
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as f:
+        f["images"] = np.zeros((3, 2, 2), np.uint8)
+    with h5py.File(path, "r") as f:
+        with pytest.raises(InputError, match=r"d\.h5: no recorded train/test split"):
+            dataset_split(f)
+        assert dataset_split(f, 1 / 3)["test"].tolist() == [2]
+    with h5py.File(path, "a") as f:
+        f["frames/split"] = np.array([TRAIN, TEST], np.int8)
+    with h5py.File(path, "r") as f, pytest.raises(InputError, match=r"d\.h5: split column has 2 rows for 3 frames"):
+        dataset_split(f)
 
 
 def test_too_few_blocks_for_a_split_is_a_clear_error():

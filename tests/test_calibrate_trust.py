@@ -14,11 +14,13 @@ from astropy.io import fits
 
 from solargen.acquire.manifest import stored_records, write_manifest
 from solargen.acquire.synthetic import synthetic_frame
-from solargen.calibrate import (
-    FUSED_MAX_EXACT_SHARE, MAX_FUSED_ROLL_DEG, ExactShareExceeded, Options, Plausibility, calibrate_files,
-    calibrate_frame, frame_status, fused_level15, header_rotation_matrix, level15_affine, read_level1,
-    reference_level15,
-)
+from solargen.calibrate.files import calibrate_files
+from solargen.calibrate.frame import calibrate_frame
+from solargen.calibrate.fused import FUSED_MAX_EXACT_SHARE, MAX_FUSED_ROLL_DEG, ExactShareExceeded, fused_level15
+from solargen.calibrate.geometry import header_rotation_matrix, level15_affine
+from solargen.calibrate.level1 import frame_status, read_level1
+from solargen.calibrate.options import Options, Plausibility
+from solargen.calibrate.reference import reference_level15
 from solargen.cli import main as cli_main
 from solargen.io import InputError
 from solargen.shards import read_shard
@@ -114,13 +116,13 @@ def test_plausibility_rejects_no_good_frame_and_no_flare(size):
         for kw in ({}, {"exptime": 0.6}, {"exptime": 2.9, "wavelength": 211}, {"exptime": 2.0, "wavelength": 171}):
             data, header = synthetic_frame(seed, date, native_size=size, **kw)
             smap = _map(data, header)
-            assert frame_status(smap, check) == ("ok", ""), (seed, kw)
+            assert frame_status(smap, plausibility=check) == ("ok", ""), (seed, kw)
             flare = _flare(data, header)
-            assert frame_status(_map(flare, header), check) == ("ok", ""), (seed, kw, "flare")
+            assert frame_status(_map(flare, header), plausibility=check) == ("ok", ""), (seed, kw, "flare")
             # The flare at the limb, with twice the scattered light.
             r = header["RSUN_OBS"] / header["CDELT1"]
             limb = _flare(data, header, (header["CRPIX1"] - 1 + 0.98 * r, header["CRPIX2"] - 1), scatter=0.10)
-            assert frame_status(_map(limb, header), check) == ("ok", ""), (seed, kw, "limb flare")
+            assert frame_status(_map(limb, header), plausibility=check) == ("ok", ""), (seed, kw, "limb flare")
             n_checked += 3
     assert n_checked >= 48
 
@@ -291,7 +293,7 @@ def _exact_block_mean(img, meta, size):
     spline, clipped to [min(input min, 0), max(input max, 0)] as sunpy does with missing=0."""
     import scipy.ndimage
 
-    from solargen.calibrate import bin_image
+    from solargen.calibrate.geometry import bin_image
 
     n = img.shape[0]
     m = level15_affine(meta, img.shape, n)

@@ -84,3 +84,70 @@ def test_sampling_and_evaluation_size_numpys_blas_pool_by_threads(monkeypatch):
     monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     limit_blas_threads(parser().parse_args(["check-config", "x.yaml"]))
     assert "OPENBLAS_NUM_THREADS" not in os.environ
+
+
+# --- the registry of steps ----------------------------------------------------------------------
+
+def _rule_commands() -> set[str]:
+    """The ``python -m solargen <step>`` commands of the rules' shell strings (``group sub`` for a
+    group's subcommand); comments and log messages (f-strings) do not count."""
+    import re
+    from pathlib import Path
+
+    from solargen import steps
+
+    groups = {s.name.split(" ")[0] for s in steps.registry() if " " in s.name}
+    found = set()
+    for f in (Path(__file__).resolve().parents[1] / "workflow" / "rules").glob("*.smk"):
+        for m in re.finditer(r'^\s*"[^"\n]*?python -m solargen ([a-z-]+)(?: ([a-z-]+))?', f.read_text(), re.M):
+            found.add(f"{m[1]} {m[2]}" if m[1] in groups else m[1])
+    return found
+
+
+def test_every_step_is_a_rule_and_every_rule_a_step():
+    from solargen import steps
+    from solargen.cli import parser
+
+    parser()  # imports every module of steps
+    registered = {s.name: s for s in steps.registry()}
+    called = _rule_commands()
+    assert called, "no python -m solargen command found in workflow/rules"
+    assert called - set(registered) == set(), "rules call commands no step registers"
+    assert {n for n, s in registered.items() if not s.by_hand} - called == set(), "steps no rule runs"
+    assert {n for n, s in registered.items() if s.by_hand} & called == set(), "a by-hand step is a rule's"
+
+
+def test_the_parser_is_built_from_the_registry(monkeypatch, tmp_path):
+    """A newly registered step is a command with its signature's defaults, and main calls it."""
+    from solargen import cli, steps
+
+    names = {s.name for s in (cli.parser(), steps.registry())[1]}
+    sub = next(a for a in cli.parser()._actions if a.dest == "command").choices
+    assert set(sub) == {n.split(" ")[0] for n in names}
+    monkeypatch.setattr(steps, "_STEPS", dict(steps._STEPS))
+    calls = []
+
+    @steps.step("echo-test", "a test step", steps.arg("--out"), steps.arg("--n", type=int),
+                steps.arg("--flag", action="store_true"))
+    def echo(*, out, n=3, flag=False):
+        calls.append((out, n, flag))
+
+    assert cli.main(["echo-test", "--out", "x"]) == 0 and calls == [("x", 3, False)]
+    assert cli.main(["echo-test", "--out", "y", "--n", "5", "--flag"]) == 0 and calls[-1] == ("y", 5, True)
+    r = subprocess.run([sys.executable, "-m", "solargen", "constants", "--out", "o"], capture_output=True, text=True)
+    assert r.returncode == 2 and "the following arguments are required: --shards" in r.stderr
+
+
+def test_a_step_must_declare_exactly_its_keyword_arguments():
+    import pytest
+
+    from solargen import steps
+
+    with pytest.raises(TypeError, match="keyword-only parameters"):
+        steps.step("bad-test", "", steps.arg("--out"))(lambda *, out, n=1: None)
+    with pytest.raises(TypeError, match="keyword-only parameters"):
+        steps.step("bad-test", "", steps.arg("--out"))(lambda out: None)
+    with pytest.raises(TypeError, match="signature"):
+        steps.arg("--n", type=int, default=3)
+    with pytest.raises(ValueError, match="registered twice"):
+        steps.step("calibrate", "", steps.arg("--out"))(lambda *, out: None)

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: __main__, and config, which checks a config against every stage's registry) may import all.
 STAGES = {"acquire": 0, "calibrate": 1, "shards": 1, "normalise": 2, "split": 2, "dataset": 3, "loader": 4, "models": 5,
           "train": 6, "evaluate": 7, "expert": 8, "report": 9}
-UTILITIES = {"io", "resample", "distributed", ""}
+UTILITIES = {"io", "resample", "distributed", "steps", ""}
 #: Known exceptions, each with its reason.
 ALLOWED = {
     # The feature-network commands (registered by the cli) resume a finished training's checkpoint.

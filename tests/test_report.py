@@ -130,3 +130,19 @@ def test_published_numbers_are_the_notebooks():
     assert len(tables.ablation_table(df)) == 16
     np.testing.assert_allclose(tables.crop_table(df).loc["full_projectedgan", ["CROPPED64", "CROPPED128", "CROPPED256"]],
                                [1.01, 0.84, 0.97], atol=0.005)
+
+
+def test_spectrum_figure_tells_every_run_apart(tmp_path):
+    """The small study plots 12 runs: with tab10 alone two pairs of runs shared a colour."""
+    from solargen.report.figures import line_styles, spectrum_figure
+
+    styles = line_styles(40)
+    assert len({(s["color"], s["ls"]) for s in styles}) == 40
+    k = np.arange(1, 9)
+    np.savez(tmp_path / "real.npz", k=k, power=np.ones((3, 8)))
+    runs = {}
+    for i in range(12):
+        np.savez(tmp_path / f"r{i}.npz", k=k, power=np.full((3, 8), 1.0 + i))
+        runs[f"run{i}"] = tmp_path / f"r{i}.npz"
+    spectrum_figure(tmp_path / "real.npz", runs, tmp_path / "spectrum.png")
+    assert (tmp_path / "spectrum.png").stat().st_size > 0

@@ -36,7 +36,7 @@ def test_block_curvature_is_the_block_max_of_the_second_differences(f, dtype):
 @pytest.mark.parametrize("shape", [(37, 29), (300, 4), (5, 64)])
 @pytest.mark.parametrize("dtype", [np.int16, np.uint16, np.float32])
 def test_spline_fir_rows_is_opencv_sepfilter_on_those_rows(shape, dtype):
-    from solargen.calibrate import spline_prefilter
+    from solargen.calibrate.fused import spline_prefilter
     from solargen.resample import spline_fir_rows
 
     rng = np.random.default_rng(sum(shape))

@@ -236,3 +236,39 @@ def test_vicreg_loss_over_two_ranks_equals_one_process_on_the_global_batch(tmp_p
         got = torch.load(tmp_path / f"r.{r}")
         torch.testing.assert_close(got["loss"], loss.detach())
         torch.testing.assert_close(got["grad"], ws.grad)
+
+
+def _solar_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "solar_features.py"
+    spec = importlib.util.spec_from_file_location("solar_features_benchmark", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_blur_shift_over_spread_is_the_mean_shift_in_units_of_the_frames_variance():
+    import numpy as np
+
+    bench = _solar_benchmark()
+    rng = np.random.default_rng(0)
+    sharp, other = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
+    blurred = sharp + np.array([3.0, 0.0, 4.0, 0.0])  # the blur moves every frame's features by |(3, 0, 4, 0)| = 5
+    want = 25.0 / np.trace(np.cov(np.concatenate([sharp, other]), rowvar=False))
+    assert bench.blur_shift_over_spread(sharp, blurred, other) == pytest.approx(want, rel=1e-12)
+    # Independent of the features' scale, as the FID ratio it explains.
+    assert bench.blur_shift_over_spread(10 * sharp, 10 * blurred, 10 * other) == pytest.approx(want, rel=1e-12)
+    assert bench.blur_shift_over_spread(sharp, sharp, other) == 0.0
+
+
+def test_block_windows_are_runs_of_consecutive_training_blocks():
+    import numpy as np
+
+    bench = _solar_benchmark()
+    blocks = np.array([1, 1, 2, 2, 3, 4, 4, 5, 6, 6, 7])
+    train = np.array([0, 1, 2, 3, 4, 8, 9, 10])  # blocks 1, 2, 3 and 6, 7 train; 4 and 5 are held out
+    got = [w.tolist() for w in bench.block_windows(blocks, train, 2)]
+    assert got == [[0, 1, 2, 3], [2, 3, 4], [8, 9, 10]]  # (1, 2), (2, 3), (6, 7); never across the gap
+    assert [w.tolist() for w in bench.block_windows(blocks, train, 3)] == [[0, 1, 2, 3, 4]]

@@ -10,10 +10,11 @@ import torch
 
 from helpers import smooth_fields
 from solargen.acquire.synthetic import write_synthetic_frame
-from solargen.calibrate import calibrate_files
+from solargen.calibrate.files import calibrate_files
 from solargen.shards import read_shard
-from solargen.cli import main
-from solargen.dataset import H5Images, align_channel, build_dataset, read_attrs, split_record
+from solargen.cli import constants
+from solargen.dataset import H5Images, align_channel, build_dataset, read_attrs
+from solargen.split import split_record
 from solargen.io import InputError, read_json
 from solargen.models.msdgan.family import MSDGANTrainer, generator_input, input_wavelengths, sample
 from solargen.normalise import compute_constants, normalise
@@ -154,9 +155,8 @@ def test_a_channels_constants_follow_the_target_split(channel_shards, tmp_path):
     d, shards = channel_shards
     split = split_record(shards[193], block_hours=4, test_fraction=0.3, placement="last", seed=0)
     (tmp_path / "split.json").write_text(json.dumps(split))
-    args = ["constants", "--shards", *map(str, shards[211]), "--split", str(tmp_path / "split.json"),
-            "--reference-shards", *map(str, shards[193]), "--out", str(tmp_path / "c.json")]
-    assert main(args) == 0
+    # The step function the workflow's constants rule runs, with its command's defaults.
+    constants(shards=shards[211], split=tmp_path / "split.json", reference_shards=shards[193], out=tmp_path / "c.json")
     c = read_json(tmp_path / "c.json")
     train = [read_shard(s)[0] for s in shards[211]]
     assert c["n_frames"] == split["n_train"] == 4  # 211 Å frames matched to 193 Å training frames
@@ -247,3 +247,26 @@ def test_translation_trains_samples_and_evaluates_through_the_workflow(tmp_path)
     assert len(list((out / "runs/msdgan/msdgan_translation/samples").glob("*.png"))) == 8
     log = pd.read_csv(out / "models/msdgan/msdgan_translation/train_log.csv")
     assert log.step.max() == 10
+
+
+def test_held_out_targets_cycle_over_the_test_split_and_name_an_empty_one(tmp_path):
+    """The conditioning frames of a conditional run (dataset.held_out_targets, which sample and
+    evaluate call): image i on test frame i, cycling; no test frames is an error, not an empty run."""
+    import h5py
+    import numpy as np
+    import pytest
+
+    from solargen.dataset import held_out_targets
+
+    path = tmp_path / "d.h5"
+    images = np.random.default_rng(0).random((5, 8, 8), dtype=np.float32)
+    with h5py.File(path, "w") as f:
+        f["images"] = images
+        f.create_group("frames")["split"] = np.array([0, 1, 0, 1, 0], dtype=np.int8)
+    t = held_out_targets(path, None, 8, range(3))
+    assert t.shape == (3, 1, 8, 8)
+    assert np.allclose(t[:, 0].numpy(), images[[1, 3, 1]] * 2 - 1)
+    with h5py.File(tmp_path / "e.h5", "w") as f:
+        f["images"] = images
+    with pytest.raises(ValueError, match="no held-out frames"):
+        held_out_targets(tmp_path / "e.h5", 0.0, 8, range(2))

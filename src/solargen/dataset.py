@@ -34,6 +34,7 @@ import torch
 from .io import InputError, atomic_dir, atomic_path, short_digest, to_uint8, versions, write_table
 from .normalise import dequantise, normalise, quantise
 from .shards import META_COLUMNS, corrupt_frame, frame_table, iter_images, shard_attrs
+from .split import parse_dates, split_indices
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,6 @@ def align_channel(dates, channel_dates, tolerance_s: float) -> tuple[np.ndarray,
     """For each frame time in ``dates`` the index of the nearest frame in ``channel_dates`` (ISO
     strings, any order), or -1 when none lies within ``tolerance_s``. Returns (index (n,) int64,
     |offset| in s (n,) float64, inf where the channel has no frame at all)."""
-    from .split import parse_dates
-
     t = parse_dates(dates).astype(np.int64)
     n = len(t)
     if len(channel_dates) == 0:
@@ -269,28 +268,26 @@ def dataset_identity(path: str | Path) -> dict[str, str]:
     return out
 
 
-def split_indices(n: int, test_fraction: float) -> dict[str, np.ndarray]:
-    """Chronological split for datasets without a recorded split: the last ``test_fraction`` of
-    the frames (stored in time order) are the test split."""
-    n_test = int(np.ceil(n * test_fraction)) if test_fraction > 0 else 0
-    if n_test >= n:
-        raise ValueError(f"test_fraction {test_fraction} leaves no training frames out of {n}")
-    return {"all": np.arange(n), "train": np.arange(n - n_test), "test": np.arange(n - n_test, n)}
-
-
 def dataset_split(f: h5py.File, test_fraction: float | None = None) -> dict[str, np.ndarray]:
-    """Indices of ``all``, ``train`` and ``test`` frames of an open dataset: the recorded time-block
-    split (``frames/split``) when there is one, else `split_indices` with ``test_fraction`` (the
-    config's data.test_fraction; required then)."""
+    """Indices of ``all``, ``train`` and ``test`` frames of an open dataset (`split.split_indices`).
+
+    Parameters
+    ----------
+    f : an open dataset file (`open_dataset`).
+    test_fraction : the config's data.test_fraction, used (and then required) only when the
+        dataset has no recorded time-block split (``frames/split``).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``all``, ``train`` and ``test`` frame indices.
+    """
     n = len(f["images"])
-    if "frames" in f and "split" in f["frames"]:
-        codes = f["frames"]["split"][()]
-        if len(codes) != n:
-            raise InputError(f"{f.filename}: split column has {len(codes)} rows for {n} frames")
-        return {"all": np.arange(n), "train": np.flatnonzero(codes == 0), "test": np.flatnonzero(codes == 1)}
-    if test_fraction is None:
-        raise InputError(f"{f.filename}: no recorded train/test split; give the test fraction (data.test_fraction)")
-    return split_indices(n, test_fraction)
+    codes = f["frames"]["split"][()] if "frames" in f and "split" in f["frames"] else None
+    try:
+        return split_indices(n, codes=codes, test_fraction=test_fraction)
+    except InputError as e:
+        raise InputError(f"{f.filename}: {e}") from None
 
 
 def channel_key(wavelength: int) -> str:
@@ -374,13 +371,28 @@ class H5Images(torch.utils.data.Dataset):
         return x * 2 - 1
 
 
-def split_record(shard_paths: list[str | Path], **params) -> dict:
-    """The time-block split of the calibrated frames of ``shard_paths`` (see `solargen.split`):
-    its parameters and counts, plus one row per frame (file, date_obs, block, split)."""
-    from .split import block_split, summary
+def training_rows(table: dict, split: dict, *, reference: dict | None = None, tolerance_s: float) -> list[int]:
+    """Rows of a frame ``table`` in the training split of a split record (`split_record`).
 
-    table = frame_table([Path(p) for p in shard_paths])
-    codes, blocks = block_split(table["date_obs"], **params)
-    return {**summary(codes, blocks, method="time blocks", **params),
-            "frames": {"file": table["file"].tolist(), "date_obs": table["date_obs"].tolist(),
-                       "block": blocks.tolist(), "split": codes.tolist()}}
+    For an extra channel, ``reference`` is the target channel's frame table, which the record
+    splits: the channel's training frames are those matched (`align_channel`, within
+    ``tolerance_s``) to a training frame of the target, i.e. exactly the ones that enter the
+    dataset's training split."""
+    codes = dict(zip(*(split["frames"][k] for k in ("file", "split"))))
+    if reference is None:
+        return [r for r, f in enumerate(table["file"]) if codes.get(f) == 0]
+    match, _ = align_channel(reference["date_obs"], table["date_obs"], tolerance_s)
+    return sorted({int(m) for m, f in zip(match, reference["file"]) if m >= 0 and codes.get(f) == 0})
+
+
+def held_out_targets(dataset: str | Path, test_fraction: float | None, size: int, image_indices,
+                     channels=()) -> torch.Tensor:
+    """Test-split frames (len(image_indices), 1 + len(channels), size, size) in [-1, 1] for
+    conditional runs, image i on test frame i (cycling): the target, then the extra ``channels``
+    (Å) a translation model reads. A ValueError when the split has no test frames."""
+    with open_dataset(dataset) as f:
+        test = dataset_split(f, test_fraction)["test"]
+    if len(test) == 0:
+        raise ValueError("data.test_fraction is 0: a conditional family has no held-out frames")
+    data = H5Images(dataset, size=size, indices=test, channels=channels)
+    return torch.stack([data[i % len(test)] for i in image_indices])

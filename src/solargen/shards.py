@@ -7,18 +7,20 @@
     attrs       the calibration steps, size, wavelength, plausibility thresholds (the same in every
                 shard of a dataset: `shard_attrs`)
 
-`calibrate.calibrate_files` writes them; the constants, the split and the dataset read them
-through this module only, one frame at a time.
+`solargen.calibrate.files.calibrate_files` writes them (`write_shard`); the constants, the split
+and the dataset read them through this module only, one frame at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .io import InputError
+from .io import InputError, atomic_path, write_table
 
 #: The frames table of a shard, one row per input file.
 FRAME_COLUMNS = ["file", "date_obs", "exptime", "quality", "status", "reason", "degradation_factor",
@@ -28,8 +30,61 @@ META_COLUMNS = ["file", "date_obs", "exptime", "quality", "degradation_factor", 
                 "rsun_obs", "disk_x0", "disk_y0", "disk_radius"]
 
 
+class ShardWriter:
+    """A shard being written (`write_shard`): one `add` per input file, in the order read.
+
+    Images go to disk as they come (one chunk per frame), so memory does not grow with the shard;
+    the frames table, its count of registration paths and the file's attributes are written
+    when the block ends without an error.
+    """
+
+    def __init__(self, f: h5py.File, size: int):
+        self._f, self.size = f, size
+        self._images = f.create_dataset("images", shape=(0, size, size), maxshape=(None, size, size), dtype="f4",
+                                        chunks=(1, size, size))
+        self.rows: list[tuple] = []
+        self.n_ok = 0
+        #: The file's attributes (the calibration's steps and thresholds), written at the end.
+        self.attrs: dict = {}
+
+    def add(self, row: dict, image: np.ndarray | None = None) -> None:
+        """Record one input file: ``row`` holds every column of `FRAME_COLUMNS`; ``image``
+        (size, size) is given exactly when ``row["status"]`` is ``"ok"``."""
+        if (image is None) == (row["status"] == "ok"):
+            raise ValueError(f"{row['file']}: an image goes with status 'ok' only (status {row['status']!r})")
+        if image is not None:
+            self._images.resize(self.n_ok + 1, axis=0)
+            self._images[self.n_ok] = image
+            self.n_ok += 1
+        self.rows.append(tuple(row[k] for k in FRAME_COLUMNS))
+
+    def _finish(self) -> None:
+        f, rows = self._f, self.rows
+        write_table(f.create_group("frames"), {k: [r[i] for r in rows] for i, k in enumerate(FRAME_COLUMNS)})
+        paths_taken = [r[-1] for r in rows if r[4] == "ok"]
+        # On the table, not the file: the file's attributes must agree across shards (`shard_attrs`).
+        f["frames"].attrs["register_paths"] = json.dumps({p: paths_taken.count(p) for p in sorted(set(paths_taken))})
+        f.attrs.update(self.attrs, size=self.size)
+
+
+@contextlib.contextmanager
+def write_shard(out: str | Path, size: int):
+    """Write a calibrated shard at ``out`` atomically: yields a `ShardWriter`; the file appears
+    whole when the block ends without an error, and not at all otherwise.
+
+    Parameters
+    ----------
+    out : the shard's path.
+    size : the images' side (pixels).
+    """
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        shard = ShardWriter(f, size)
+        yield shard
+        shard._finish()
+
+
 def read_shard(path: str | Path, images: bool = True) -> tuple[np.ndarray | None, dict]:
-    """Read a calibrated shard written by `calibrate_files`: (images, frames table as dict of arrays).
+    """Read a calibrated shard written by `solargen.calibrate.files.calibrate_files`: (images, frames table as dict of arrays).
 
     With ``images=False`` only the table is read (streaming readers take frames one by one).
     """

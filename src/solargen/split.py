@@ -9,13 +9,24 @@ cycle). Training frames within ``guard_hours`` of a test block are set aside as 
 dataset, in neither split), so no training frame is a near-duplicate of a test frame.
 
 Codes in the dataset's ``frames/split`` column: 0 = train, 1 = test, 2 = guard.
+
+This module owns the splitting logic: the split record the workflow's ``split`` step writes
+(`split_record`, from the shards' frame tables), and the indices a dataset's split gives
+(`split_indices`, from the recorded codes or, for a dataset without them, chronologically).
+`solargen.dataset` stores the codes in dataset.h5 and reads them back (`dataset.dataset_split`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .io import InputError
+from .shards import frame_table
+
+__all__ = ["TRAIN", "TEST", "GUARD", "NAMES", "EPOCH", "parse_dates", "block_split", "summary", "split_record",
+           "split_indices"]
 
 TRAIN, TEST, GUARD = 0, 1, 2
 NAMES = {TRAIN: "train", TEST: "test", GUARD: "guard"}
@@ -87,3 +98,54 @@ def summary(codes: np.ndarray, blocks: np.ndarray, **params) -> dict:
             "n_guard": int((codes == GUARD).sum()), "n_blocks": int(len(np.unique(blocks))),
             "test_blocks": sorted(int(b) for b in np.unique(blocks[codes == TEST])),
             "epoch": str(EPOCH), "codes": {str(k): v for k, v in NAMES.items()}}
+
+
+def split_record(shard_paths: list[str | Path], **params) -> dict:
+    """The time-block split of the calibrated frames of ``shard_paths``: what the ``split`` step writes.
+
+    Parameters
+    ----------
+    shard_paths : calibrated shards (their frame tables are read through `solargen.shards`).
+    **params : `block_split`'s keywords (``block_hours``, ``test_fraction``, ``placement``,
+        ``seed``, ``guard_hours``).
+
+    Returns
+    -------
+    dict
+        `summary` of the split (parameters, counts, held-out blocks) plus ``frames``: one row per
+        calibrated frame (``file``, ``date_obs``, ``block``, ``split``), in time order.
+    """
+    table = frame_table([Path(p) for p in shard_paths])
+    codes, blocks = block_split(table["date_obs"], **params)
+    return {**summary(codes, blocks, method="time blocks", **params),
+            "frames": {"file": table["file"].tolist(), "date_obs": table["date_obs"].tolist(),
+                       "block": blocks.tolist(), "split": codes.tolist()}}
+
+
+def split_indices(n: int, *, codes: np.ndarray | None = None,
+                  test_fraction: float | None = None) -> dict[str, np.ndarray]:
+    """Indices of the ``all``, ``train`` and ``test`` frames of a dataset of ``n`` frames.
+
+    Parameters
+    ----------
+    n : number of frames (stored in time order).
+    codes : the recorded split, `TRAIN`/`TEST`/`GUARD` per frame (guard frames are in neither
+        split). None: the dataset has no recorded split, and the last ``test_fraction`` of the
+        frames are the test split (a chronological cut, for datasets built without one).
+    test_fraction : required when ``codes`` is None.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``all``, ``train`` and ``test`` frame indices, each ascending.
+    """
+    if codes is not None:
+        if len(codes) != n:
+            raise InputError(f"split column has {len(codes)} rows for {n} frames")
+        return {"all": np.arange(n), "train": np.flatnonzero(codes == TRAIN), "test": np.flatnonzero(codes == TEST)}
+    if test_fraction is None:
+        raise InputError("no recorded train/test split; give the test fraction (data.test_fraction)")
+    n_test = int(np.ceil(n * test_fraction)) if test_fraction > 0 else 0
+    if n_test >= n:
+        raise ValueError(f"test_fraction {test_fraction} leaves no training frames out of {n}")
+    return {"all": np.arange(n), "train": np.arange(n - n_test), "test": np.arange(n - n_test, n)}

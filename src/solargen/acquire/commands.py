@@ -1,7 +1,6 @@
 """``python -m solargen`` subcommands of the acquisition stage (JSOC, synoptic, image folder).
 
-Kept out of `solargen.cli` so that file stays a list of steps; `add_commands` registers them.
-Heavy imports stay inside the functions.
+Steps registered with `solargen.steps.step`, like the cli's. Heavy imports stay inside the functions.
 """
 
 from __future__ import annotations
@@ -9,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+
+from ..steps import arg, step
 
 log = logging.getLogger(__name__)
 
@@ -43,65 +44,145 @@ def input_records(inputs: str | os.PathLike) -> dict | None:
     return stored_records(read_manifest(inputs))
 
 
-def _filters(a) -> dict:
-    return {"wavelength": a.wavelength, "nominal_exptime": a.nominal_exptime,
-            "min_exptime_fraction": a.exptime_min_fraction, "min_percentd": a.min_percentd}
+def _filters(wavelength, nominal_exptime, exptime_min_fraction, min_percentd) -> dict:
+    return {"wavelength": wavelength, "nominal_exptime": nominal_exptime,
+            "min_exptime_fraction": exptime_min_fraction, "min_percentd": min_percentd}
 
 
-def _query(a):
+@step("acquire-synthetic", "write synthetic AIA 193 Å level-1 FITS frames",
+      arg("--out"),
+      arg("--n", type=int),
+      arg("--first-index", type=int),
+      arg("--start"),
+      arg("--cadence-s", type=float),
+      arg("--seed", type=int),
+      arg("--native-size", type=int),
+      arg("--exptime", type=float),
+      arg("--bad-fraction", type=float),
+      arg("--wavelength", type=int, help="WAVELNTH (Å): 193, or an extra channel (171, 211)"))
+def acquire_synthetic(*, out, n, first_index=0, start="2011-01-01T00:00:00", cadence_s=7200.0, seed=0,
+                      native_size=4096, exptime=2.0, bad_fraction=0.0, wavelength=193):
+    from ..io import atomic_dir
+    from .synthetic import write_synthetic_series
+
+    with atomic_dir(out) as tmp:
+        write_synthetic_series(tmp, n, start, cadence_s, seed, native_size=native_size, exptime=exptime,
+                               first_index=first_index, wavelength=wavelength, bad_fraction=bad_fraction)
+
+
+#: Defaults of the options the JSOC steps share, written once for their signatures.
+JSOC_URL, SERIES, SEGMENT = "http://jsoc.stanford.edu/", "aia.lev1_euv_12s", "image"
+WINDOW_S, NOMINAL_EXPTIME, EXPTIME_MIN_FRACTION, MIN_PERCENTD = 60.0, 2.0, 0.8, 99.9
+RETRIES, BACKOFF_S = 6, 2.0
+
+#: The options acquire-query and acquire-download share (both steps take them all).
+CHUNK_ARGS = (
+    arg("--source", choices=["jsoc_lev1", "jsoc_synoptic"]),
+    arg("--server", help="JSOC base URL (tests: the fake one)"),
+    arg("--series"),
+    arg("--segment"),
+    arg("--wavelength", type=int),
+    arg("--start", help="chunk start (TAI, ISO)"),
+    arg("--end", help="chunk end, exclusive (TAI, ISO)"),
+    arg("--window-s", type=float, help="how far from its slot a stand-in frame may be"),
+    arg("--nominal-exptime", type=float),
+    arg("--exptime-min-fraction", type=float),
+    arg("--min-percentd", type=float),
+    arg("--retries", type=int),
+    arg("--backoff-s", type=float),
+)
+
+
+@step("acquire-query", "query one time chunk's keywords into a filtered Parquet manifest",
+      *CHUNK_ARGS,
+      arg("--origin", help="time the cadence slots count from (TAI, ISO)"),
+      arg("--cadence-s", type=float),
+      arg("--chunk"),
+      arg("--out"))
+def acquire_query(*, source, start, end, origin, cadence_s, chunk, out, server=JSOC_URL, series=SERIES,
+                  segment=SEGMENT, wavelength=193, window_s=WINDOW_S, nominal_exptime=NOMINAL_EXPTIME,
+                  exptime_min_fraction=EXPTIME_MIN_FRACTION, min_percentd=MIN_PERCENTD, retries=RETRIES,
+                  backoff_s=BACKOFF_S):
     from .manifest import write_manifest
 
-    if a.source == "jsoc_lev1":
+    if source == "jsoc_lev1":
         from .jsoc import client, query_chunk
 
-        df = query_chunk(client(a.server), series=a.series, wavelength=a.wavelength, t0=a.start, t1=a.end,
-                         origin=a.origin, cadence_s=a.cadence_s, window_s=a.window_s, chunk=a.chunk,
-                         filters=_filters(a), retries=a.retries, backoff_s=a.backoff_s)
+        df = query_chunk(client(server), series=series, wavelength=wavelength, t0=start, t1=end, origin=origin,
+                         cadence_s=cadence_s, window_s=window_s, chunk=chunk,
+                         filters=_filters(wavelength, nominal_exptime, exptime_min_fraction, min_percentd),
+                         retries=retries, backoff_s=backoff_s)
     else:
         from .synoptic import synoptic_manifest
 
-        df = synoptic_manifest(server_url=a.server, wavelength=a.wavelength, t0=a.start, t1=a.end, origin=a.origin,
-                               cadence_s=a.cadence_s, chunk=a.chunk)
-    write_manifest(df, a.out)
-    log.info("%s: %d rows (%d selected)", a.out, len(df), int((df["status"] == "selected").sum()))
+        df = synoptic_manifest(server_url=server, wavelength=wavelength, t0=start, t1=end, origin=origin,
+                               cadence_s=cadence_s, chunk=chunk)
+    write_manifest(df, out)
+    log.info("%s: %d rows (%d selected)", out, len(df), int((df["status"] == "selected").sum()))
 
 
-def _pointing(a):
-    from .jsoc import client, fetch_pointing_table
-
-    fetch_pointing_table(client(a.server), a.start, a.end, a.out, retries=a.retries, backoff_s=a.backoff_s)
-
-
-def _download(a):
+@step("acquire-download", "fetch and verify one chunk's frames; write its done-manifest",
+      *CHUNK_ARGS,
+      arg("--manifest"),
+      arg("--store", help="persistent folder of the downloaded FITS files"),
+      arg("--email-env", help="environment variable holding the JSOC notify e-mail"),
+      arg("--connections", type=int, choices=[1, 2]),
+      arg("--poll-s", type=float, help="seconds between export status calls"),
+      arg("--timeout-s", type=float, help="socket timeout per HTTP request"),
+      arg("--out"))
+def acquire_download(*, source, start, end, manifest, store, out, server=JSOC_URL, series=SERIES, segment=SEGMENT,
+                     wavelength=193, window_s=WINDOW_S, nominal_exptime=NOMINAL_EXPTIME,
+                     exptime_min_fraction=EXPTIME_MIN_FRACTION, min_percentd=MIN_PERCENTD, retries=RETRIES,
+                     backoff_s=BACKOFF_S, email_env="JSOC_EMAIL", connections=1, poll_s=10.0, timeout_s=60.0):
     from ..io import InputError
     from .manifest import read_manifest, write_manifest
 
-    df = read_manifest(a.manifest)
-    kw = {"retries": a.retries, "backoff_s": a.backoff_s, "timeout_s": a.timeout_s}
-    if a.source == "jsoc_lev1":
+    df = read_manifest(manifest)
+    kw = {"retries": retries, "backoff_s": backoff_s, "timeout_s": timeout_s}
+    if source == "jsoc_lev1":
         from .jsoc import client, download_chunk
 
-        email = os.environ.get(a.email_env, "").strip() or None
-        done = download_chunk(df, a.store, series=a.series, wavelength=a.wavelength, segment=a.segment,
-                              c=(lambda: client(a.server, email=email)) if email else None, email=email, t0=a.start,
-                              t1=a.end, connections=a.connections, poll_s=a.poll_s, **kw)
+        email = os.environ.get(email_env, "").strip() or None
+        done = download_chunk(df, store, series=series, wavelength=wavelength, segment=segment,
+                              c=(lambda: client(server, email=email)) if email else None, email=email, t0=start,
+                              t1=end, connections=connections, poll_s=poll_s, **kw)
     else:
         from .synoptic import download_synoptic_chunk
 
-        done = download_synoptic_chunk(df, a.store, server_url=a.server, wavelength=a.wavelength,
-                                       window_s=a.window_s, filters=_filters(a), connections=a.connections, **kw)
+        done = download_synoptic_chunk(df, store, server_url=server, wavelength=wavelength, window_s=window_s,
+                                       filters=_filters(wavelength, nominal_exptime, exptime_min_fraction,
+                                                        min_percentd),
+                                       connections=connections, **kw)
     failed = done[done["status"] == "failed"]
     counts = done["status"].value_counts().to_dict()
-    log.info("chunk %s: %s", a.manifest, counts)
+    log.info("chunk %s: %s", manifest, counts)
     if len(failed):
         # No done-manifest: Snakemake sees the job failed; the store keeps every verified file, so
         # the re-run fetches only these.
-        raise InputError(f"{len(failed)} file(s) of {a.manifest} could not be fetched intact "
+        raise InputError(f"{len(failed)} file(s) of {manifest} could not be fetched intact "
                          f"(first: {failed['reject_reason'].iloc[0]}); re-run to resume")
-    write_manifest(done, a.out)
+    write_manifest(done, out)
 
 
-def _summary(a):
+@step("acquire-pointing", "fetch aia.master_pointing3h for a span into an ECSV table (+ sha256)",
+      arg("--server"),
+      arg("--start", help="span start (ISO)"),
+      arg("--end", help="span end (ISO)"),
+      arg("--retries", type=int),
+      arg("--backoff-s", type=float),
+      arg("--out"))
+def acquire_pointing(*, start, end, out, server=JSOC_URL, retries=RETRIES, backoff_s=BACKOFF_S):
+    from .jsoc import client, fetch_pointing_table
+
+    fetch_pointing_table(client(server), start, end, out, retries=retries, backoff_s=backoff_s)
+
+
+@step("acquire-summary", "frames kept/rejected per reason and time coverage (table, figure)",
+      arg("--manifests", nargs="+"),
+      arg("--out-table"),
+      arg("--out-figure"),
+      arg("--out-coverage"))
+def acquire_summary(*, manifests, out_table, out_figure, out_coverage=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -111,12 +192,12 @@ def _summary(a):
     from ..io import atomic_path, write_json
     from .manifest import read_manifest, summary
 
-    frames = [read_manifest(p) for p in a.manifests]
+    frames = [read_manifest(p) for p in manifests]
     table, coverage = summary(frames)
-    with atomic_path(a.out_table) as tmp:
+    with atomic_path(out_table) as tmp:
         table.to_csv(tmp, index=False)
-    if a.out_coverage:
-        write_json(a.out_coverage, coverage)
+    if out_coverage:
+        write_json(out_coverage, coverage)
     df = pd.concat(frames, ignore_index=True)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [1.2, 1]})
     t = table[table["status"] != "unused"].copy()
@@ -137,75 +218,19 @@ def _summary(a):
     ax1.set_title(f"coverage: {coverage['slots_filled']} of {coverage['slots']} cadence slots filled")
     fig.autofmt_xdate()
     fig.tight_layout()
-    with atomic_path(a.out_figure) as tmp:
+    with atomic_path(out_figure) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
-def _dataset_images(a):
+@step("dataset-images", "dataset.h5 and PNG folder straight from a folder of normalised images",
+      arg("--folder"),
+      arg("--out"),
+      arg("--png-dir"),
+      arg("--size", type=int),
+      arg("--source"))
+def dataset_images(*, folder, out, size, png_dir=None, source="image_folder"):
     from .image_folder import build_dataset_from_images
 
-    n = build_dataset_from_images(a.folder, a.out, a.size, png_dir=a.png_dir, source=a.source)
-    log.info("dataset: %d frames from %s", n, a.folder)
-
-
-def _common(s, download: bool):
-    s.add_argument("--source", choices=["jsoc_lev1", "jsoc_synoptic"], required=True)
-    s.add_argument("--server", default="http://jsoc.stanford.edu/", help="JSOC base URL (tests: the fake one)")
-    s.add_argument("--series", default="aia.lev1_euv_12s")
-    s.add_argument("--segment", default="image")
-    s.add_argument("--wavelength", type=int, default=193)
-    s.add_argument("--start", required=True, help="chunk start (TAI, ISO)")
-    s.add_argument("--end", required=True, help="chunk end, exclusive (TAI, ISO)")
-    s.add_argument("--window-s", type=float, default=60.0, help="how far from its slot a stand-in frame may be")
-    s.add_argument("--nominal-exptime", type=float, default=2.0)
-    s.add_argument("--exptime-min-fraction", type=float, default=0.8)
-    s.add_argument("--min-percentd", type=float, default=99.9)
-    s.add_argument("--retries", type=int, default=6)
-    s.add_argument("--backoff-s", type=float, default=2.0)
-
-
-def add_commands(sub) -> None:
-    """Register the acquisition subcommands on an argparse subparsers object."""
-    s = sub.add_parser("acquire-query", help="query one time chunk's keywords into a filtered Parquet manifest")
-    _common(s, download=False)
-    s.add_argument("--origin", required=True, help="time the cadence slots count from (TAI, ISO)")
-    s.add_argument("--cadence-s", type=float, required=True)
-    s.add_argument("--chunk", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_query)
-
-    s = sub.add_parser("acquire-download", help="fetch and verify one chunk's frames; write its done-manifest")
-    _common(s, download=True)
-    s.add_argument("--manifest", required=True)
-    s.add_argument("--store", required=True, help="persistent folder of the downloaded FITS files")
-    s.add_argument("--email-env", default="JSOC_EMAIL", help="environment variable holding the JSOC notify e-mail")
-    s.add_argument("--connections", type=int, default=1, choices=[1, 2])
-    s.add_argument("--poll-s", type=float, default=10.0, help="seconds between export status calls")
-    s.add_argument("--timeout-s", type=float, default=60.0, help="socket timeout per HTTP request")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_download)
-
-    s = sub.add_parser("acquire-pointing", help="fetch aia.master_pointing3h for a span into an ECSV table (+ sha256)")
-    s.add_argument("--server", default="http://jsoc.stanford.edu/")
-    s.add_argument("--start", required=True, help="span start (ISO)")
-    s.add_argument("--end", required=True, help="span end (ISO)")
-    s.add_argument("--retries", type=int, default=6)
-    s.add_argument("--backoff-s", type=float, default=2.0)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_pointing)
-
-    s = sub.add_parser("acquire-summary", help="frames kept/rejected per reason and time coverage (table, figure)")
-    s.add_argument("--manifests", nargs="+", required=True)
-    s.add_argument("--out-table", required=True)
-    s.add_argument("--out-figure", required=True)
-    s.add_argument("--out-coverage")
-    s.set_defaults(func=_summary)
-
-    s = sub.add_parser("dataset-images", help="dataset.h5 and PNG folder straight from a folder of normalised images")
-    s.add_argument("--folder", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--png-dir")
-    s.add_argument("--size", type=int, required=True)
-    s.add_argument("--source", default="image_folder")
-    s.set_defaults(func=_dataset_images)
+    n = build_dataset_from_images(folder, out, size, png_dir=png_dir, source=source)
+    log.info("dataset: %d frames from %s", n, folder)

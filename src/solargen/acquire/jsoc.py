@@ -343,7 +343,7 @@ def fetch_pointing_table(c, t0, t1, out: str | os.PathLike, *, piece_days: int =
     The span is padded by one 3-h entry each side and queried ``piece_days`` at a time (one query
     for 9 years of entries would be ~27K rows × every keyword). Columns are converted as aiapy's
     ``get_pointing_table`` does (T_START/T_STOP as UTC times, units on X0/Y0/IMSCALE/INSTROT,
-    missing values NaN), so `solargen.calibrate` hands the file to ``update_pointing`` as is.
+    missing values NaN), so `solargen.calibrate.corrections` hands the file to ``update_pointing`` as is.
     The file is written atomically with its sha256 beside it (``<name>.sha256``).
     """
     import astropy.units as u

@@ -274,7 +274,7 @@ def paths_of(df: pd.DataFrame, base: str | os.PathLike | None = None) -> list[Pa
 def stored_records(df: pd.DataFrame, base: str | os.PathLike | None = None) -> dict[str, dict]:
     """What each verified row's stored file must be, keyed by its resolved path (as `paths_of`
     resolves it): ``t_rec``, ``fsn`` and ``sha256`` (NA where the manifest has none). The
-    calibration checks every file it reads against this (`solargen.calibrate.check_stored`)."""
+    calibration checks every file it reads against this (`solargen.calibrate.level1.check_stored`)."""
     ok = df[df["status"] == "verified"]
     out = {}
     for row in ok[["local_path", "t_rec", "fsn", "sha256"]].to_dict("records"):

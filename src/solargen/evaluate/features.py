@@ -271,6 +271,9 @@ def folder_features(files: list[str], name: str, batch_size: int = 32, crop=None
     """
     from cleanfid import fid
 
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()  # activations reused from the heap, not re-faulted from the kernel each layer
     # Channels-last (NHWC) weights and inputs: oneDNN's convolutions take ~25-30 % less CPU on
     # InceptionV3 and EfficientNet-Lite0 (measured, 1 thread); features equal to float rounding.
     model = build_extractor(name).to(memory_format=torch.channels_last)

@@ -20,17 +20,12 @@ from .features import FeatureNetUnavailable, describe, folder_features, load_fea
 from .features import save_features  # noqa: F401  (re-exported: `solargen.cli` imports it from here)
 from .images import load_images
 from .pixel import pixel_metrics
+from .registry import PROFILE_TOLERANCE  # defined torch-free: the report's tables read it too
 from .spectrum import HIGH_BAND, radial_power_spectrum, relative_error, spectral_bias, spectral_distance
 from .sun_criterion import criterion_from_profiles, radial_profiles, real_profiles_by_size
 
 log = logging.getLogger(__name__)
 
-#: Convergence check: a run whose mean radial intensity profile differs from the real one by more
-#: than this (mean |Δ| over radius, in units of the [0, 1] image range) has not learned the data's
-#: large-scale structure (disk, limb, corona), and is marked "not converged" wherever it is ranked.
-#: Fixed before any result was looked at: 0.1 is a tenth of the range; a disk drawn at the right
-#: place with the right brightness is far closer, a noise field or a blank frame far off.
-PROFILE_TOLERANCE = 0.1
 
 
 def radial_profile(images: np.ndarray, bins: int = 32) -> np.ndarray:

@@ -9,11 +9,12 @@ taken over the map with a 5-px border cropped (where the window would leave the 
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 
 def _ssim(a: np.ndarray, b: np.ndarray, k1=0.01, k2=0.03, sigma=1.5, data_range=1.0) -> np.ndarray:
     """Mean SSIM of each image pair: (N, H, W) × 2 → (N,)."""
+    from scipy.ndimage import gaussian_filter  # here: ~1 s to import, and only conditional runs need it
+
     blur = lambda x: gaussian_filter(x, sigma=(0, sigma, sigma), truncate=3.5, mode="reflect")  # noqa: E731
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a**2

@@ -1,6 +1,7 @@
 """What the evaluation offers, without loading any of it (no torch here): the built-in feature
 networks, the smallest sample counts each metric accepts, and the specs of the solar networks the
-workflow trains. The config checks and the DAG read these; `features` and `metrics` compute."""
+workflow trains, the convergence check's tolerance. The config checks, the DAG and the report's
+tables read these; `features` and `metrics` compute."""
 
 from __future__ import annotations
 
@@ -27,3 +28,10 @@ def solar_specs(trained: dict[str, dict], folder: str) -> dict[str, dict]:
     return {n: {"kind": c["family"], "input_size": int(c["input_size"]), "weights": f"{folder}/{n}/encoder.pt",
                 "source": f"{c['family']} trained by the workflow on the training split ({folder}/{n})"}
             for n, c in trained.items()}
+
+#: Convergence check: a run whose mean radial intensity profile differs from the real one by more
+#: than this (mean |Δ| over radius, in units of the [0, 1] image range) has not learned the data's
+#: large-scale structure (disk, limb, corona), and is marked "not converged" wherever it is ranked.
+#: Fixed before any result was looked at: 0.1 is a tenth of the range; a disk drawn at the right
+#: place with the right brightness is far closer, a noise field or a blank frame far off.
+PROFILE_TOLERANCE = 0.1

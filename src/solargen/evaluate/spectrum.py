@@ -10,8 +10,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
-import scipy.signal
 
 
 WINDOWS = ("none", "hann")
@@ -43,11 +41,16 @@ def radial_power_spectrum(images: np.ndarray, window: str = "none") -> tuple[np.
     x = x - x.mean(axis=(1, 2), keepdims=True)
     norm = h * w
     if window == "hann":
+        import scipy.signal  # here: the import takes ~1 s and the default window is none
+
         taper = np.outer(scipy.signal.windows.hann(h, sym=False), scipy.signal.windows.hann(w, sym=False))
         x = x * taper
         norm = float((taper ** 2).sum())
     elif window != "none":
         raise ValueError(f"unknown window {window!r} (allowed: {', '.join(WINDOWS)})")
+    # Imported here, not at the top: the bootstrap and the report read this module's band statistics only.
+    import scipy.fft
+
     # One batched real FFT over the whole stack, on all cores: no Python loop per image.
     f = scipy.fft.rfft2(x, axes=(1, 2), workers=-1)
     p = np.square(f.real, out=f.real.copy()) + np.square(f.imag)

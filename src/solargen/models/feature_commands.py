@@ -6,37 +6,36 @@ from __future__ import annotations
 
 import json
 
+from ..steps import arg, step
 
-def _export(a):
+
+@step("feature-export", "export a trained solar feature network's encoder (timm-loadable)",
+      arg("--family"),
+      arg("--model-json"),
+      arg("--image-size", type=int),
+      arg("--checkpoint"),
+      arg("--out"))
+def feature_export(*, family, model_json, image_size, checkpoint, out):
     from ..train import load_checkpoint
-    from . import FEATURE_FAMILIES, family
+    from . import FEATURE_FAMILIES
+    from . import family as family_of
     from .ssl_common import save_encoder
 
-    if a.family not in FEATURE_FAMILIES:
-        raise SystemExit(f"error: --family {a.family}: not a feature-network family ({', '.join(FEATURE_FAMILIES)})")
-    cfg = json.loads(a.model_json)
+    if family not in FEATURE_FAMILIES:
+        raise SystemExit(f"error: --family {family}: not a feature-network family ({', '.join(FEATURE_FAMILIES)})")
+    cfg = json.loads(model_json)
     try:
-        state = load_checkpoint(a.checkpoint)
+        state = load_checkpoint(checkpoint)
     except FileNotFoundError:
-        raise SystemExit(f"error: checkpoint {a.checkpoint} does not exist (train it first)") from None
+        raise SystemExit(f"error: checkpoint {checkpoint} does not exist (train it first)") from None
     except Exception as e:
-        raise SystemExit(f"error: checkpoint {a.checkpoint} is unreadable ({e})") from None
-    trainer = family(a.family).trainer(cfg, a.image_size)
+        raise SystemExit(f"error: checkpoint {checkpoint} is unreadable ({e})") from None
+    trainer = family_of(family).trainer(cfg, image_size)
     for k, m in trainer.modules.items():
         if k not in state.get("modules", {}):
-            raise SystemExit(f"error: checkpoint {a.checkpoint} has no module {k!r}: not a {a.family} checkpoint")
+            raise SystemExit(f"error: checkpoint {checkpoint} has no module {k!r}: not a {family} checkpoint")
         m.load_state_dict(state["modules"][k])
     fp = state.get("extra", {}).get("fingerprint", {})
-    save_encoder(a.out, **trainer.export_args(),
-                 provenance={"checkpoint": a.checkpoint, "step": int(state["step"]), "family": a.family,
+    save_encoder(out, **trainer.export_args(),
+                 provenance={"checkpoint": checkpoint, "step": int(state["step"]), "family": family,
                              "fingerprint": fp})
-
-
-def add_commands(sub):
-    s = sub.add_parser("feature-export", help="export a trained solar feature network's encoder (timm-loadable)")
-    s.add_argument("--family", required=True)
-    s.add_argument("--model-json", required=True)
-    s.add_argument("--image-size", type=int, required=True)
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_export)

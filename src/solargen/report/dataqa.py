@@ -74,12 +74,12 @@ def measure_limb(image: np.ndarray, radius: float, n_rays: int = 180, band: floa
 
 def calibration_counts(shards: list[str | Path]) -> dict:
     """What the calibration did with every input frame, over all shards: frames, ok, rejections by
-    filter (`solargen.calibrate.reject_kind`: QUALITY, IMG_TYPE, EXPTIME, non-finite,
+    filter (`solargen.calibrate.level1.reject_kind`: QUALITY, IMG_TYPE, EXPTIME, non-finite,
     implausible), the plausibility rejections by test, and which registration path the ok
     frames took (fused, reference, the roll or clip fallbacks)."""
     from collections import Counter
 
-    from ..calibrate import reject_kind
+    from ..calibrate.level1 import reject_kind
     from ..shards import read_shard
 
     frames, ok, rejected, implausible, paths = 0, 0, Counter(), Counter(), Counter()
@@ -106,7 +106,8 @@ def dataset_qa(dataset: str | Path, shards: list[str | Path], out_png: str | Pat
     """Write the QA figure and summary; return the summary. ``raw_dirs`` are searched for the
     example frames' level-1 files (the panel says so when one is not there). Histograms and limb
     fits use at most ``max_frames`` frames evenly spaced in time (all of them in small sets)."""
-    from ..calibrate import bin_image, read_level1
+    from ..calibrate.geometry import bin_image
+    from ..calibrate.level1 import read_level1
     from ..dataset import dataset_split, open_dataset, read_attrs, read_images
     from ..shards import frame_table, iter_images
     from ..normalise import LogHistogram

@@ -97,16 +97,16 @@ def spectrum_figure(real_npz: str | Path, run_npz: dict[str, str | Path], out: s
     with np.load(real_npz) as z:
         k, pr = z["k"], z["power"]
     ref = pr.mean(0)
-    _band(ax, k, pr, "real", "k")
-    for name, path in run_npz.items():
+    _band(ax, k, pr, "real", color="k", lw=1.5)
+    for (name, path), style in zip(run_npz.items(), line_styles(len(run_npz))):
         with np.load(path) as z:
             p = z["power"]
         # A run of smaller images is stored on its own band (k ≤ its Nyquist), power rescaled.
         kr, rr = k[: p.shape[1]], ref[: p.shape[1]]
         d = spectral_distance(rr, p.mean(0), HIGH_BAND)
         b = spectral_bias(rr, p.mean(0), HIGH_BAND)
-        line = _band(ax, kr, p, f"{_short(name)}  (bias_high {b:+.2f}, d_high {d:.2f})", None)
-        axr.plot(kr, relative_error(rr, p.mean(0)), color=line.get_color())
+        _band(ax, kr, p, f"{_short(name)}  (bias_high {b:+.2f}, d_high {d:.2f})", **style)
+        axr.plot(kr, relative_error(rr, p.mean(0)), **style)
     ax.set(xscale="log", yscale="log", ylabel="power")
     ax.legend(fontsize=7)
     axr.axhline(0, color="k", lw=0.8)
@@ -260,11 +260,16 @@ def training_curves(logs: dict[str, str | Path], out: str | Path) -> None:
     _save(fig, out)
 
 
-def _band(ax, k, p, label, color):
+def line_styles(n: int) -> list[dict]:
+    """n distinct (colour, line style) pairs: tab10 has ten colours, so past ten runs the style
+    changes and no two runs of a figure look alike."""
+    return [{"color": f"C{i % 10}", "ls": ("-", "--", ":", "-.")[i // 10 % 4]} for i in range(n)]
+
+
+def _band(ax, k, p, label, color, ls="-", lw=1.0):
     lo, hi = np.percentile(p, [16, 84], axis=0)
-    (line,) = ax.plot(k, p.mean(0), label=label, color=color, lw=1.5 if color else 1.0)
-    ax.fill_between(k, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
-    return line
+    ax.plot(k, p.mean(0), label=label, color=color, ls=ls, lw=lw)
+    ax.fill_between(k, lo, hi, color=color, alpha=0.15, lw=0)
 
 
 def _short(name: str, width: int = 38) -> str:

@@ -20,7 +20,8 @@ def not_converged(meta_csv: str | Path) -> dict[str, str]:
     meta = pd.read_csv(meta_csv, dtype={"converged": str}).fillna({"converged": ""})
     if "converged" not in meta.columns:
         return {}
-    from ..evaluate.metrics import PROFILE_TOLERANCE
+    # From the torch-free registry: a table job need not load the evaluation's networks.
+    from ..evaluate.registry import PROFILE_TOLERANCE
 
     return {r.fake: f"radial intensity profile error {r.radial_profile_error:.3f} > {PROFILE_TOLERANCE}"
             for r in meta.itertuples() if r.converged == "no"}
