@@ -11,7 +11,8 @@ RICE_1 tile compression, checksums) to a temporary directory, then times, per fr
 * fused: read + the spline prefilter (FIR) + the exact f × f block-mean kernel at the ``size`` grid;
 
 (both calibrations include exposure normalisation), median over ``repeats``, on an unrolled
-frame (``over_read_floor``). Then compares the fused path's OWN output (`fused_level15`, no
+frame (``over_read_floor``; the same ratio of median CPU seconds, ``over_read_floor_cpu``, is
+printed too, as detail for shared machines). Then compares the fused path's OWN output (`fused_level15`, no
 fallback) with the reference on the disk (inside 0.95 R_sun; limb and off-disk excluded), at the
 generator's own plate scales and at AIA 193's 0.6001″ (``--cdelt`` picks the timed frame's), on
 
@@ -77,12 +78,20 @@ def rel_errors(test: np.ndarray, ref: np.ndarray, radius: float, floor: float = 
     return diff[keep] / r[keep], float(diff[~keep].max(initial=0.0))
 
 
-def timed(fn, repeats):
-    times, out = [], None
+#: Median CPU (process) seconds of each `timed` label: under contention the wall times above
+#: include waiting for a core; the CPU time of this one-thread process does not.
+CPU_S: dict[str, float] = {}
+
+
+def timed(fn, repeats, label=None):
+    times, cpu, out = [], [], None
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = fn()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    if label:
+        CPU_S[label] = statistics.median(cpu)
     return statistics.median(times), out
 
 
@@ -187,9 +196,9 @@ def main() -> None:
         t = time.perf_counter()
         write_rice(p, seed=1000, date=dates[0], cdelt=a.cdelt)  # unrolled: the generator's |CROTA2| ≤ 0.1°
         print(f"wrote {p.name}: {p.stat().st_size / 2**20:.1f} MiB RICE_1 in {time.perf_counter() - t:.1f} s")
-        floor_s, _ = timed(lambda: read_floor(p), a.repeats)
-        fused_s, (_, info) = timed(lambda: calibrate_frame(read_level1(p), a.size, fused_opts), a.repeats)
-        ref_s, _ = timed(lambda: calibrate_frame(read_level1(p), a.size, ref_opts), a.repeats)
+        floor_s, _ = timed(lambda: read_floor(p), a.repeats, "floor")
+        fused_s, (_, info) = timed(lambda: calibrate_frame(read_level1(p), a.size, fused_opts), a.repeats, "fused")
+        ref_s, _ = timed(lambda: calibrate_frame(read_level1(p), a.size, ref_opts), a.repeats, "reference")
         if info["register_path"] != "fused":
             print(f"note: the timed frame took the {info['register_path']} path")
     errs, c, dark_abs = agreement(a.frames, a.size, dates)
@@ -214,7 +223,8 @@ def main() -> None:
           f"speedup_vs_reference={ref_s / fused_s:.2f} over_read_floor={fused_s / floor_s:.2f} "
           f"max_rel_err={e.max():.5f} mean_rel_err={e.mean():.6f} p99_rel_err={np.percentile(e, 99):.5f} "
           f"dark_max_abs_err_below_1dn_s={dark_abs:.3g} max_fused_roll_deg={MAX_FUSED_ROLL_DEG:g} "
-          f"roll_fallback_share={share:.5f}")
+          f"roll_fallback_share={share:.5f} fused_cpu_s={CPU_S['fused']:.3f} read_floor_cpu_s={CPU_S['floor']:.3f} "
+          f"over_read_floor_cpu={CPU_S['fused'] / CPU_S['floor']:.2f}")
 
 
 if __name__ == "__main__":

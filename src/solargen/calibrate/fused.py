@@ -1,7 +1,7 @@
 """The fused registration path (the default, the hot loop): ONE resampling from the level-1 grid
 straight to the target grid with the reference's own kernel.
 
-The spline coefficients by a symmetric FIR on the level-1 grid (`spline_prefilter`, OpenCV, band by
+The spline coefficients by a symmetric FIR on the level-1 grid (`spline_prefilter`, compiled, band by
 band), then at each target pixel the exact mean of its f × f cubic-spline samples as one 8 × 8
 kernel (at f = 4) whose weights depend on the block centre's phase (`block_kernels`, compiled in
 `solargen.resample`), through the full affine (`solargen.calibrate.geometry.level15_affine`).
@@ -139,31 +139,29 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
 
     The reference's block mean of f × f cubic-spline samples, computed at the target pixels
     only: the spline coefficients by a symmetric FIR on the level-1 grid (`spline_prefilter`,
-    OpenCV), then at each target pixel's block centre (see `level15_affine`) the exact mean of
-    its f × f samples, one 2h × 2h kernel (8 × 8 at f = 4) per block whose weights depend on the
+    `solargen.resample.spline_fir_rows`), then at each target pixel's block centre (see
+    `level15_affine`) the exact mean of its f × f samples, one 2h × 2h kernel (8 × 8 at f = 4) per block whose weights depend on the
     centre's phase (`block_kernels`, `solargen.resample.block_means`) — exact for any plate
     scale. The sample lattice is taken along the level-1 axes: under a roll θ the reference's
     lattice is turned by θ, an error ∝ θ (over the symmetric block the terms in the first to
     third derivatives cancel; 0.033 % max at 0.25° against 0.010 % at 0° on a synthetic 1024²
     frame; see `MAX_FUSED_ROLL_DEG`). CPU time per 4096² int16 frame on one shared core (load
-    ~9 on 2 cores): the filter ~42 ms, the 1M 8 × 8 evaluations ~43 ms (the former fitted 13-tap
-    filter + 5 × 5 B-spline evaluation: ~16 ms), block extrema 8 ms, the clip ~45 ms (second
-    differences 23, the rest of its screen 8, the exact recomputation of 3.3 % of the pixels
-    14); ~140 ms in all (~175 ms before the clip's compiled screen and vectorised tile
-    prefilter, interleaved in separate processes under the same load).
+    ~5 on 2 cores, old and new kernels alternated in one process): the filter ~33 ms (OpenCV's
+    sepFilter2D: ~44), the 1M 8 × 8 evaluations ~40 ms (~46 before their column-sum form),
+    block extrema 8 ms, the clip's second differences ~10 ms (~30 before, masked stores) plus
+    the rest of its screen and the exact recomputation of 3.3 % of the pixels (~14); ~128 ms in
+    all against ~164 ms before these changes (~175 ms before the clip's compiled screen).
     Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
     input's range (and 0) where the spline could overshoot it, at the top and at the bottom
-    (`_clip_to_input_range`; ~+20 ms for the second differences its bottom screen needs). Raises
+    (`_clip_to_input_range`; ~+10 ms for the second differences its bottom screen needs). Raises
     `ExactShareExceeded` when that needs the exact path on more than ``max_exact`` of the
     target pixels. The roll is not checked here (`calibrate_frame` does: `MAX_FUSED_ROLL_DEG`).
     """
-    import cv2
-
-    from solargen.resample import block_extrema, block_means
+    from solargen.resample import block_extrema, block_means, spline_fir_rows
 
     m = level15_affine(meta, data.shape, size, rsun_arcsec)
     f = data.shape[1] // size
-    # cv2 filters int16/uint16 straight to float32; converting 16M pixels first costs ~15 ms.
+    # The FIR converts int16/uint16 row by row; converting 16M pixels first costs ~15 ms.
     src = data if data.dtype in (np.float32, np.int16, np.uint16) else np.asarray(data, np.float32)
     # Level-1 pixels per full-resolution level-1.5 pixel along each lattice axis.
     steps = np.hypot(m[0, :2], m[1, :2]) / f
@@ -181,11 +179,12 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     half = p.size - 1
     for q0, q1, lo, hi in _bands(m, size, n, ty.shape[1] // 2):
         a, b = max(lo - half, 0), min(hi + half, n)  # + the prefilter's reach: exact rows lo … hi
-        coeffs = cv2.sepFilter2D(src[a:b], cv2.CV_32F, pre, pre, borderType=cv2.BORDER_REFLECT_101)
+        coeffs = np.empty((hi - lo, data.shape[1]), np.float32)  # = sepFilter2D(pre, pre) rows lo … hi
+        spline_fir_rows(src, lo, hi, pre[half:], coeffs)
         if b // f > done:
             block_extrema(src[done * f:b // f * f], f, top[done:b // f], bottom[done:b // f])
             done = b // f
-        block_means(coeffs[lo - a:hi - a], lo, n, m, q0, tx, ty, steps, f, out[q0:q1])
+        block_means(coeffs, lo, n, m, q0, tx, ty, steps, f, out[q0:q1])
     if done < size:
         block_extrema(src[done * f:], f, top[done:], bottom[done:])
     disk = None
