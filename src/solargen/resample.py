@@ -1,4 +1,4 @@
-"""Compiled inner loops of the fused level-1.5 path (`solargen.calibrate.fused_level15`).
+"""Compiled inner loops of the fused level-1.5 path (`solargen.calibrate.fused.fused_level15`).
 
 Loops that numpy/scipy/OpenCV cannot do in one pass over the data:
 
@@ -37,14 +37,14 @@ def block_means(coeffs: np.ndarray, row0: int, height: int, m: np.ndarray, q0: i
                 ty: np.ndarray, steps: np.ndarray, f: int, out: np.ndarray) -> None:
     """out[k, qx] = the mean of the f × f cubic-spline samples of the block of target pixel
     (qx, q0 + k): ``register`` + block mean without the clip, for a sample lattice along the
-    level-1 axes (`solargen.calibrate.fused_level15`).
+    level-1 axes (`solargen.calibrate.fused.fused_level15`).
 
     ``coeffs`` (rows, N) float32: the spline coefficients of level-1 rows row0 … (the image
     through the prefilter); ``height`` the image's N. With the block centre (c, r) =
     m @ [qx, qy, 1], the f samples c + o·s_x (o = −(f−1)/2 … (f−1)/2, s_x = ``steps[0]``) of a
     row average to Σ_j coeffs[·, j] B_x(c − j), B_x(t) = (1/f) Σ_o β³(t + o·s_x): an exact
     kernel of 2h taps, not a fit; likewise along y. ``tx``/``ty`` (P + 1, 2h): the kernels' tap
-    weights at P + 1 phases of c and r (`solargen.calibrate.block_kernels`), interpolated
+    weights at P + 1 phases of c and r (`solargen.calibrate.fused.block_kernels`), interpolated
     linearly. Blocks whose taps all lie inside the image take the tabled path; the rest are
     computed directly (`_block_mean_edge`). Positions in float64, weights and sums in float32
     like the data (scipy sums in float64: ~1e-7 relative apart).
@@ -263,7 +263,7 @@ def block_curvature(a: np.ndarray, f: int, dxx: np.ndarray, dyy: np.ndarray) -> 
     """dxx/dyy (rows/f, cols/f) float32 = max over each f × f block of ``a`` of |a[y, x-1] -
     2a[y, x] + a[y, x+1]| and |a[y-1, x] - 2a[y, x] + a[y+1, x]| (0 on the first and last row
     and column). The clip emulation's bound on how far a cubic spline departs from the bilinear
-    interpolant of the same pixels (`solargen.calibrate._clip_to_input_range`). Written over
+    interpolant of the same pixels (`solargen.calibrate.fused._clip_to_input_range`). Written over
     whole rows: restricting the columns made numba's loops ~7× slower.
 
     At f = 4 (away from the first and last row) each column's maximum over the block's rows is
@@ -448,7 +448,7 @@ def mark_neighbourhoods(qy: np.ndarray, qx: np.ndarray, size: int, mark: np.ndar
 def low_blocks(near: np.ndarray, bend_x: np.ndarray, bend_y: np.ndarray, row0: int, y0: int, y1: int, x0: int,
                x1: int, kx: np.float32, k: np.float32, tail: np.float32, lo: np.float32, cx: float, cy: float,
                r2: float, f: int, ry: np.ndarray, rx: np.ndarray) -> int:
-    """The clip-at-the-minimum screen of `solargen.calibrate._clip_to_input_range` in one pass:
+    """The clip-at-the-minimum screen of `solargen.calibrate.fused._clip_to_input_range` in one pass:
     blocks (y, x), y0 ≤ y < y1, x0 ≤ x < x1, where near − k·(kx·bend_x + bend_y) − tail < lo
     (arrays indexed from block row ``row0``; float32 like the data), and, with r2 ≥ 0, whose
     centre lies within √r2 blocks of the disk centre (cx, cy). Writes them to ry/rx in row-major
