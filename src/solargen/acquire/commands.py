@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..steps import arg, step
+from .download import BACKOFF_S, RETRIES
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,6 @@ def acquire_synthetic(*, out, n, first_index=0, start="2011-01-01T00:00:00", cad
 #: Defaults of the options the JSOC steps share, written once for their signatures.
 JSOC_URL, SERIES, SEGMENT = "http://jsoc.stanford.edu/", "aia.lev1_euv_12s", "image"
 WINDOW_S, NOMINAL_EXPTIME, EXPTIME_MIN_FRACTION, MIN_PERCENTD = 60.0, 2.0, 0.8, 99.9
-RETRIES, BACKOFF_S = 6, 2.0
 
 #: The options acquire-query and acquire-download share (both steps take them all).
 CHUNK_ARGS = (

@@ -69,7 +69,12 @@ def _is_transient(e: BaseException) -> bool:
     return isinstance(e, TRANSIENT)
 
 
-def with_retries(fn, what: str, *, retries: int = 6, backoff_s: float = 2.0, max_backoff_s: float = 300.0):
+#: Retry policy of every JSOC/HTTP request (the config's ``jsoc.retries``/``backoff_s`` defaults
+#: are the same numbers, in the schema): attempts after the first, and the first back-off in s.
+RETRIES, BACKOFF_S = 6, 2.0
+
+
+def with_retries(fn, what: str, *, retries: int = RETRIES, backoff_s: float = BACKOFF_S, max_backoff_s: float = 300.0):
     """Call ``fn()``; on a transient failure wait ``backoff_s · 2^k`` (capped) and try again.
 
     Raises `NotFound` on HTTP 404 and the last error (as `DownloadError`) once ``retries`` retries
@@ -169,7 +174,7 @@ def _given(value) -> bool:
 
 
 def fetch(url: str, dest: str | os.PathLike, *, expect: dict | None = None, timeout_s: float = 60.0,
-          retries: int = 6, backoff_s: float = 2.0) -> tuple[int, str]:
+          retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> tuple[int, str]:
     """Download ``url`` to ``dest`` (verified, atomic, with retries); return (bytes, sha256)."""
     dest = Path(dest)
 

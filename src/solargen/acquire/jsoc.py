@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..io import InputError, write_json
 from . import manifest as mf
-from .download import DownloadError, download_all, with_retries
+from .download import BACKOFF_S, RETRIES, DownloadError, download_all, with_retries
 from .records import iso_time, parse_time, recordset, slot_times
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ def _query(c, ds: str, retries: int, backoff_s: float) -> pd.DataFrame:
 
 
 def query_chunk(c, *, series: str, wavelength: int, t0, t1, origin, cadence_s: float, window_s: float,
-                chunk: str, filters: dict, retries: int = 6, backoff_s: float = 2.0) -> pd.DataFrame:
+                chunk: str, filters: dict, retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> pd.DataFrame:
     """Keywords of one time chunk [t0, t1) → a filtered manifest with one frame per cadence slot.
 
     Parameters
@@ -180,8 +180,8 @@ def _submit(c, ds: str, email: str, retries: int, backoff_s: float):
 
 
 def export_records(c, fsns: list[int], *, series: str, wavelength: int, segment: str, t0, t1, state_path: Path,
-                   email: str, poll_s: float = 10.0, timeout_s: float = 6 * 3600, retries: int = 6,
-                   backoff_s: float = 2.0) -> list:
+                   email: str, poll_s: float = 10.0, timeout_s: float = 6 * 3600, retries: int = RETRIES,
+                   backoff_s: float = BACKOFF_S) -> list:
     """Finished export requests (`drms.ExportRequest`) that together cover the records ``fsns``.
 
     Saved requests of this chunk (``state_path``) that JSOC still knows are reused for the records
@@ -241,8 +241,8 @@ def _record_time(record: str) -> dt.datetime | None:
 
 def download_chunk(manifest: pd.DataFrame, store: str | os.PathLike, *, series: str, wavelength: int,
                    segment: str, c=None, email: str | None = None, t0=None, t1=None, connections: int = 1,
-                   poll_s: float = 10.0, export_timeout_s: float = 6 * 3600, retries: int = 6,
-                   backoff_s: float = 2.0, timeout_s: float = 60.0) -> pd.DataFrame:
+                   poll_s: float = 10.0, export_timeout_s: float = 6 * 3600, retries: int = RETRIES,
+                   backoff_s: float = BACKOFF_S, timeout_s: float = 60.0) -> pd.DataFrame:
     """Bring every selected record of a chunk manifest into ``store``; return the done-manifest.
 
     Rows come back ``verified`` (with ``local_path``, ``bytes``, ``sha256``), ``missing`` (JSOC
@@ -336,8 +336,8 @@ POINTING_SERIES = "aia.master_pointing3h"
 _POINTING_UNITS = {"X0": "pixel", "Y0": "pixel", "IMSCALE": "arcsec / pixel", "INSTROT": "deg"}
 
 
-def fetch_pointing_table(c, t0, t1, out: str | os.PathLike, *, piece_days: int = 365, retries: int = 6,
-                         backoff_s: float = 2.0) -> str:
+def fetch_pointing_table(c, t0, t1, out: str | os.PathLike, *, piece_days: int = 365, retries: int = RETRIES,
+                         backoff_s: float = BACKOFF_S) -> str:
     """``aia.master_pointing3h`` entries covering [t0, t1] → an ECSV table at ``out``; returns its sha256.
 
     The span is padded by one 3-h entry each side and queried ``piece_days`` at a time (one query
