@@ -90,6 +90,16 @@ def block_means(coeffs: np.ndarray, row0: int, height: int, m: np.ndarray, q0: i
             out[k, qx] = s
 
 
+@numba.njit(cache=True, nogil=True, fastmath=True, inline="always")
+def _taps13(out, mid, l1, r1, l2, r2, l3, r3, l4, r4, l5, r5, l6, r6, p) -> None:
+    """out = the 13-tap symmetric FIR ``p`` over a centre line and its six neighbours each side
+    (one loop over whole slices, so numba vectorises it; indexing ``buf[j - k]`` does not)."""
+    p0, p1, p2, p3, p4, p5, p6 = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+    for j in range(out.size):
+        out[j] = (p0 * mid[j] + p1 * (l1[j] + r1[j]) + p2 * (l2[j] + r2[j]) + p3 * (l3[j] + r3[j])
+                  + p4 * (l4[j] + r4[j]) + p5 * (l5[j] + r5[j]) + p6 * (l6[j] + r6[j]))
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _fir_line(line, p, buf, out):
     """out = the symmetric FIR p (taps p[0], p[±1] … p[±h]) along ``line`` (any real dtype),
@@ -104,12 +114,8 @@ def _fir_line(line, p, buf, out):
         buf[h - k] = mid[_mirror(-k, w)]
         buf[h + w - 1 + k] = mid[_mirror(w - 1 + k, w)]
     if h == 6:  # FUSED_HALF_WIDTH: one pass, the 13 taps in registers
-        p0, p1, p2, p3, p4, p5, p6 = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-        l1, r1, l2, r2, l3, r3 = buf[5:5 + w], buf[7:7 + w], buf[4:4 + w], buf[8:8 + w], buf[3:3 + w], buf[9:9 + w]
-        l4, r4, l5, r5, l6, r6 = buf[2:2 + w], buf[10:10 + w], buf[1:1 + w], buf[11:11 + w], buf[0:w], buf[12:12 + w]
-        for j in range(w):
-            out[j] = (p0 * mid[j] + p1 * (l1[j] + r1[j]) + p2 * (l2[j] + r2[j]) + p3 * (l3[j] + r3[j])
-                      + p4 * (l4[j] + r4[j]) + p5 * (l5[j] + r5[j]) + p6 * (l6[j] + r6[j]))
+        _taps13(out, mid, buf[5:5 + w], buf[7:7 + w], buf[4:4 + w], buf[8:8 + w], buf[3:3 + w], buf[9:9 + w],
+                buf[2:2 + w], buf[10:10 + w], buf[1:1 + w], buf[11:11 + w], buf[0:w], buf[12:12 + w], p)
         return
     for j in range(w):
         out[j] = p[0] * mid[j]
@@ -142,13 +148,10 @@ def spline_fir_rows(src: np.ndarray, a: int, b: int, p: np.ndarray, out: np.ndar
         o = out[i - a]
         mid = ring[i % ring_n]
         if h == 6:
-            p0, p1, p2, p3, p4, p5, p6 = p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-            l1, r1, l2, r2 = ring[(i - 1) % ring_n], ring[(i + 1) % ring_n], ring[(i - 2) % ring_n], ring[(i + 2) % ring_n]
-            l3, r3, l4, r4 = ring[(i - 3) % ring_n], ring[(i + 3) % ring_n], ring[(i - 4) % ring_n], ring[(i + 4) % ring_n]
-            l5, r5, l6, r6 = ring[(i - 5) % ring_n], ring[(i + 5) % ring_n], ring[(i - 6) % ring_n], ring[(i + 6) % ring_n]
-            for j in range(w):
-                o[j] = (p0 * mid[j] + p1 * (l1[j] + r1[j]) + p2 * (l2[j] + r2[j]) + p3 * (l3[j] + r3[j])
-                        + p4 * (l4[j] + r4[j]) + p5 * (l5[j] + r5[j]) + p6 * (l6[j] + r6[j]))
+            _taps13(o, mid, ring[(i - 1) % ring_n], ring[(i + 1) % ring_n], ring[(i - 2) % ring_n],
+                    ring[(i + 2) % ring_n], ring[(i - 3) % ring_n], ring[(i + 3) % ring_n], ring[(i - 4) % ring_n],
+                    ring[(i + 4) % ring_n], ring[(i - 5) % ring_n], ring[(i + 5) % ring_n], ring[(i - 6) % ring_n],
+                    ring[(i + 6) % ring_n], p)
             continue
         for j in range(w):
             o[j] = p[0] * mid[j]
