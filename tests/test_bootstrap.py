@@ -23,6 +23,27 @@ def test_sample_space_fid_equals_the_frechet_distance():
         assert bs.fid_fast(a, b) == pytest.approx(frechet_distance(a, b)[0], rel=1e-6)
 
 
+def test_runs_sharing_the_real_resamples_get_the_same_draws_bit_for_bit(monkeypatch):
+    """`bootstrap_runs` keeps each real set's resample terms (KID's real sums, the k-NN radii)
+    for the next run: every draw equals the one computed alone, to the last bit, and the real
+    terms are computed once per resample and fake-set size, not once per run."""
+    rng = np.random.default_rng(7)
+    real = rng.normal(size=(30, 64))
+    fakes = [rng.normal(0.2 * i, 1, size=(n, 64)) for i, n in enumerate((20, 20, 12))]
+    ri = bs.resample_indices(2, "real", 30, 4)
+    alone = [bs.feature_draws(real, f, ri, bs.resample_indices(2, f"f{i}", len(f), 4), 3) for i, f in enumerate(fakes)]
+    calls = []
+    real_sums = bs.kid_real_sums
+    monkeypatch.setattr(bs, "kid_real_sums", lambda *a, **k: calls.append(1) or real_sums(*a, **k))
+    cache = {}
+    shared = [bs.feature_draws(real, f, ri, bs.resample_indices(2, f"f{i}", len(f), 4), 3, real_cache=cache)
+              for i, f in enumerate(fakes)]
+    for a, s in zip(alone, shared):
+        for m in ("fid", "kid", "precision", "recall"):
+            assert a[m].tobytes() == s[m].tobytes(), m
+    assert len(calls) == 4 * 2  # 4 resamples × 2 fake-set sizes (KID's subsets depend on it)
+
+
 def test_kid_from_precomputed_kernels_is_clean_fids_kid_of_the_resample(monkeypatch):
     from solargen.evaluate.distances import kernel_distance
 

@@ -93,25 +93,44 @@ def fid_fast(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 def kid_from_kernels(k_rr: np.ndarray, k_ff: np.ndarray, k_rf: np.ndarray, ri: np.ndarray, fi: np.ndarray,
-                     seed: int, num_subsets: int = 100, max_subset_size: int = 1000) -> float:
+                     seed: int, num_subsets: int = 100, max_subset_size: int = 1000,
+                     real_sums: tuple[list[float], float] | None = None) -> float:
     """clean-fid's ``kernel_distance`` of the resample (real[ri], fake[fi]) — the same subsets
     (`distances.kernel_distance` seeds NumPy's global generator the same way) and the same sums —
     from polynomial kernel matrices (x·y/D + 1)³ of the full sets, computed once. A resample only
     re-indexes them, instead of D-dimensional products for every subset of every resample; the
-    subsets are drawn first (the generator's sequence as clean-fid's loop) and summed together."""
+    subsets are drawn first (the generator's sequence as clean-fid's loop) and summed together.
+
+    ``real_sums``: the real set's part (`kid_real_sums` of the same k_rr, ri, seed and sizes),
+    when several runs share the real resample: the same numbers, gathered once."""
     m = min(len(ri), len(fi), max_subset_size)
     xs, ys = kid_subsets(seed, len(fi), len(ri), num_subsets, m)
+    if real_sums is None:
+        real_sums = kid_real_sums(k_rr, ri, len(fi), seed, num_subsets, max_subset_size)
+    rr_sums, rr_trace = real_sums
     xs, ys = fi[xs], ri[ys]
     # Σ over subsets of (Σ a − tr a)/(m−1) − 2 Σ b / m, a = K_ff[x, x] + K_rr[y, y], b = K_rf[y, x];
     # in chunks of subsets so the gathered (chunk, m, m) blocks stay small at m = 1000.
     off, cross = 0.0, 0.0
     step = max(1, KID_GATHER // (m * m))
-    for s in range(0, num_subsets, step):
+    for i, s in enumerate(range(0, num_subsets, step)):
         x, y = xs[s:s + step], ys[s:s + step]
-        off += k_ff[x[:, :, None], x[:, None, :]].sum() + k_rr[y[:, :, None], y[:, None, :]].sum()
+        off += k_ff[x[:, :, None], x[:, None, :]].sum() + rr_sums[i]
         cross += k_rf[y[:, :, None], x[:, None, :]].sum()
-    trace = np.diagonal(k_ff)[xs].sum() + np.diagonal(k_rr)[ys].sum()
+    trace = np.diagonal(k_ff)[xs].sum() + rr_trace
     return float(((off - trace) / (m - 1) - cross * 2 / m) / num_subsets / m)
+
+
+def kid_real_sums(k_rr: np.ndarray, ri: np.ndarray, n_fake: int, seed: int, num_subsets: int = 100,
+                  max_subset_size: int = 1000) -> tuple[list[float], float]:
+    """The real set's terms of `kid_from_kernels` (its K_rr sums per chunk of subsets, and their
+    trace): they depend on the real resample, the seed and the set sizes only, so every run
+    against the same real set shares them (measured: a third of a demo bootstrap's KID time)."""
+    m = min(len(ri), n_fake, max_subset_size)
+    ys = ri[kid_subsets(seed, n_fake, len(ri), num_subsets, m)[1]]
+    step = max(1, KID_GATHER // (m * m))
+    sums = [k_rr[y[:, :, None], y[:, None, :]].sum() for y in (ys[s:s + step] for s in range(0, num_subsets, step))]
+    return sums, np.diagonal(k_rr)[ys].sum()
 
 
 def kid_subsets(seed: int, n_fake: int, n_real: int, num_subsets: int, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,12 +176,17 @@ def pairwise_distances(real: np.ndarray, fake: np.ndarray):
     return torch.cdist(a, a), torch.cdist(b, b), torch.cdist(a, b)
 
 
-def _weighted_pr(real, fake, ri, fi, k=3, distances=None):
+def _weighted_pr(real, fake, ri, fi, k=3, distances=None, real_part=None):
     """Precision/recall of one resample. Duplicated samples would make k-NN radii zero, so the
     manifolds are built from the distinct resampled samples and each is counted as often as it
     was drawn. ``distances`` (`pairwise_distances` of the full sets): the resample's balls and
-    coverage are read from them instead of recomputed."""
-    ur, cr = np.unique(ri, return_counts=True)
+    coverage are read from them instead of recomputed. ``real_part``: a dict kept per real
+    resample (shared by the runs), where the real set's distinct samples and radii are kept."""
+    if real_part is None:
+        real_part = {}
+    if "ur" not in real_part:
+        real_part["ur"], real_part["cr"] = np.unique(ri, return_counts=True)
+    ur, cr = real_part["ur"], real_part["cr"]
     uf, cf = np.unique(fi, return_counts=True)
     if min(len(ur), len(uf)) <= k:
         return np.nan, np.nan
@@ -174,7 +198,9 @@ def _weighted_pr(real, fake, ri, fi, k=3, distances=None):
         d_rr, d_ff, d_rf = distances
         tr, tf = torch.from_numpy(ur), torch.from_numpy(uf)
         # k-th neighbour excluding the point itself (index 0 of the sorted distances).
-        r_real = d_rr[tr][:, tr].kthvalue(k + 1, dim=1).values
+        if ("r_real", k) not in real_part:
+            real_part[("r_real", k)] = d_rr[tr][:, tr].kthvalue(k + 1, dim=1).values
+        r_real = real_part[("r_real", k)]
         r_fake = d_ff[tf][:, tf].kthvalue(k + 1, dim=1).values
         rf = d_rf[tr][:, tf]
         fake_in = (rf <= r_real[:, None]).any(0).numpy()
@@ -183,10 +209,15 @@ def _weighted_pr(real, fake, ri, fi, k=3, distances=None):
 
 
 def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake_idx: np.ndarray, seed: int,
-                  whole: bool = True) -> dict[str, np.ndarray]:
-    """FID (and for whole frames KID, precision, recall) of every resample, by metric name."""
+                  whole: bool = True, real_cache: dict | None = None) -> dict[str, np.ndarray]:
+    """FID (and for whole frames KID, precision, recall) of every resample, by metric name.
+
+    ``real_cache``: a dict kept per real feature set and passed with the same ``real``,
+    ``real_idx`` and ``seed`` for every run; the real resamples' KID sums and k-NN radii are kept
+    there and reused (the same numbers: every run is paired with the same real resamples)."""
     metrics = ["fid", "kid", "precision", "recall"] if whole else ["fid"]
     out = {m: np.empty(len(real_idx)) for m in metrics}
+    cache = {} if real_cache is None else real_cache
     # The kernel and distance matrices once, unless they would not fit (paper scale: 40K real
     # frames → 13 GB each); then each resample's KID and precision/recall are computed from its
     # features, as clean-fid and `distances.manifold_coverage` do.
@@ -197,9 +228,15 @@ def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake
         r, f = real[ri], fake[fi]
         out["fid"][b] = fid_fast(r, f)
         if whole:
-            out["kid"][b] = (kid_from_kernels(*kernels, ri, fi, seed + b) if kernels is not None
-                             else kernel_distance(r, f, seed + b))
-            out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi, distances=distances)
+            if kernels is not None:
+                key = ("kid", b, len(fi))  # the subsets depend on the fake set's size too
+                if key not in cache:
+                    cache[key] = kid_real_sums(kernels[0], ri, len(fi), seed + b)
+                out["kid"][b] = kid_from_kernels(*kernels, ri, fi, seed + b, real_sums=cache[key])
+            else:
+                out["kid"][b] = kernel_distance(r, f, seed + b)
+            out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi, distances=distances,
+                                                                 real_part=cache.setdefault(("pr", b), {}))
     return out
 
 
@@ -239,6 +276,7 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
         with np.load(path) as z:
             real_power[stored_protocol(z).suffix] = z["power"]
     keys, draws, rows = [], [], []
+    real_caches: dict[str, dict] = {}  # per real feature key: what every run's resamples share
     for mpath, gpath in zip(metrics_files, generated):
         m = read_json(mpath)
         run, real_name = m["run"], m["real"]
@@ -253,7 +291,9 @@ def bootstrap_runs(metrics_files: list[str | Path], generated: list[str | Path],
             real = real_feats[key]
             ri = resample_indices(seed, f"real:{key}", len(real), n_boot)
             fi = resample_indices(seed, f"fake:{run}:{key}", len(fake), n_boot)
-            for metric, d in feature_draws(real, fake, ri, fi, seed, whole=not crop).items():
+            draws_of = feature_draws(real, fake, ri, fi, seed, whole=not crop,
+                                     real_cache=real_caches.setdefault(key, {}))
+            for metric, d in draws_of.items():
                 found[(metric, real_name + suffix, run + suffix, net)] = d
         for suffix, pf in power.items():
             if suffix not in real_power:
