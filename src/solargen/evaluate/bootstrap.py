@@ -181,12 +181,8 @@ def _weighted_pr(real, fake, ri, fi, k=3, distances=None, real_part=None):
     manifolds are built from the distinct resampled samples and each is counted as often as it
     was drawn. ``distances`` (`pairwise_distances` of the full sets): the resample's balls and
     coverage are read from them instead of recomputed. ``real_part``: a dict kept per real
-    resample (shared by the runs), where the real set's distinct samples and radii are kept."""
-    if real_part is None:
-        real_part = {}
-    if "ur" not in real_part:
-        real_part["ur"], real_part["cr"] = np.unique(ri, return_counts=True)
-    ur, cr = real_part["ur"], real_part["cr"]
+    resample (shared by the runs), where the real set's k-NN radii are kept for the next run."""
+    ur, cr = np.unique(ri, return_counts=True)
     uf, cf = np.unique(fi, return_counts=True)
     if min(len(ur), len(uf)) <= k:
         return np.nan, np.nan
@@ -198,9 +194,11 @@ def _weighted_pr(real, fake, ri, fi, k=3, distances=None, real_part=None):
         d_rr, d_ff, d_rf = distances
         tr, tf = torch.from_numpy(ur), torch.from_numpy(uf)
         # k-th neighbour excluding the point itself (index 0 of the sorted distances).
-        if ("r_real", k) not in real_part:
-            real_part[("r_real", k)] = d_rr[tr][:, tr].kthvalue(k + 1, dim=1).values
-        r_real = real_part[("r_real", k)]
+        r_real = None if real_part is None else real_part.get(k)
+        if r_real is None:
+            r_real = d_rr[tr][:, tr].kthvalue(k + 1, dim=1).values
+            if real_part is not None:
+                real_part[k] = r_real
         r_fake = d_ff[tf][:, tf].kthvalue(k + 1, dim=1).values
         rf = d_rf[tr][:, tf]
         fake_in = (rf <= r_real[:, None]).any(0).numpy()
@@ -235,8 +233,10 @@ def feature_draws(real: np.ndarray, fake: np.ndarray, real_idx: np.ndarray, fake
                 out["kid"][b] = kid_from_kernels(*kernels, ri, fi, seed + b, real_sums=cache[key])
             else:
                 out["kid"][b] = kernel_distance(r, f, seed + b)
+            # The radii are kept only with the distance matrices (sets that small: ≤ 16K × 8 bytes each).
+            part = cache.setdefault(("pr", b), {}) if distances is not None else None
             out["precision"][b], out["recall"][b] = _weighted_pr(real, fake, ri, fi, distances=distances,
-                                                                 real_part=cache.setdefault(("pr", b), {}))
+                                                                 real_part=part)
     return out
 
 
