@@ -109,3 +109,16 @@ def test_stages_import_only_themselves_and_earlier_stages():
             if not ok:
                 bad.append(f"{module} → {dep}")
     assert not bad, "imports against the data's order:\n" + "\n".join(sorted(bad))
+
+
+def test_the_data_stages_import_no_torch():
+    """The jobs before training (acquire … dataset, its QA and the DFT figure) read and write files
+    only: importing torch would cost each of them ~3 s of CPU for nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import solargen.acquire, solargen.calibrate, solargen.shards, solargen.normalise, solargen.split, "
+            "solargen.dataset, solargen.config\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=SRC)

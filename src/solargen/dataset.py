@@ -29,7 +29,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from .io import InputError, atomic_dir, atomic_path, short_digest, to_uint8, versions, write_table
 from .normalise import dequantise, normalise, quantise
@@ -295,8 +294,11 @@ def channel_key(wavelength: int) -> str:
     return f"images_{int(wavelength)}"
 
 
-class H5Images(torch.utils.data.Dataset):
+class H5Images:
     """Frames of ``dataset.h5`` as (1, size, size) tensors in [-1, 1] (the models' range).
+
+    A map-style dataset (``len`` and indexing: what `torch.utils.data.DataLoader` needs), not a
+    subclass of torch's, so the many jobs that read ``dataset.h5`` without a model import no torch.
 
     With ``channels`` (extra wavelengths in Å, e.g. [171, 211]) each item is (1 + k, size, size):
     the target frame, then the aligned frames of those channels (``images_<wl>``), in that order.
@@ -365,6 +367,8 @@ class H5Images(torch.utils.data.Dataset):
             if self._f is None:
                 self._f = h5py.File(self.path, "r")
             img = self._read(int(self.indices[i]))
+        import torch
+
         x = torch.from_numpy(np.ascontiguousarray(img))
         if self.check_finite and not torch.isfinite(x).all():
             raise InputError(f"{self.path}: frame {int(self.indices[i])} has non-finite values")
@@ -386,7 +390,7 @@ def training_rows(table: dict, split: dict, *, reference: dict | None = None, to
 
 
 def held_out_targets(dataset: str | Path, test_fraction: float | None, size: int, image_indices,
-                     channels=()) -> torch.Tensor:
+                     channels=()) -> "torch.Tensor":
     """Test-split frames (len(image_indices), 1 + len(channels), size, size) in [-1, 1] for
     conditional runs, image i on test frame i (cycling): the target, then the extra ``channels``
     (Å) a translation model reads. A ValueError when the split has no test frames."""
@@ -394,5 +398,7 @@ def held_out_targets(dataset: str | Path, test_fraction: float | None, size: int
         test = dataset_split(f, test_fraction)["test"]
     if len(test) == 0:
         raise ValueError("data.test_fraction is 0: a conditional family has no held-out frames")
+    import torch
+
     data = H5Images(dataset, size=size, indices=test, channels=channels)
     return torch.stack([data[i % len(test)] for i in image_indices])
