@@ -17,7 +17,7 @@ from solargen.acquire.synthetic import synthetic_frame
 from solargen.calibrate.files import calibrate_files
 from solargen.calibrate.frame import calibrate_frame
 from solargen.calibrate.fused import MAX_FUSED_ROLL_DEG, fused_level15
-from solargen.calibrate.geometry import header_rotation_matrix, level15_affine
+from solargen.calibrate.geometry import header_rotation_matrix, level15_affine, register_padding, target_scale
 from solargen.calibrate.level1 import frame_status, read_level1
 from solargen.calibrate.options import Options, Plausibility
 from solargen.calibrate.reference import reference_level15
@@ -358,3 +358,36 @@ def test_the_workflows_generator_frames_take_the_fused_path(native, size):
         path, rel, below = _fused_against_reference(_map(data, header), size)
         assert path == "fused"
         assert rel < 1e-3 and below < 1e-3  # measured ≤ 1.4e-4
+
+
+@pytest.mark.parametrize("native, size", [(512, 64), (128, 32)])
+def test_the_fused_path_sees_registers_zero_padding_at_the_detector_edge(native, size):
+    """register pads the level-1 image with zeros before its spline transform, so the frame's
+    outermost target pixels see a step to 0 (and samples just beyond the edge are interpolated),
+    not a mirrored detector: the fused path's outer ring was 26 % / 24 % off the reference."""
+    data, header = _frame(seed=3, date=DATES[0], size=native)
+    smap = _map(data, header)
+    assert min(register_padding(smap.meta, data.shape)) > 0
+    fused, _ = calibrate_frame(smap, size, Options(method="fused"))
+    ref, _ = calibrate_frame(smap, size, Options(method="reference"))
+    yy, xx = np.mgrid[:size, :size]
+    ring = np.minimum(np.minimum(yy, xx), np.minimum(size - 1 - yy, size - 1 - xx)) == 0
+    big = ring & (np.abs(ref) >= 1.0)
+    assert big.sum() > size
+    assert (np.abs(fused[big] - ref[big]) / np.abs(ref[big])).max() < 1e-3  # measured 1.2e-7
+
+
+@pytest.mark.parametrize("roll, cdelt", [(0.0, 0.6001 * 8), (0.2, 0.6055 * 8), (-3.0, 0.5995 * 8), (90.0, 0.6001 * 8)])
+def test_register_padding_is_sunpys(roll, cdelt):
+    _, header = _frame(size=128)
+    t = math.radians(roll)
+    header["CROTA2"], header["CDELT1"], header["CDELT2"] = roll, cdelt, cdelt
+    header["PC1_1"], header["PC1_2"], header["PC2_1"], header["PC2_2"] = math.cos(t), -math.sin(t), math.sin(t), math.cos(t)
+    smap = _map(np.zeros((128, 128), np.float32), header)
+    px, py = register_padding(smap.meta, (128, 128))
+    rotated = smap.rotate(recenter=True, scale=cdelt / target_scale(smap.meta, (128, 128)), order=3, missing=0.0)
+    if px or py:  # sunpy pads, rotates and keeps the padded shape
+        assert rotated.data.shape == (128 + 2 * py, 128 + 2 * px)
+    else:
+        assert rotated.data.shape[0] <= 128 and rotated.data.shape[1] <= 128
+

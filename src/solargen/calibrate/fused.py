@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .geometry import level15_affine
+from .geometry import level15_affine, register_padding
 
 __all__ = ["ON_DISK", "MAX_FUSED_ROLL_DEG", "FUSED_HALF_WIDTH", "FUSED_PHASES", "FUSED_BAND",
            "spline_prefilter", "block_kernels", "fused_level15"]
@@ -193,7 +193,7 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
                 float(meta["crpix2"]) - 1 - float(meta.get("crval2", 0.0)) / cdelt, float(meta["rsun_obs"]) / cdelt)
     except (KeyError, TypeError, ValueError):
         pass
-    _clip_to_input_range(out, src, m, top, bottom, disk)
+    _clip_to_input_range(out, src, m, top, bottom, disk, register_padding(meta, data.shape))
     return out
 
 
@@ -220,8 +220,10 @@ def _bands(m: np.ndarray, size: int, n: int, reach: int) -> list[tuple[int, int,
 
 
 def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: np.ndarray,
-                         bottom: np.ndarray, disk: tuple[float, float, float] | None = None) -> None:
-    """Redo exactly, in place, the blocks where the reference clips (sunpy's ``clip=True``).
+                         bottom: np.ndarray, disk: tuple[float, float, float] | None = None,
+                         pads: tuple[int, int] = (0, 0)) -> None:
+    """Redo exactly, in place, the blocks where the reference clips (sunpy's ``clip=True``), and
+    the outermost ones, where its zero padding acts (``pads``: `register_padding`, see `_edge_targets`).
 
     ``register`` (``missing=0``) clips every full-resolution interpolated pixel to
     [min(input min, 0), max(input max, 0)] (sunpy's rule with the missing value taken into the
@@ -291,17 +293,21 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
                                *((cx, cy, (1.05 * rad) ** 2) if disk is not None else (0.0, 0.0, -1.0)), f, ry, rx)
             ry, rx = ry[:count], rx[:count]
             risky.append((ry, rx))
-    if not risky:
+    edge = _edge_targets(m, size, n, f, pads) if max(pads) > 0 else None
+    ry = rx = np.empty(0, np.int64)
+    if risky:
+        ry, rx = np.concatenate([a for a, _ in risky]), np.concatenate([b for _, b in risky])
+    if ry.size == 0 and edge is None:
         return
-    ry, rx = np.concatenate([a for a, _ in risky]), np.concatenate([b for _, b in risky])
-    if ry.size == 0:
-        return
-    # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
-    # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
-    centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
-    qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(np.int64)
     mark = np.zeros(size * size, bool)  # the distinct pixels, sorted (np.unique sorts: ~10× slower)
-    mark_neighbourhoods(qy, qx, size, mark)
+    if ry.size:
+        # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
+        # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
+        centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
+        qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(np.int64)
+        mark_neighbourhoods(qy, qx, size, mark)
+    if edge is not None:
+        mark[edge] = True
     redo = np.flatnonzero(mark)
     if redo.size == 0:  # every risky block maps outside the target grid
         return
@@ -316,4 +322,33 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     order = np.argsort(tile, kind="stable")
     y, x, tile = y[order], x[order], tile[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(tile)) + 1, [tile.size]])
-    exact_clipped_tiles(src, m, f, y, x, starts, dy, dx, FUSED_HALF_WIDTH + 4, lo, hi, out)
+    exact_clipped_tiles(src, m, f, y, x, starts, dy, dx, FUSED_HALF_WIDTH + 4, lo, hi, out, pads[1], pads[0])
+
+
+#: Level-1 pixels from the detector's edge within which a sample's spline coefficients feel
+#: ``register``'s zero padding instead of a mirror: the step's weight decays as |pole|^d
+#: (3.7e-4 at 6).
+_EDGE_REACH = 6
+
+
+def _edge_targets(m: np.ndarray, size: int, n: int, f: int, pads: tuple[int, int]) -> np.ndarray:
+    """Flat indices of the target pixels whose f × f samples (with the cubic spline's 2-pixel
+    support) come within `_EDGE_REACH` of the detector's edge or beyond it: where ``register``,
+    which pads the level-1 image with ``pads`` columns/rows of 0 before its transform (sunpy's
+    ``rotate``), sees a step to 0 (and interpolates samples up to ``pads`` beyond the edge)
+    while the FIR and `block_means` mirror the detector at its edge. Left as they were, these
+    outermost pixels differed by up to ~30 % (the generator's 128² … 512² frames); only the
+    outer few rings of the target grid can qualify."""
+    a = m[:, :2] / f
+    e = (f - 1) / 2.0 * (np.abs(a).sum(axis=0).max()) + 2.0  # a sample's reach from its block centre
+    k = min(int((_EDGE_REACH + e + max(pads)) / (0.9 * f)) + 2, size)  # rings that can qualify
+    rows = np.r_[0:k, max(size - k, k):size]
+    cols = np.r_[0:k, max(size - k, k):size]
+    mid = np.arange(k, max(size - k, k))
+    qy = np.concatenate([np.repeat(rows, size), np.repeat(mid, cols.size)])
+    qx = np.concatenate([np.tile(np.arange(size), rows.size), np.tile(cols, mid.size)])
+    c = m[0, 0] * qx + m[0, 1] * qy + m[0, 2]
+    r = m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
+    lim = _EDGE_REACH + e
+    near = (np.minimum(c, r) < lim) | (np.maximum(c, r) > n - 1 - lim)
+    return qy[near] * size + qx[near]
