@@ -398,3 +398,28 @@ def test_register_padding_is_sunpys(roll, cdelt):
     else:
         assert rotated.data.shape[0] <= 128 and rotated.data.shape[1] <= 128
 
+
+
+@pytest.mark.parametrize("shift, roll", [(0.0, 0.0), (40.3, 0.0), (-25.0, 0.25), (3.0, -0.2)])
+def test_edge_targets_are_every_pixel_near_the_detector_edge(shift, roll):
+    """`_edge_targets` searches only the outer rings of the target grid; they must hold every
+    pixel a full search finds, also for a detector centre far off the frame's (CRPIX) and rolled."""
+    from solargen.calibrate.fused import _EDGE_REACH, _edge_targets
+
+    _, header = _frame(size=512)
+    t = math.radians(roll)
+    header["CRPIX1"] += shift
+    header["CRPIX2"] -= shift / 2
+    header["CROTA2"] = roll
+    header["PC1_1"], header["PC1_2"], header["PC2_1"], header["PC2_2"] = math.cos(t), -math.sin(t), math.sin(t), math.cos(t)
+    meta = _map(np.zeros((512, 512), np.int16), header).meta
+    for size in (128, 64):
+        f = 512 // size
+        m = level15_affine(meta, (512, 512), size)
+        got = np.sort(_edge_targets(m, size, 512, f, register_padding(meta, (512, 512))))
+        qy, qx = np.mgrid[:size, :size]
+        c = m[0, 0] * qx + m[0, 1] * qy + m[0, 2]
+        r = m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
+        lim = _EDGE_REACH + (f - 1) / 2.0 * np.abs(m[:, :2] / f).sum(axis=0).max() + 2.0
+        full = np.flatnonzero((np.minimum(c, r) < lim) | (np.maximum(c, r) > 511 - lim))
+        np.testing.assert_array_equal(got, full)

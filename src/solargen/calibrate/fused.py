@@ -351,7 +351,13 @@ def _edge_targets(m: np.ndarray, size: int, n: int, f: int, pads: tuple[int, int
     Only the outer few rings of the target grid can qualify (~3 ms per 4096² frame)."""
     a = m[:, :2] / f
     e = (f - 1) / 2.0 * (np.abs(a).sum(axis=0).max()) + 2.0  # a sample's reach from its block centre
-    k = min(int((_EDGE_REACH + e + max(pads)) / (0.9 * f)) + 2, size)  # rings that can qualify
+    lim = _EDGE_REACH + e
+    # Rings that can qualify: up to the detector's corners moved in by lim, in target pixels (the
+    # detector's edges are straight, so its sides lie no deeper in the grid than their corners).
+    inner = np.array([[x, y] for x in (lim, n - 1 - lim) for y in (lim, n - 1 - lim)], float).T
+    qx_, qy_ = np.linalg.solve(m[:, :2], inner - m[:, 2:])
+    depth = np.maximum(np.minimum(qx_, size - 1 - qx_), np.minimum(qy_, size - 1 - qy_)).max()
+    k = int(min(max(depth, 0.0) + 2, size))
     rows = np.r_[0:k, max(size - k, k):size]
     cols = np.r_[0:k, max(size - k, k):size]
     mid = np.arange(k, max(size - k, k))
@@ -359,6 +365,5 @@ def _edge_targets(m: np.ndarray, size: int, n: int, f: int, pads: tuple[int, int
     qx = np.concatenate([np.tile(np.arange(size), rows.size), np.tile(cols, mid.size)])
     c = m[0, 0] * qx + m[0, 1] * qy + m[0, 2]
     r = m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
-    lim = _EDGE_REACH + e
     near = (np.minimum(c, r) < lim) | (np.maximum(c, r) > n - 1 - lim)
     return qy[near] * size + qx[near]
