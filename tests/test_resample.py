@@ -55,3 +55,45 @@ def test_spline_fir_rows_is_opencv_sepfilter_on_those_rows(shape, dtype):
     spline_fir_rows(a, 0, shape[0], p4, got)
     np.testing.assert_allclose(got, cv2.sepFilter2D(a, cv2.CV_32F, pre4, pre4, borderType=cv2.BORDER_REFLECT_101),
                                rtol=2e-6, atol=2e-6 * 16000)
+
+
+@pytest.mark.parametrize("pads", [(0, 0), (2, 3)])
+def test_exact_clipped_means_is_scipy_on_the_zero_padded_image(pads):
+    """`exact_clipped_means` with ``pad_y``/``pad_x`` is scipy's order-3 ``map_coordinates``
+    (mode="constant") on the image padded with that many rows/columns of zeros (what
+    ``register`` transforms), clipped and block-averaged; odd, non-square shape, blocks that
+    straddle the detector's edge and the padding."""
+    import scipy.ndimage
+
+    from solargen.resample import exact_clipped_means
+
+    rng = np.random.default_rng(4)
+    py, px = pads
+    src = (rng.random((37, 45)) * 900 + 50).astype(np.float32)
+    f, lo, hi = 3, 0.0, 900.0
+    m = np.array([[f * 1.002, 0.02, -1.3], [-0.02, f * 0.998, -2.1]])  # target px → block centre
+    ty, tx = np.mgrid[:14, :17]
+    ty, tx = ty.ravel().astype(np.int64), tx.ravel().astype(np.int64)
+    out = np.zeros((14, 17), np.float32)
+    exact_clipped_means(src, m, f, ty, tx, -py, src.shape[0] + py, -px, src.shape[1] + px, lo, hi, out, py, px)
+    padded = np.pad(src.astype(np.float64), ((py, py), (px, px)))
+    o = np.arange(f) - (f - 1) / 2.0
+    oy, ox = [a.ravel() for a in np.meshgrid(o, o, indexing="ij")]
+    expect = np.empty((14, 17))
+    for qy, qx in zip(ty, tx):
+        cx, cy = m[0] @ (qx, qy, 1), m[1] @ (qx, qy, 1)
+        c = cx + m[0, 0] / f * ox + m[0, 1] / f * oy
+        r = cy + m[1, 0] / f * ox + m[1, 1] / f * oy
+        v = scipy.ndimage.map_coordinates(padded, [r + py, c + px], order=3, mode="constant", cval=0.0)
+        expect[qy, qx] = np.clip(v, lo, hi).mean()
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-3)
+    if py:  # the padding matters on the outer blocks
+        assert np.abs(expect - _unpadded(src, m, f, ty, tx, lo, hi)).max() > 10.0
+
+
+def _unpadded(src, m, f, ty, tx, lo, hi):
+    from solargen.resample import exact_clipped_means
+
+    out = np.zeros((14, 17), np.float32)
+    exact_clipped_means(src, m, f, ty, tx, 0, src.shape[0], 0, src.shape[1], lo, hi, out)
+    return out

@@ -344,7 +344,8 @@ def _prefilter_rows(c: np.ndarray, horizon: int) -> None:
 
 @numba.njit(cache=True, nogil=True)
 def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, tx: np.ndarray, r0: int,
-                        r1: int, c0: int, c1: int, lo: float, hi: float, out: np.ndarray) -> None:
+                        r1: int, c0: int, c1: int, lo: float, hi: float, out: np.ndarray,
+                        pad_y: int = 0, pad_x: int = 0) -> None:
     """out[ty[i], tx[i]] = mean over the f × f full-resolution level-1.5 pixels of target pixel
     (tx[i], ty[i]) of the cubic spline of ``src`` (what scipy's order-3 ``map_coordinates``
     gives) clipped to [lo, hi]: ``register`` + block mean, exactly, for a few pixels.
@@ -352,6 +353,9 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
     The spline coefficients are computed on the window src[r0:r1, c0:c1] only (mirror boundary
     at its edges: callers pad it by ≥ 10 pixels, where the prefilter's weights are < 2e-6);
     samples outside the detector are 0 (``mode="constant"``). ``m`` (2, 3) as `block_means`.
+    ``pad_y``/``pad_x``: rows/columns of zeros around the detector that ``register`` adds before
+    its transform (`solargen.calibrate.geometry.register_padding`): the window may reach into
+    them (r0 ≥ −pad_y …), they are data (0), and samples on them are interpolated.
     """
     n0, n1 = src.shape
     h, w = r1 - r0, c1 - c0
@@ -360,8 +364,9 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
     # the arithmetic of a line-by-line filter, each pass vectorised across lines.
     tr_ = np.empty((w, h), np.float64)
     for i in range(h):
+        inside = 0 <= r0 + i < n0
         for j in range(w):
-            tr_[j, i] = src[r0 + i, c0 + j]
+            tr_[j, i] = src[r0 + i, c0 + j] if inside and 0 <= c0 + j < n1 else 0.0
     _prefilter_rows(tr_, horizon)
     coef = np.empty((h, w), np.float64)
     for i in range(h):
@@ -379,7 +384,7 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
                 ox = v - (f - 1) / 2.0
                 c = cx + ax * ox + bx * oy
                 r = cy + ay * ox + by * oy
-                if not (0.0 <= r <= n0 - 1 and 0.0 <= c <= n1 - 1):
+                if not (-pad_y <= r <= n0 - 1 + pad_y and -pad_x <= c <= n1 - 1 + pad_x):
                     val = 0.0
                 else:
                     i0, j0 = int(np.floor(r)), int(np.floor(c))
@@ -412,12 +417,14 @@ def exact_clipped_means(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
 
 @numba.njit(cache=True, nogil=True)
 def exact_clipped_tiles(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, tx: np.ndarray, starts: np.ndarray,
-                        dy: np.ndarray, dx: np.ndarray, pad: int, lo: float, hi: float, out: np.ndarray) -> None:
+                        dy: np.ndarray, dx: np.ndarray, pad: int, lo: float, hi: float, out: np.ndarray,
+                        pad_y: int = 0, pad_x: int = 0) -> None:
     """`exact_clipped_means` tile by tile: target pixels (tx, ty) grouped by tile (tile t is
     starts[t] … starts[t + 1]), each tile's window the span of its blocks' fine samples
     (offsets dy/dx from the block centre, level-1 pixels) widened by ``pad``, clamped to the
-    image (a tile mapped from wholly outside it is skipped: 0 already)."""
-    n = src.shape[0]
+    image and its ``pad_y``/``pad_x`` rows/columns of zeros (a tile mapped from wholly outside
+    it is skipped: 0 already)."""
+    n0, n1 = src.shape
     for t in range(starts.size - 1):
         s, e = starts[t], starts[t + 1]
         if e <= s:
@@ -430,11 +437,11 @@ def exact_clipped_tiles(src: np.ndarray, m: np.ndarray, f: int, ty: np.ndarray, 
             for k in range(dy.size):
                 rmin, rmax = min(rmin, cr + dy[k]), max(rmax, cr + dy[k])
                 cmin, cmax = min(cmin, cc + dx[k]), max(cmax, cc + dx[k])
-        r0, c0 = max(int(rmin) - pad, 0), max(int(cmin) - pad, 0)
-        r1, c1 = min(int(rmax) + pad + 2, n), min(int(cmax) + pad + 2, n)
+        r0, c0 = max(int(np.floor(rmin)) - pad, -pad_y), max(int(np.floor(cmin)) - pad, -pad_x)
+        r1, c1 = min(int(rmax) + pad + 2, n0 + pad_y), min(int(cmax) + pad + 2, n1 + pad_x)
         if r0 >= r1 or c0 >= c1:
             continue
-        exact_clipped_means(src, m, f, ty[s:e], tx[s:e], r0, r1, c0, c1, lo, hi, out)
+        exact_clipped_means(src, m, f, ty[s:e], tx[s:e], r0, r1, c0, c1, lo, hi, out, pad_y, pad_x)
 
 
 @numba.njit(cache=True, nogil=True)

@@ -7,22 +7,19 @@ solar-radius rescaling, the degradation correction and the exposure normalisatio
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 
 from ..io import InputError
 from .corrections import apply_pointing, degradation_factor, wheel_correction_table
-from .fused import FUSED_MAX_EXACT_SHARE, MAX_FUSED_ROLL_DEG, ExactShareExceeded, fused_level15
+from .fused import MAX_FUSED_ROLL_DEG, fused_level15
 from .geometry import bin_image, lattice_roll_deg, target_scale
 from .level1 import exposure_time
 from .options import Options
 from .reference import reference_level15
 
 __all__ = ["calibrate_frame", "calibrate_map"]
-
-log = logging.getLogger(__name__)
 
 
 def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndarray, dict]:
@@ -52,12 +49,8 @@ def calibrate_frame(smap, size: int, opts: Options = Options()) -> tuple[np.ndar
         if path == "fused" and lattice_roll_deg(meta) > MAX_FUSED_ROLL_DEG:
             path = "reference (roll fallback)"  # beyond the fused path's bound: see MAX_FUSED_ROLL_DEG
         if path == "fused":
-            try:
-                image = fused_level15(data, meta, size, opts.rsun_arcsec, max_exact=FUSED_MAX_EXACT_SHARE)
-            except ExactShareExceeded as e:
-                log.info("%s: %s; reference path instead", meta.get("t_rec", meta.get("date-obs", "frame")), e)
-                path = "reference (clip fallback)"
-        if path != "fused":
+            image = fused_level15(data, meta, size, opts.rsun_arcsec)
+        else:
             image = reference_level15(sunpy.map.Map(data, meta), size, opts.rsun_arcsec)
         scale = target_scale(meta, data.shape) * (n // size)  # arcsec per output pixel
         if opts.rsun_arcsec is not None:

@@ -6,9 +6,12 @@ band), then at each target pixel the exact mean of its f × f cubic-spline sampl
 kernel (at f = 4) whose weights depend on the block centre's phase (`block_kernels`, compiled in
 `solargen.resample`), through the full affine (`solargen.calibrate.geometry.level15_affine`).
 sunpy's clip of every sample to the input's range is reproduced at both ends (exactly, where the
-spline could cross it: `_clip_to_input_range`). Frames rolled beyond `MAX_FUSED_ROLL_DEG`, or
-whose clip would need the exact path on more than `FUSED_MAX_EXACT_SHARE` of the pixels, take the
-reference path instead (`solargen.calibrate.frame.calibrate_frame` decides, per frame). On the
+spline could cross it: `_clip_to_input_range`), and so is the zero padding ``register`` puts around
+the detector before its transform (exactly, on the outermost target pixels: `_edge_targets`),
+however many pixels that takes: even with every
+pixel recomputed exactly the fused path costs a fifth or less of the reference's time. Frames
+rolled beyond `MAX_FUSED_ROLL_DEG` take the reference path instead
+(`solargen.calibrate.frame.calibrate_frame` decides, per frame). On the
 disk (`ON_DISK`) it agrees with the reference to ≤ 0.1 % max relative error on ordinary, dark and
 rolled frames (benchmarks/calibrate.py).
 """
@@ -20,10 +23,10 @@ import math
 
 import numpy as np
 
-from .geometry import level15_affine
+from .geometry import level15_affine, register_padding
 
 __all__ = ["ON_DISK", "MAX_FUSED_ROLL_DEG", "FUSED_HALF_WIDTH", "FUSED_PHASES", "FUSED_BAND",
-           "FUSED_MAX_EXACT_SHARE", "ExactShareExceeded", "spline_prefilter", "block_kernels", "fused_level15"]
+           "spline_prefilter", "block_kernels", "fused_level15"]
 
 
 #: On-disk radius (in R_sun) inside which the fused and reference paths are compared; the limb
@@ -133,8 +136,7 @@ def block_kernels(f: int, step_x: float, step_y: float, phases: int = FUSED_PHAS
     return tx.astype(np.float32), ty.astype(np.float32)
 
 
-def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None = None,
-                  max_exact: float = 1.0) -> np.ndarray:
+def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None = None) -> np.ndarray:
     """Level-1 image (N, N) → registered, binned level-1.5 image (size, size) float32, resampled once.
 
     The reference's block mean of f × f cubic-spline samples, computed at the target pixels
@@ -151,11 +153,11 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     block extrema 8 ms, the clip's second differences ~10 ms (~30 before, masked stores) plus
     the rest of its screen and the exact recomputation of 3.3 % of the pixels (~14); ~128 ms in
     all against ~164 ms before these changes (~175 ms before the clip's compiled screen).
-    Pixels mapped from outside the detector are 0. Like the reference, values are kept within the
+    Pixels mapped from outside the detector (and ``register``'s zero padding) are 0; the outermost
+    pixels are recomputed exactly on the padded image (`_edge_targets`). Like the reference, values are kept within the
     input's range (and 0) where the spline could overshoot it, at the top and at the bottom
-    (`_clip_to_input_range`; ~+10 ms for the second differences its bottom screen needs). Raises
-    `ExactShareExceeded` when that needs the exact path on more than ``max_exact`` of the
-    target pixels. The roll is not checked here (`calibrate_frame` does: `MAX_FUSED_ROLL_DEG`).
+    (`_clip_to_input_range`; ~+10 ms for the second differences its bottom screen needs). The
+    roll is not checked here (`calibrate_frame` does: `MAX_FUSED_ROLL_DEG`).
     """
     from solargen.resample import block_extrema, block_means, spline_fir_rows
 
@@ -194,7 +196,7 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
                 float(meta["crpix2"]) - 1 - float(meta.get("crval2", 0.0)) / cdelt, float(meta["rsun_obs"]) / cdelt)
     except (KeyError, TypeError, ValueError):
         pass
-    _clip_to_input_range(out, src, m, top, bottom, disk, max_exact)
+    _clip_to_input_range(out, src, m, top, bottom, disk, register_padding(meta, data.shape))
     return out
 
 
@@ -220,22 +222,11 @@ def _bands(m: np.ndarray, size: int, n: int, reach: int) -> list[tuple[int, int,
     return bands
 
 
-class ExactShareExceeded(Exception):
-    """`fused_level15`'s clip emulation would recompute more than ``max_exact`` of the target
-    pixels exactly (slower than the reference path)."""
-
-
-#: Share of target pixels above which a frame's clip emulation is slower than ``register``
-#: itself (~20 µs per exact pixel against ~2 s per frame): `calibrate_frame` then takes the
-#: reference path for the frame ("reference (clip fallback)"). Ordinary frames need < 1 %;
-#: only frames whose disk sits at the frame's minimum (e.g. dark-subtracted to 0) come near.
-FUSED_MAX_EXACT_SHARE = 0.05
-
-
 def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: np.ndarray,
                          bottom: np.ndarray, disk: tuple[float, float, float] | None = None,
-                         max_exact: float = 1.0) -> None:
-    """Redo exactly, in place, the blocks where the reference clips (sunpy's ``clip=True``).
+                         pads: tuple[int, int] = (0, 0)) -> None:
+    """Redo exactly, in place, the blocks where the reference clips (sunpy's ``clip=True``), and
+    the outermost ones, where its zero padding acts (``pads``: `register_padding`, see `_edge_targets`).
 
     ``register`` (``missing=0``) clips every full-resolution interpolated pixel to
     [min(input min, 0), max(input max, 0)] (sunpy's rule with the missing value taken into the
@@ -247,6 +238,12 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     ((x0, y0, radius) in level-1 pixels; None: everywhere): off the disk the darkest pixels are
     dark-sky noise around 0 DN, where nearly every block would need the exact path and a
     relative error means nothing. ``top``/``bottom``: max/min of ``src`` over each f × f block.
+
+    The screens are loose on small or noisy frames (the generator's 512² frames binned to 64²:
+    ~50 % of the pixels), but the exact recomputation stays cheaper than the reference path at
+    any share: with every pixel recomputed, 0.04–0.12 µs per level-1 pixel against the
+    reference's 0.3–5 µs (128² … 2048² frames, 1 thread, shared machine), so no share sends a
+    frame to the reference path (the former 5 % cap sent every demo and CI frame there).
     """
     import cv2
 
@@ -299,20 +296,21 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
                                *((cx, cy, (1.05 * rad) ** 2) if disk is not None else (0.0, 0.0, -1.0)), f, ry, rx)
             ry, rx = ry[:count], rx[:count]
             risky.append((ry, rx))
-    if not risky:
+    edge = _edge_targets(m, size, n, f, pads)
+    ry = rx = np.empty(0, np.int64)
+    if risky:
+        ry, rx = np.concatenate([a for a, _ in risky]), np.concatenate([b for _, b in risky])
+    if ry.size == 0 and edge.size == 0:
         return
-    ry, rx = np.concatenate([a for a, _ in risky]), np.concatenate([b for _, b in risky])
-    if ry.size == 0:
-        return
-    # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
-    # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
-    centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
-    qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(np.int64)
     mark = np.zeros(size * size, bool)  # the distinct pixels, sorted (np.unique sorts: ~10× slower)
-    mark_neighbourhoods(qy, qx, size, mark)
+    if ry.size:
+        # The target pixels whose block centre (m @ [x, y, 1]) falls in a risky level-1 block: map the
+        # few risky blocks back (a block is about one target pixel) and take the 3 × 3 around each.
+        centres = np.stack([rx, ry]) * f + (f - 1) / 2.0 - m[:, 2:]
+        qx, qy = np.rint(np.linalg.solve(m[:, :2], centres)).astype(np.int64)
+        mark_neighbourhoods(qy, qx, size, mark)
+    mark[edge] = True
     redo = np.flatnonzero(mark)
-    if redo.size > max_exact * out.size:
-        raise ExactShareExceeded(f"the clip needs the exact path on {redo.size / out.size:.1%} of the target pixels")
     if redo.size == 0:  # every risky block maps outside the target grid
         return
     a = m[:, :2] / f  # one full-res level-1.5 pixel in level-1 pixels
@@ -320,10 +318,52 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray, m: np.ndarray, top: n
     fine = np.stack(np.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)  # (f², (dy, dx))
     dy = a[1, 0] * fine[:, 1] + a[1, 1] * fine[:, 0]
     dx = a[0, 0] * fine[:, 1] + a[0, 1] * fine[:, 0]
-    # In tiles of 16 × 16 target pixels: one local spline prefilter per tile (compiled).
+    # In tiles of _EXACT_TILE² target pixels: one local spline prefilter per tile (compiled).
     y, x = np.divmod(redo, size)
-    tile = (y // 16) * size + x // 16
+    tile = (y // _EXACT_TILE) * size + x // _EXACT_TILE
     order = np.argsort(tile, kind="stable")
     y, x, tile = y[order], x[order], tile[order]
     starts = np.concatenate([[0], np.flatnonzero(np.diff(tile)) + 1, [tile.size]])
-    exact_clipped_tiles(src, m, f, y, x, starts, dy, dx, FUSED_HALF_WIDTH + 4, lo, hi, out)
+    exact_clipped_tiles(src, m, f, y, x, starts, dy, dx, FUSED_HALF_WIDTH + 4, lo, hi, out, pads[1], pads[0])
+
+
+#: Side (target pixels) of the tiles of `_clip_to_input_range`'s exact recomputation, each with its
+#: own local spline prefilter over its window (+ 10 level-1 pixels of margin). 32 measured no
+#: faster (4096² frames, ordinary and dark, alternated in one process; output within 3.2e-7).
+_EXACT_TILE = 16
+
+
+#: Level-1 pixels from the detector's edge within which a sample's spline coefficients feel
+#: ``register``'s zero padding instead of a mirror: the step's weight decays as |pole|^d
+#: (3.7e-4 at 6).
+_EDGE_REACH = 6
+
+
+def _edge_targets(m: np.ndarray, size: int, n: int, f: int, pads: tuple[int, int]) -> np.ndarray:
+    """Flat indices of the target pixels whose f × f samples (with the cubic spline's 2-pixel
+    support) come within `_EDGE_REACH` of the detector's edge or beyond it: where ``register``,
+    which pads the level-1 image with ``pads`` columns/rows of 0 before its transform (sunpy's
+    ``rotate``), sees a step to 0 (and interpolates samples up to ``pads`` beyond the edge)
+    while the FIR and `block_means` mirror the detector at its edge. Left as they were, these
+    outermost pixels differed by up to ~30 % (the generator's 128² … 512² frames). Without
+    padding too: under a roll, blocks straddling the edge lose samples along a tilted line,
+    which `block_means`' per-axis edge path cannot follow (6 % on one demo pixel at 0.04°).
+    Only the outer few rings of the target grid can qualify (~3 ms per 4096² frame)."""
+    a = m[:, :2] / f
+    e = (f - 1) / 2.0 * (np.abs(a).sum(axis=0).max()) + 2.0  # a sample's reach from its block centre
+    lim = _EDGE_REACH + e
+    # Rings that can qualify: up to the detector's corners moved in by lim, in target pixels (the
+    # detector's edges are straight, so its sides lie no deeper in the grid than their corners).
+    inner = np.array([[x, y] for x in (lim, n - 1 - lim) for y in (lim, n - 1 - lim)], float).T
+    qx_, qy_ = np.linalg.solve(m[:, :2], inner - m[:, 2:])
+    depth = np.maximum(np.minimum(qx_, size - 1 - qx_), np.minimum(qy_, size - 1 - qy_)).max()
+    k = int(min(max(depth, 0.0) + 2, size))
+    rows = np.r_[0:k, max(size - k, k):size]
+    cols = np.r_[0:k, max(size - k, k):size]
+    mid = np.arange(k, max(size - k, k))
+    qy = np.concatenate([np.repeat(rows, size), np.repeat(mid, cols.size)])
+    qx = np.concatenate([np.tile(np.arange(size), rows.size), np.tile(cols, mid.size)])
+    c = m[0, 0] * qx + m[0, 1] * qy + m[0, 2]
+    r = m[1, 0] * qx + m[1, 1] * qy + m[1, 2]
+    near = (np.minimum(c, r) < lim) | (np.maximum(c, r) > n - 1 - lim)
+    return qy[near] * size + qx[near]

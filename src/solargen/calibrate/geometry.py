@@ -11,7 +11,7 @@ import numpy as np
 from ..io import InputError
 
 __all__ = ["LEVEL15_SCALE", "target_scale", "header_rotation_matrix", "lattice_roll_deg", "level15_affine",
-           "bin_image"]
+           "register_padding", "bin_image"]
 
 
 #: Level-1.5 plate scale (arcsec/pixel) at full resolution.
@@ -76,6 +76,19 @@ def level15_affine(meta, shape: tuple[int, int], size: int, rsun_arcsec: float |
     c_out = (n - 1) / 2.0
     offset = c_in + a @ np.full(2, (f - 1) / 2.0 - c_out)
     return np.hstack([a * f, offset[:, None]])
+
+
+def register_padding(meta, shape: tuple[int, int]) -> tuple[int, int]:
+    """(pad_x, pad_y): the rows/columns of ``missing`` (0) that ``register`` (sunpy's
+    ``GenericMap.rotate``) adds on each side of the level-1 image before the spline transform,
+    so the rotated, rescaled frame fits. The spline then sees the detector's edge as a step to 0
+    (then mirrored), not as a mirror: the outermost target pixels depend on it (up to ~30 %)."""
+    rm = header_rotation_matrix(meta)
+    scale = float(meta["cdelt1"]) / target_scale(meta, shape)
+    corners = np.array([rm @ (x, y) for x in (-0.5, shape[1] - 0.5) for y in (-0.5, shape[0] - 0.5)]) * scale
+    extent = corners.max(axis=0) - corners.min(axis=0)
+    diff = np.ceil((extent - np.array([shape[1], shape[0]])) / 2)
+    return max(int(diff[0]), 0), max(int(diff[1]), 0)
 
 
 def bin_image(image: np.ndarray, size: int) -> np.ndarray:
