@@ -76,7 +76,7 @@ def calibration_counts(shards: list[str | Path]) -> dict:
     """What the calibration did with every input frame, over all shards: frames, ok, rejections by
     filter (`solargen.calibrate.level1.reject_kind`: QUALITY, IMG_TYPE, EXPTIME, non-finite,
     implausible), the plausibility rejections by test, and which registration path the ok
-    frames took (fused, reference, the roll or clip fallbacks)."""
+    frames took (fused, reference, the roll fallback)."""
     from collections import Counter
 
     from ..calibrate.level1 import reject_kind
