@@ -415,6 +415,63 @@ def unset_profile_variables():
     return bad
 
 
+def _code_names(code):
+    """Every name a compiled expression refers to, nested lambdas and comprehensions included."""
+    names = set(code.co_names) | set(code.co_varnames) | set(code.co_freevars)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def freeze_job_independent_resources():
+    """Evaluate once, now, the profile's resource expressions that cannot differ between jobs.
+
+    Snakemake re-evaluates every string of --default-resources / --set-resources for every job
+    (a Python eval with the job's wildcards, input, threads and attempt), ~1 ms per value: most of
+    the resource cost of the paper's 1100-job dry run. A string that does not parse as Python
+    ("gpu:4", "srun ...") or an expression naming none of the job's variables (the account from
+    $JUWELS_ACCOUNT, the partition from os.environ) evaluates to the same value for every job, so
+    it is evaluated here and stored as that value. The raw string is kept: job steps receive the
+    profile's text unchanged (and evaluate it again on the compute node). tmpdir stays per job
+    (Snakemake evaluates it where the job runs); a value that fails here is left for the job to
+    report as before. Returns {rule or "default": [frozen resource names]}.
+    """
+    import snakemake.ioutils
+    from snakemake.resources import Resource
+    from snakemake.common.tbdstring import TBDString
+    from snakemake.iocontainers import Wildcards
+
+    # What a resource expression sees of its job, and the job-aware helpers Snakemake adds.
+    ns = {}
+    snakemake.ioutils.register_in_globals(ns)
+    per_job = {"wildcards", "input", "attempt", "threads", "async_run", "system_tmpdir", "shutil", *ns}
+    rs = workflow.resource_settings
+    layers = {"default": rs._parsed_default_resources, **rs._parsed_overwrite_resources}
+    frozen = {}
+    for where, resources in layers.items():
+        for name, res in list(resources.items()):
+            raw = res.raw
+            if name == "tmpdir" or not res.is_evaluable() or not isinstance(raw, str):
+                continue
+            try:
+                code = compile(os.path.expanduser(os.path.expandvars(raw)), "<resource>", "eval")
+            except SyntaxError:
+                code = None  # a plain string: Snakemake's per-job eval returns it unchanged
+            if code is not None and _code_names(code) & per_job:
+                continue
+            try:
+                value = res.evaluate(Wildcards(), input=[], attempt=1, threads=1, rulename=where, async_run=None)
+            except Exception:
+                continue
+            if isinstance(value.value, TBDString):
+                continue
+            resources[name] = Resource(name, value.value, raw=raw)
+            frozen.setdefault(where, []).append(name)
+    return frozen
+
+
+FROZEN_RESOURCES = freeze_job_independent_resources()
 UNSET = unset_profile_variables()
 if UNSET:
     _msg = (
