@@ -28,7 +28,11 @@ def validate_config():
 
     import yaml
 
-    schema = Path(workflow.current_basedir.get_path_or_uri(secret_free=True), "../schemas/config.schema.yaml")
+    rel = "../schemas/config.schema.yaml"
+    schema = Path(workflow.current_basedir.get_path_or_uri(secret_free=True), rel)
+    if not schema.is_file():  # the workflow read from a remote source: Snakemake fetches the schema
+        validate(config, rel)
+        return
     with open(schema, encoding="utf-8") as f:
         data = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     with tempfile.TemporaryDirectory(prefix="solargen-schema-") as tmp:
