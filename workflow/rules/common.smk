@@ -460,7 +460,7 @@ def freeze_job_independent_resources():
     it is evaluated here and stored as that value. The raw string is kept: job steps receive the
     profile's text unchanged (and evaluate it again on the compute node). tmpdir stays per job
     (Snakemake evaluates it where the job runs); a value that fails here is left for the job to
-    report as before. Returns {rule or "default": [frozen resource names]}.
+    report as before. Returns the names frozen, per layer ("default" or the name of a rule).
     """
     import snakemake.ioutils
     from snakemake.resources import Resource
