@@ -58,6 +58,22 @@ def test_paper_dag_dry_runs_with_the_juwels_profile():
             "diffusion_125t_lr0.0001_128ch_2bpr_horiz_flip/checkpoints/step0058000.pt") in out
 
 
+def test_job_independent_profile_resources_are_evaluated_once_not_per_job():
+    """A profile resource expression naming none of the job's variables has one value for every job,
+    so common.smk evaluates it once (the paper dry run spent ~1 ms per such value per job); one
+    naming the job (here `attempt`) is still evaluated for each job, and both reach the jobs."""
+    r = smk("-n", "--profile", "profiles/juwels", "--configfile", "config/ci.yaml", "--set-resources",
+            "calibrate:once=print('EVAL-ONCE') or 'x'", "calibrate:each=print('EVAL-EACH') or attempt",
+            env=JUWELS_ENV)
+    printed = (r.stdout + r.stderr).splitlines()  # each evaluation prints one line (the command echo is longer)
+    jobs = sum(line.startswith("rule calibrate:") for line in r.stdout.splitlines())
+    assert jobs >= 2
+    assert printed.count("EVAL-ONCE") == 1
+    assert printed.count("EVAL-EACH") >= jobs
+    calibrate = [line for line in r.stdout.splitlines() if "each=1" in line]
+    assert len(calibrate) == jobs and all("once=x" in line for line in calibrate)
+
+
 @pytest.mark.parametrize("run", [
     "diffusion/diffusion_1000steps_train_50_steps_inference_58Ktraining",
     # Names with "," and "+" are targets as they stand.

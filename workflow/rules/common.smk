@@ -16,8 +16,33 @@ import solargen.config as study
 from solargen.evaluate.registry import solar_specs
 
 
+def validate_config():
+    """Snakemake's schema validation, which also fills every constant default.
+
+    Snakemake parses a YAML schema with a pure-Python parser (~0.3 s for ours, a noticeable share
+    of a dry run); the same schema handed over as JSON is read in a millisecond. So the YAML,
+    still the only schema, is parsed here with libyaml and passed to validate() as a temporary
+    JSON file (its $refs are all internal, so nothing else needs to sit beside it).
+    """
+    import tempfile
+
+    import yaml
+
+    rel = "../schemas/config.schema.yaml"
+    schema = Path(workflow.current_basedir.get_path_or_uri(secret_free=True), rel)
+    if not schema.is_file():  # the workflow read from a remote source: Snakemake fetches the schema
+        validate(config, rel)
+        return
+    with open(schema, encoding="utf-8") as f:
+        data = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    with tempfile.TemporaryDirectory(prefix="solargen-schema-") as tmp:
+        as_json = Path(tmp, "config.schema.json")
+        as_json.write_text(json.dumps(data), encoding="utf-8")
+        validate(config, str(as_json))
+
+
 try:
-    validate(config, "../schemas/config.schema.yaml")  # fills every constant default
+    validate_config()  # fills every constant default
 except WorkflowError as e:
     # Snakemake reads every value inside a nested --config (key={a: 1}) as text, so a number there
     # fails the schema as a string; say how to give it instead.
@@ -415,6 +440,63 @@ def unset_profile_variables():
     return bad
 
 
+def _code_names(code):
+    """Every name a compiled expression refers to, nested lambdas and comprehensions included."""
+    names = set(code.co_names) | set(code.co_varnames) | set(code.co_freevars)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def freeze_job_independent_resources():
+    """Evaluate once, now, the profile's resource expressions that cannot differ between jobs.
+
+    Snakemake re-evaluates every string of --default-resources / --set-resources for every job
+    (a Python eval with the job's wildcards, input, threads and attempt), ~1 ms per value: most of
+    the resource cost of the paper's 1100-job dry run. A string that does not parse as Python
+    ("gpu:4", "srun ...") or an expression naming none of the job's variables (the account from
+    $JUWELS_ACCOUNT, the partition from os.environ) evaluates to the same value for every job, so
+    it is evaluated here and stored as that value. The raw string is kept: job steps receive the
+    profile's text unchanged (and evaluate it again on the compute node). tmpdir stays per job
+    (Snakemake evaluates it where the job runs); a value that fails here is left for the job to
+    report as before. Returns the names frozen, per layer ("default" or the name of a rule).
+    """
+    import snakemake.ioutils
+    from snakemake.resources import Resource
+    from snakemake.common.tbdstring import TBDString
+    from snakemake.iocontainers import Wildcards
+
+    # What a resource expression sees of its job, and the job-aware helpers Snakemake adds.
+    ns = {}
+    snakemake.ioutils.register_in_globals(ns)
+    per_job = {"wildcards", "input", "attempt", "threads", "async_run", "system_tmpdir", "shutil", *ns}
+    rs = workflow.resource_settings
+    layers = {"default": rs._parsed_default_resources, **rs._parsed_overwrite_resources}
+    frozen = {}
+    for where, resources in layers.items():
+        for name, res in list(resources.items()):
+            raw = res.raw
+            if name == "tmpdir" or not res.is_evaluable() or not isinstance(raw, str):
+                continue
+            try:
+                code = compile(os.path.expanduser(os.path.expandvars(raw)), "<resource>", "eval")
+            except SyntaxError:
+                code = None  # a plain string: Snakemake's per-job eval returns it unchanged
+            if code is not None and _code_names(code) & per_job:
+                continue
+            try:
+                value = res.evaluate(Wildcards(), input=[], attempt=1, threads=1, rulename=where, async_run=None)
+            except Exception:
+                continue
+            if isinstance(value.value, TBDString):
+                continue
+            resources[name] = Resource(name, value.value, raw=raw)
+            frozen.setdefault(where, []).append(name)
+    return frozen
+
+
+FROZEN_RESOURCES = freeze_job_independent_resources()
 UNSET = unset_profile_variables()
 if UNSET:
     _msg = (
