@@ -141,14 +141,15 @@ def test_the_stylegan2_discriminator_arm_gets_lazy_r1_and_the_projected_d_none()
 
 def _logit_sides(cfg, image_size):
     from solargen.models.projectedgan.ablations import resolve
-    from solargen.models.projectedgan.family import build_discriminator
+    from solargen.models.projectedgan.family import build_discriminator, disc_input_side
 
     cfg = resolve(cfg)
     if cfg["discriminator"] != "projected":
         return None
     D = build_discriminator(cfg, image_size).eval()
+    side = disc_input_side(cfg, image_size)
     with torch.no_grad():
-        feats = D.feature_network(torch.zeros(1, 1, image_size, image_size))
+        feats = D.feature_network(torch.zeros(1, 1, side, side))
         return [tuple(d(f).shape[2:]) for d, f in zip(D.discriminator.mini_discs, feats)]
 
 
@@ -235,3 +236,37 @@ def test_projected_blur_is_off_by_default_fades_and_reaches_what_d_sees():
     # the fakes too: the same initial G and z give the G phase's fakes, which D sees blurred
     assert torch.allclose(inputs[0], blur(seen["off"][1][0], 2.0), atol=1e-6)
     assert not torch.allclose(inputs[0], seen["off"][1][0], atol=1e-3)
+
+
+# --- ProjectedGAN: D may see the images downsampled (disc_input_size; off by default, as upstream) ---
+
+
+def test_disc_input_size_is_off_by_default_and_area_downsamples_what_d_sees():
+    from solargen.models.projectedgan.family import ProjectedGANTrainer
+
+    seen = {}
+    for name, c in (("off", PG), ("on", {**PG, "disc_input_size": 32, "interp_size": 32, "disc_sizing": "actual"})):
+        torch.manual_seed(0)
+        tr = ProjectedGANTrainer(c, 64)
+        inputs = []
+        tr.D.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
+        g = torch.Generator().manual_seed(0)
+        x = torch.rand(2, 1, 64, 64, generator=g) * 2 - 1
+        tr.training_step(x, 0, g)
+        seen[name] = (x, inputs)
+    x, inputs = seen["off"]
+    assert torch.equal(inputs[1], x)  # upstream: D sees the data's size
+    x, inputs = seen["on"]
+    assert [tuple(i.shape[-2:]) for i in inputs] == [(32, 32)] * 3  # G phase, real, fake
+    assert torch.allclose(inputs[1], x.unflatten(2, (32, 2)).unflatten(4, (32, 2)).mean(dim=(3, 5)), atol=1e-6)
+    assert min(min(s) for s in _logit_sides({**PG, "disc_input_size": 32, "interp_size": 32,
+                                             "disc_sizing": "actual"}, 64)) >= 4
+    # the pixel-D arm's D is built for the smaller side (its R1 step runs through the downsampling)
+    torch.manual_seed(0)
+    arm = ProjectedGANTrainer({**PG, "ablation": "stylegan2_discriminator", "disc_input_size": 32,
+                               "r1_interval": 1}, 64)
+    assert arm.D.d.image_size == 32
+    assert arm.training_step(x, 0, torch.Generator().manual_seed(0))["r1_penalty"] > 0
+    for bad in (16, 48, 128):
+        with pytest.raises(ValueError, match="disc_input_size"):
+            ProjectedGANTrainer({**PG, "disc_input_size": bad}, 64)

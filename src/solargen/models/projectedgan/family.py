@@ -17,6 +17,10 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
   ``channel_max`` (512). FastGAN: ``z_dim`` (256), ``ngf`` (128), ``lite`` (true).
 - ``interp_size`` (224): D inputs smaller than this are bilinearly resized to it before the
   feature network (upstream's ``interp224``); ``null`` never resizes.
+- ``disc_input_size`` (unset: the data's size, upstream): a power of two ≥ 32 to which every image D
+  sees is area-downsampled first (the pixel-D arm's D is then built at that size); with
+  ``interp_size`` ≤ it the feature network runs at the smaller size. A demo experiment (README,
+  "Training recipes"); no shipped config sets it.
 - ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
   cfg) and a multiplier on their channel widths (small CPU configs).
 - ``disc_sizing`` (``nominal``, upstream): mini-D depth from a nominal 256-px input; ``actual``
@@ -73,10 +77,11 @@ def build_discriminator(cfg: dict, image_size: int) -> torch.nn.Module:
     """
     from .diffaug import diff_augment
 
+    d_size = disc_input_side(cfg, image_size)
     if cfg["discriminator"] == "stylegan2":
         from ..stylegan2.networks import Discriminator
 
-        return _AugmentedD(Discriminator(image_size, channel_base=int(cfg.get("channel_base", 32768)),
+        return _AugmentedD(Discriminator(d_size, channel_base=int(cfg.get("channel_base", 32768)),
                                          channel_max=int(cfg.get("channel_max", 512))), cfg["diffaug"], diff_augment)
     from .discriminator import ProjectedDiscriminator
     from .projector import FeatureNetwork
@@ -85,7 +90,21 @@ def build_discriminator(cfg: dict, image_size: int) -> torch.nn.Module:
                         proj_type=int(cfg["proj_type"]), interp_size=cfg.get("interp_size", 224))
     return ProjectedDiscriminator(fn, num_discs=int(cfg["num_discs"]), separable=bool(cfg.get("separable", True)),
                                   width=float(cfg.get("disc_width", 1.0)), diffaug_policy=cfg["diffaug"],
-                                  sizing=cfg.get("disc_sizing", "nominal"), image_size=image_size)
+                                  sizing=cfg.get("disc_sizing", "nominal"), image_size=d_size)
+
+
+def disc_input_side(cfg: dict, image_size: int) -> int:
+    """The side of the images D sees: ``image_size`` (upstream), or ``disc_input_size`` if set.
+
+    A power of two from 32 (the feature network's cross-scale mixing needs its 4 levels to halve
+    exactly) up to the data's size.
+    """
+    s = cfg.get("disc_input_size")
+    if s is None:
+        return image_size
+    if not isinstance(s, int) or s < 32 or s > image_size or s & (s - 1):
+        raise ValueError(f"disc_input_size must be a power of two in 32..image_size ({image_size}), got {s!r}")
+    return s
 
 
 def blur_sigma(cfg: dict, nimg: int) -> float:
@@ -162,9 +181,13 @@ class ProjectedGANTrainer:
         self.ema_kimg = float(cfg.get("ema_kimg", self.batch_size * 10 / 32))
         self.ema_rampup = cfg.get("ema_rampup", 0.05)
         blur_sigma(cfg, 0)  # a bad blur setting fails here, before any step
+        self.d_size = disc_input_side(cfg, image_size)
 
     def _D(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
-        return self.D(blur(x, sigma), generator)
+        x = blur(x, sigma)
+        if x.shape[-1] != self.d_size:  # area average: every pixel counts, no aliasing
+            x = torch.nn.functional.interpolate(x, size=self.d_size, mode="area")
+        return self.D(x, generator)
 
     def _z(self, b: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn((b, self.G.z_dim), generator=generator).to(self.device)
