@@ -472,7 +472,10 @@ def freeze_job_independent_resources():
     snakemake.ioutils.register_in_globals(ns)
     per_job = {"wildcards", "input", "attempt", "threads", "async_run", "system_tmpdir", "shutil", *ns}
     rs = workflow.resource_settings
-    layers = {"default": rs._parsed_default_resources, **rs._parsed_overwrite_resources}
+    try:  # Snakemake's own (private) parsed layers; another Snakemake version: leave them per job
+        layers = {"default": rs._parsed_default_resources, **rs._parsed_overwrite_resources}
+    except (AttributeError, TypeError):
+        return {}
     frozen = {}
     for where, resources in layers.items():
         for name, res in list(resources.items()):
