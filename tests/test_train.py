@@ -1,5 +1,6 @@
 """The shared training loop: deterministic data order, exact resume, corrupt-checkpoint fallback."""
 
+import pytest
 import torch
 
 from helpers import Toy
@@ -125,3 +126,24 @@ def test_training_check_on_a_real_family():
     assert set(first) == {"check_spectral_distance", "check_spectral_distance_high"}
     assert all(v >= 0 and v == v for v in first.values())
     assert check(trainer) == first  # same weights, same seed: the same numbers
+
+
+def test_training_check_in_single_image_calls_gives_the_same_numbers():
+    """``batch_size=1`` (the CPU paper smoke's bound on activations) draws the same images as one call
+    for all: the same noise from the same generator, the same deterministic DDIM chain."""
+    from solargen.evaluate.training_check import TrainingCheck
+    from solargen.models import family
+
+    fam = family("diffusion")
+    cfg = {"num_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1, "attention_resolutions": [8],
+           "num_heads": 2, "diffusion_steps": 40, "noise_schedule": "linear", "lr": 1e-4, "batch_size": 2}
+    torch.manual_seed(0)
+    trainer = fam.trainer(cfg, 16, device=torch.device("cpu"))
+    with torch.no_grad():
+        for p in trainer.ema["unet"].model.parameters():  # zero-initialised output layers would draw noise
+            p.copy_(torch.randn_like(p) * 0.2)
+    real = torch.rand(3, 1, 16, 16) * 2 - 1
+    whole = TrainingCheck(fam.sample, cfg, 16, real, conditional=False, steps=4)(trainer)
+    single = TrainingCheck(fam.sample, cfg, 16, real, conditional=False, steps=4, batch_size=1)(trainer)
+    assert single == pytest.approx(whole, rel=1e-4)
+    assert whole["check_spectral_distance"] > 0

@@ -20,12 +20,14 @@ class TrainingCheck:
 
     ``real``: (n, 1, H, W) frames in [-1, 1]; conditional families are conditioned on them.
     ``sample``: the family's sampler (`solargen.models.Family.sample`); ``steps``: sampling
-    steps for diffusion (a short DDIM chain keeps the check cheap).
+    steps for diffusion (a short DDIM chain keeps the check cheap). ``batch_size``: images per
+    sampler call (default all ``n`` at once; 1 bounds the activations, e.g. a 1024-px UNet on a CPU).
     """
 
     def __init__(self, sample, cfg: dict, image_size: int, real: torch.Tensor, *, conditional: bool,
-                 steps: int = 25, seed: int = 0, device="cpu"):
+                 steps: int = 25, seed: int = 0, device="cpu", batch_size: int | None = None):
         self.sample, self.cfg, self.image_size = sample, cfg, image_size
+        self.batch_size = batch_size or len(real)
         self.real, self.conditional, self.steps, self.seed, self.device = real, conditional, steps, seed, device
         self.p_real = radial_power_spectrum(_unit(real))[1].mean(0)
 
@@ -36,7 +38,7 @@ class TrainingCheck:
         # training's own random streams are left untouched.
         with torch.random.fork_rng(devices=[]):
             x = self.sample(state, self.cfg, self.image_size, len(self.real), steps=self.steps, sampler="ddim",
-                            seed=self.seed, batch_size=len(self.real), device=self.device, **extra)
+                            seed=self.seed, batch_size=self.batch_size, device=self.device, **extra)
         p = radial_power_spectrum(_unit(x.cpu()))[1].mean(0)
         return {"check_spectral_distance": spectral_distance(self.p_real, p),
                 "check_spectral_distance_high": spectral_distance(self.p_real, p, HIGH_BAND)}
