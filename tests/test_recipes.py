@@ -219,16 +219,7 @@ def test_projected_blur_is_off_by_default_fades_and_reaches_what_d_sees():
     assert [blur_sigma(cfg, n) for n in (0, 1000, 2000, 5000)] == [2.0, 1.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="blur_fade_kimg"):
         ProjectedGANTrainer({**PG, "blur_init_sigma": 2.0, "blur_fade_kimg": 1}, 32)
-    seen = {}
-    for name, c in (("off", PG), ("on", cfg)):
-        torch.manual_seed(0)
-        tr = ProjectedGANTrainer(c, 32)
-        inputs = []
-        tr.D.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
-        g = torch.Generator().manual_seed(0)
-        x = torch.rand(2, 1, 32, 32, generator=g) * 2 - 1
-        log = tr.training_step(x, 0, g)
-        seen[name] = (x, inputs, log)
+    seen = {name: _what_d_sees(c, 32) for name, c in (("off", PG), ("on", cfg))}
     x, inputs, log = seen["off"]
     assert len(inputs) == 3 and torch.equal(inputs[1], x) and "blur_sigma" not in log  # G, real, fake
     x, inputs, log = seen["on"]
@@ -238,29 +229,33 @@ def test_projected_blur_is_off_by_default_fades_and_reaches_what_d_sees():
     assert not torch.allclose(inputs[0], seen["off"][1][0], atol=1e-3)
 
 
+def _what_d_sees(cfg: dict, size: int):
+    """One seeded ProjectedGAN step at ``size``: the batch, every input D got (G phase, real, fake), the log."""
+    from solargen.models.projectedgan.family import ProjectedGANTrainer
+
+    torch.manual_seed(0)
+    tr = ProjectedGANTrainer(cfg, size)
+    inputs = []
+    tr.D.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, size, size, generator=g) * 2 - 1
+    return x, inputs, tr.training_step(x, 0, g)
+
+
 # --- ProjectedGAN: D may see the images downsampled (disc_input_size; off by default, as upstream) ---
 
 
 def test_disc_input_size_is_off_by_default_and_area_downsamples_what_d_sees():
     from solargen.models.projectedgan.family import ProjectedGANTrainer
 
-    seen = {}
-    for name, c in (("off", PG), ("on", {**PG, "disc_input_size": 32, "interp_size": 32, "disc_sizing": "actual"})):
-        torch.manual_seed(0)
-        tr = ProjectedGANTrainer(c, 64)
-        inputs = []
-        tr.D.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
-        g = torch.Generator().manual_seed(0)
-        x = torch.rand(2, 1, 64, 64, generator=g) * 2 - 1
-        tr.training_step(x, 0, g)
-        seen[name] = (x, inputs)
-    x, inputs = seen["off"]
+    small = {**PG, "disc_input_size": 32, "interp_size": 32, "disc_sizing": "actual"}
+    seen = {name: _what_d_sees(c, 64) for name, c in (("off", PG), ("on", small))}
+    x, inputs, _ = seen["off"]
     assert torch.equal(inputs[1], x)  # upstream: D sees the data's size
-    x, inputs = seen["on"]
+    x, inputs, _ = seen["on"]
     assert [tuple(i.shape[-2:]) for i in inputs] == [(32, 32)] * 3  # G phase, real, fake
     assert torch.allclose(inputs[1], x.unflatten(2, (32, 2)).unflatten(4, (32, 2)).mean(dim=(3, 5)), atol=1e-6)
-    assert min(min(s) for s in _logit_sides({**PG, "disc_input_size": 32, "interp_size": 32,
-                                             "disc_sizing": "actual"}, 64)) >= 4
+    assert min(min(s) for s in _logit_sides(small, 64)) >= 4
     # the pixel-D arm's D is built for the smaller side (its R1 step runs through the downsampling)
     torch.manual_seed(0)
     arm = ProjectedGANTrainer({**PG, "ablation": "stylegan2_discriminator", "disc_input_size": 32,
