@@ -286,13 +286,15 @@ def test_fused_path_keeps_a_flat_frame_flat():
     np.testing.assert_allclose(out[4:-4, 4:-4], 7.0, rtol=1e-6)
 
 
-def test_block_extrema_is_the_block_max_and_min():
+@pytest.mark.parametrize("f", [2, 3, 4])  # 4: the registers-only fast path
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_block_extrema_is_the_block_max_and_min(f, dtype):
     from solargen.resample import block_extrema
 
-    a = np.random.default_rng(1).integers(-100, 16383, (48, 36)).astype(np.int16)
+    a = np.random.default_rng(1).integers(-100, 16383, (12 * f, 9 * f)).astype(dtype)
     top, bottom = np.empty((12, 9), np.float32), np.empty((12, 9), np.float32)
-    block_extrema(a, 4, top, bottom)
-    blocks = a.reshape(12, 4, 9, 4)
+    block_extrema(a, f, top, bottom)
+    blocks = a.reshape(12, f, 9, f)
     np.testing.assert_array_equal(top, blocks.max(axis=(1, 3)))
     np.testing.assert_array_equal(bottom, blocks.min(axis=(1, 3)))
 

@@ -262,6 +262,16 @@ def _block_mean_edge(coeffs, row0, height, c, r, steps, f):
     return np.float32(total)
 
 
+@numba.njit(cache=True, inline="always")
+def _max(a, b):
+    return a if a > b else b
+
+
+@numba.njit(cache=True, inline="always")
+def _min(a, b):
+    return a if a < b else b
+
+
 @numba.njit(cache=True, nogil=True)
 def block_extrema(a: np.ndarray, f: int, top: np.ndarray, bottom: np.ndarray) -> None:
     """top/bottom (rows/f, cols/f) float32 = max/min of ``a`` (rows, cols) over each f × f block."""
@@ -269,13 +279,21 @@ def block_extrema(a: np.ndarray, f: int, top: np.ndarray, bottom: np.ndarray) ->
     lo = np.empty(a.shape[1], a.dtype)
     for by in range(top.shape[0]):
         # column-wise extrema over the block's f rows (vectorises), then over each f columns
-        for x in range(a.shape[1]):
-            hi[x] = lo[x] = a[by * f, x]
-        for y in range(by * f + 1, by * f + f):
+        if f == 4:
+            # the 4 rows in registers, each column stored once: a running hi[x] = max(hi[x], v)
+            # compiles to masked stores (as in block_curvature), ~2× the CPU on this machine
+            r0, r1, r2, r3 = a[by * 4], a[by * 4 + 1], a[by * 4 + 2], a[by * 4 + 3]
             for x in range(a.shape[1]):
-                v = a[y, x]
-                hi[x] = max(hi[x], v)
-                lo[x] = min(lo[x], v)
+                hi[x] = _max(_max(r0[x], r1[x]), _max(r2[x], r3[x]))
+                lo[x] = _min(_min(r0[x], r1[x]), _min(r2[x], r3[x]))
+        else:
+            for x in range(a.shape[1]):
+                hi[x] = lo[x] = a[by * f, x]
+            for y in range(by * f + 1, by * f + f):
+                for x in range(a.shape[1]):
+                    v = a[y, x]
+                    hi[x] = max(hi[x], v)
+                    lo[x] = min(lo[x], v)
         for bx in range(top.shape[1]):
             h, l_ = hi[bx * f], lo[bx * f]
             for k in range(1, f):
@@ -289,11 +307,6 @@ def block_extrema(a: np.ndarray, f: int, top: np.ndarray, bottom: np.ndarray) ->
 def _d2(a, b, c):
     """|a − 2b + c| in float32 (exact for 16-bit integer data)."""
     return abs(np.float32(a) + np.float32(c) - np.float32(2.0) * np.float32(b))
-
-
-@numba.njit(cache=True, inline="always")
-def _max(a, b):
-    return a if a > b else b
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
