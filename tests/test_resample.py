@@ -97,3 +97,28 @@ def _unpadded(src, m, f, ty, tx, lo, hi):
     out = np.zeros((14, 17), np.float32)
     exact_clipped_means(src, m, f, ty, tx, 0, src.shape[0], 0, src.shape[1], lo, hi, out)
     return out
+
+
+def test_dot8x8_is_the_weighted_8x8_window_sum():
+    """The vector-coded hot loop of `block_means` (an LLVM intrinsic) = Σ_u wy[u] Σ_v wx[v]
+    a[i + u, j + v] with the weights interpolated between table rows, in float64 by numpy; a
+    strided (non-contiguous) array is refused at compile time, not read wrongly."""
+    import numba
+
+    from solargen.resample import _dot8x8
+
+    @numba.njit
+    def call(a, i, j, tx, kx, ax, ty, ky, ay):
+        return _dot8x8(a, i, j, tx, kx, ax, ty, ky, ay)
+
+    rng = np.random.default_rng(8)
+    a = (rng.random((21, 33)) * 1000 - 200).astype(np.float32)
+    tx, ty = rng.random((5, 8)).astype(np.float32), (rng.random((5, 8)) - 0.3).astype(np.float32)
+    for i, j, kx, ax, ky, ay in [(0, 0, 0, 0.0, 0, 0.0), (13, 25, 3, 0.999, 2, 0.25), (7, 11, 1, 0.5, 3, 1.0)]:
+        wx = tx[kx].astype(np.float64) + ax * (tx[kx + 1].astype(np.float64) - tx[kx])
+        wy = ty[ky].astype(np.float64) + ay * (ty[ky + 1].astype(np.float64) - ty[ky])
+        want = wy @ a[i:i + 8, j:j + 8].astype(np.float64) @ wx
+        got = call(a, i, j, tx, kx, np.float32(ax), ty, ky, np.float32(ay))
+        assert abs(got - want) <= 1e-6 * np.abs(a).max() * np.abs(wy).sum() * np.abs(wx).sum()
+    with pytest.raises(numba.core.errors.TypingError):
+        call(a[:, ::2], 0, 0, tx, 0, np.float32(0.0), ty, 0, np.float32(0.0))
