@@ -148,12 +148,13 @@ def fused_level15(data: np.ndarray, meta, size: int, rsun_arcsec: float | None =
     lattice is turned by θ, an error ∝ θ (over the symmetric block the terms in the first to
     third derivatives cancel; 0.033 % max at 0.25° against 0.010 % at 0° on a synthetic 1024²
     frame; see `MAX_FUSED_ROLL_DEG`). CPU time per 4096² int16 frame on one shared core (load
-    ~4.5 on 2 cores, old and new kernels alternated in one process): the filter ~28 ms (~35
-    before its ring rows were padded apart; OpenCV's sepFilter2D: ~44), the 1M 8 × 8 evaluations
-    ~23 ms (~44 before their explicit vector code), block extrema 5 ms (~9.5), the clip's second
-    differences ~9 ms plus the rest of its screen and the exact recomputation of 4.3 % of the
-    pixels (~21, edge rings included); ~97 ms in all against ~131 ms before these three changes
-    (~164 ms before the compiled FIR, ~175 ms before the clip's compiled screen).
+    ~2.5 on 2 cores, old and new kernels alternated in one process): the filter ~24 ms (~34
+    before its ring rows were padded apart and its y taps made 4 rows at a time; OpenCV's
+    sepFilter2D: ~44), the 1M 8 × 8 evaluations ~23 ms (~43 before their explicit vector code),
+    block extrema 5 ms (~9), the clip's second differences ~9 ms plus the rest of its screen and
+    the exact recomputation of 4.3 % of the pixels (~21, edge rings included); ~93 ms in all
+    against ~132 ms before these changes (dark frame: 141 against 184; ~164 ms before the
+    compiled FIR, ~175 ms before the clip's compiled screen).
     Pixels mapped from outside the detector (and ``register``'s zero padding) are 0; the outermost
     pixels are recomputed exactly on the padded image (`_edge_targets`). Like the reference, values are kept within the
     input's range (and 0) where the spline could overshoot it, at the top and at the bottom
