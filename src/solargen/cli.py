@@ -342,7 +342,7 @@ def features(*, images, net, out, crop=None, crops_per_image=CROPS_PER_IMAGE, cr
     import torch
 
     from .evaluate import features as feature_nets
-    from .evaluate.metrics import save_features
+    from .evaluate.features import save_features
 
     torch.set_num_threads(threads)
     feature_nets.configure(net_specs)
