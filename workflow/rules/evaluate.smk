@@ -20,6 +20,7 @@ rule real_features:
         specs=NET_SPECS,
         weights=lambda w: weights_identity(w.net),
     threads: config["threads"]["evaluate"]
+    priority: 2  # every evaluate job waits for them (feature_train.smk)
     log:
         f"{OUT}/logs/real_features_{{net}}.log",
     conda:
@@ -88,6 +89,7 @@ rule evaluate:
         # physical scales, so resolutions can be compared on the same scales (findings claim 10).
         bias_sizes=" ".join(map(str, BIAS_SIZES)),
     threads: config["threads"]["evaluate"]
+    priority: 1  # a finished run is scored as soon as it can be, not all runs at the end
     log:
         f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
     conda:
