@@ -87,3 +87,28 @@ def test_on_disk_crops_lie_inside_the_disk_and_repeat():
     # Random resized crops are capped at the largest square inside the disk.
     big = CropMode.parse("CROPPED299CS_0.9,1_CR_1,1", per_image=5, on_disk=0.4).boxes(0, 256, 256)
     assert all(side <= int(0.4 * 256 * 2 ** 0.5) for _, _, side in big)
+
+
+def test_one_features_job_writes_the_crop_features_the_separate_jobs_wrote(tmp_path):
+    """`features --crop-outs` (the workflow's one real_features job per network) writes, bit for
+    bit, what a separate `features --crop` job writes for each crop mode; a malformed pair fails
+    before anything is written."""
+    from solargen import cli
+
+    real = _folder(tmp_path / "real", 2)
+    shared = ["--images", str(real), "--net", "random_inception_v3", "--crops-per-image", "1",
+              "--crop-seed", "3", "--crop-reference", "32"]
+    assert cli.main(["features", *shared, "--out", str(tmp_path / "w1.npz")]) == 0
+    assert cli.main(["features", *shared, "--crop", "CROPPED16", "--out", str(tmp_path / "c16.npz")]) == 0
+    assert cli.main(["features", *shared, "--crop", "CROPPED8", "--out", str(tmp_path / "c8.npz")]) == 0
+    assert cli.main(["features", *shared, "--out", str(tmp_path / "w2.npz"), "--crop-outs",
+                     f"CROPPED16={tmp_path / 'd16.npz'}", f"CROPPED8={tmp_path / 'd8.npz'}"]) == 0
+    for a, b in (("w1", "w2"), ("c16", "d16"), ("c8", "d8")):
+        with np.load(tmp_path / f"{a}.npz") as x, np.load(tmp_path / f"{b}.npz") as y:
+            assert x.files == y.files
+            for k in x.files:
+                np.testing.assert_array_equal(x[k], y[k])
+    with np.load(tmp_path / "d8.npz") as z:
+        assert z["feats"].shape == (2, 2048)
+    assert cli.main(["features", *shared, "--out", str(tmp_path / "w3.npz"), "--crop-outs", "CROPPED16"]) == 2
+    assert not (tmp_path / "w3.npz").exists()

@@ -69,3 +69,25 @@ def test_hann_window_stops_leakage_and_keeps_the_noise_level():
     assert b.mean() == pytest.approx(a.mean(), rel=0.05)
     with pytest.raises(ValueError, match="unknown window"):
         radial_power_spectrum(x, "hamming")
+
+
+def test_the_real_spectrum_job_imports_no_torch(tmp_path):
+    """`python -m solargen spectrum` (the real_spectrum and real_crop_spectrum jobs) computes
+    spectra and profiles with NumPy only: importing the feature networks' torch would add ~3 s of
+    CPU to each job for nothing. Run as the workflow runs it, in a fresh interpreter."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers import png_folder
+
+    rng = np.random.default_rng(0)
+    folder = png_folder(tmp_path / "frames", rng.random((4, 32, 32)))
+    out = tmp_path / "spectrum.npz"
+    code = ("import sys\nfrom solargen.cli import main\n"
+            f"rc = main(['spectrum', '--images', {str(folder)!r}, '--window', 'none', '--out', {str(out)!r}])\n"
+            "assert not rc, rc\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1] / "src")
+    with np.load(out) as z:
+        assert z["power"].shape == (4, 16) and "profile" in z.files

@@ -1,6 +1,7 @@
 """The workflow as a user drives it: config validation, the paper DAG, one end-to-end CI run."""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -89,6 +90,36 @@ def test_a_single_run_is_a_target(run):
     chunks = yaml.safe_load((ROOT / "config/config.yaml").read_text())["evaluation"]["sample_chunks"]
     assert stats[("sample",)] == [str(chunks)] and stats[("gather_samples",)] == ["1"]
     assert stats[("train",)] == ["1"] and stats[("evaluate",)] == ["1"]
+
+
+def test_the_longest_chain_is_scheduled_first():
+    """On few cores the scheduler starts the model whose runs sample longest (the demo's diffusion:
+    a network call per sampling step) before the GANs, and its longest sampling first, so that
+    chain does not end the workflow alone on one core; what every evaluation waits for comes next."""
+    r = smk("-n", "--configfile", "config/demo.yaml", "--cores", "2")
+    prio = {}
+    for job in re.split(r"\n(?=\[)", r.stdout):  # one block per job, each from its time stamp
+        rule = next((line.split()[-1].rstrip(":") for line in job.splitlines() if line.startswith(("rule ", "localrule "))), None)
+        wc = next((line.split(":", 1)[1].strip() for line in job.splitlines() if line.strip().startswith("wildcards:")), "")
+        p = next((float(line.split(":")[1]) for line in job.splitlines() if line.strip().startswith("priority:")), 0.0)
+        if rule in ("train", "sample", "feature_train", "real_features", "evaluate"):
+            prio[(rule, wc)] = p
+    cfg = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    longest = max(cfg["runs"], key=lambda r: cfg["runs"][r].get("sampling_steps", 1))
+    model = cfg["runs"][longest]["model"]
+    train = {wc: p for (rule, wc), p in prio.items() if rule == "train"}
+    sample = {wc: p for (rule, wc), p in prio.items() if rule == "sample"}
+    first_train = max(train, key=train.get)
+    assert f"model={model}," in first_train and sorted(train.values())[-2] < train[first_train]
+    first_sample = max(sample, key=sample.get)
+    assert f"run={longest}," in first_sample and sorted(sample.values())[-2] < sample[first_sample]
+    assert len(sample) == len(cfg["runs"])  # one sampling job per run (evaluation.sample_chunks: 1)
+    # Every evaluation waits for the real features of all networks: those (and the solar networks'
+    # training) come before the GANs' trainings, so evaluations interleave with training.
+    gates = [p for (rule, _), p in prio.items() if rule in ("feature_train", "real_features")]
+    gan_trains = [p for wc, p in train.items() if wc != first_train]
+    assert len(gates) == 2 + len(cfg["evaluation"]["nets"]) and min(gates) > max(gan_trains)
+    assert min(p for (rule, _), p in prio.items() if rule == "evaluate") > 0
 
 
 PUBLISHED = ROOT.parent / "shared" / "reference" / "published_results.csv"

@@ -334,19 +334,35 @@ def _crop_mode(crop, crops_per_image, crop_seed, crop_reference, crop_on_disk):
       arg("--net"),
       arg("--out"),
       *CROP_ARGS,
+      arg("--crop-outs", nargs="*", metavar="MODE=NPZ",
+          help="also the features of each crop mode's crops (cut with the other crop options) → its file"),
       arg("--net-specs", help="JSON: the config's evaluation.feature_networks"),
       arg("--threads", type=int),
       blas_threads=True)
 def features(*, images, net, out, crop=None, crops_per_image=CROPS_PER_IMAGE, crop_seed=CROP_SEED,
-             crop_reference=None, crop_on_disk=None, net_specs="{}", threads=1):
+             crop_reference=None, crop_on_disk=None, crop_outs=(), net_specs="{}", threads=1):
+    from .io import InputError
+
+    # Checked before the network is built: a malformed pair fails at once, writing nothing.
+    extra = [item.partition("=") for item in crop_outs]
+    bad = [item for item, (mode, sep, path) in zip(crop_outs, extra) if not (mode and sep and path)]
+    if bad:
+        raise InputError(f"--crop-outs {bad[0]!r}: expected MODE=NPZ (e.g. CROPPED16=features-CROPPED16.npz)")
+    modes = [(_crop_mode(mode, crops_per_image, crop_seed, crop_reference, crop_on_disk), path)
+             for mode, _, path in extra]
+
     import torch
 
     from .evaluate import features as feature_nets
-    from .evaluate.metrics import save_features
+    from .evaluate.features import save_features
 
     torch.set_num_threads(threads)
     feature_nets.configure(net_specs)
     save_features(images, net, out, crop=_crop_mode(crop, crops_per_image, crop_seed, crop_reference, crop_on_disk))
+    # The same network (built once per process) for the crops: one job per network instead of one
+    # per crop mode saves each further job's start-up (torch, torchvision and timm imports: ~6 s).
+    for mode, path in modes:
+        save_features(images, net, path, crop=mode)
 
 
 @step("fetch-weights", "download feature-network weights files (needs internet)",

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import re
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -314,9 +315,14 @@ def _sha256(path, size, mtime_ns):
 
 def crop_args(crop, on_disk):
     """The crop protocol's CLI arguments (real sets; generated sets read it from the real files)."""
+    return f"--crop {crop} {crop_options(on_disk)}"
+
+
+def crop_options(on_disk):
+    """The crop protocol's arguments shared by every crop mode (all but ``--crop``)."""
     on_disk = f" --crop-on-disk {EV['disk_radius']}" if on_disk else ""
     return (
-        f"--crop {crop} --crops-per-image {EV['crops_per_image']} --crop-seed {config['seed']}"
+        f"--crops-per-image {EV['crops_per_image']} --crop-seed {config['seed']}"
         f" --crop-reference {config['data']['resolution']}{on_disk}"
     )
 

@@ -1,44 +1,33 @@
 # Real-set features and spectra once per network; then every run against them.
 
 rule real_features:
+    """Features of the real frames and of their random crops (the study's crop FIDs) through one
+    network, in one job (the network is built once); generated images are cropped at the same
+    positions, image by image, from the protocol stored with the crop features."""
     input:
         images=REAL,
         weights=lambda w: net_weights(w.net),
     output:
-        f"{OUT}/real/features_{{net}}.npz",
+        whole=f"{OUT}/real/features_{{net}}.npz",
+        crops=[f"{OUT}/real/features_{{net}}-{c}.npz" for c in CROPS],
     params:
+        crops=lambda w, output: (
+            f"--crop-outs {' '.join(shlex.quote(f'{c}={p}') for c, p in zip(CROPS, output.crops))}"
+            f" {crop_options(EV['crop_on_disk'])}"
+            if CROPS
+            else ""
+        ),
         specs=NET_SPECS,
         weights=lambda w: weights_identity(w.net),
     threads: config["threads"]["evaluate"]
+    priority: 2  # every evaluate job waits for them (feature_train.smk)
     log:
         f"{OUT}/logs/real_features_{{net}}.log",
     conda:
         "../../envs/solargen.yaml"
     shell:
-        "python -m solargen features --images {input.images} --net {wildcards.net} --out {output}"
-        " --net-specs {params.specs:q} --threads {threads} 2> {log}"
-
-
-rule real_crop_features:
-    """Features of random crops of the real frames (the study's crop FIDs); generated images are
-    cropped at the same positions, image by image, from the protocol stored with these."""
-    input:
-        images=REAL,
-        weights=lambda w: net_weights(w.net),
-    output:
-        f"{OUT}/real/features_{{net}}-{{crop}}.npz",
-    params:
-        crop=lambda w: crop_args(w.crop, on_disk=EV["crop_on_disk"]),
-        specs=NET_SPECS,
-        weights=lambda w: weights_identity(w.net),
-    threads: config["threads"]["evaluate"]
-    log:
-        f"{OUT}/logs/real_features_{{net}}-{{crop}}.log",
-    conda:
-        "../../envs/solargen.yaml"
-    shell:
-        "python -m solargen features --images {input.images} --net {wildcards.net} {params.crop}"
-        " --out {output:q} --net-specs {params.specs:q} --threads {threads} 2> {log:q}"
+        "python -m solargen features --images {input.images} --net {wildcards.net} --out {output.whole}"
+        " {params.crops} --net-specs {params.specs:q} --threads {threads} 2> {log}"
 
 
 rule real_crop_spectrum:
@@ -100,6 +89,7 @@ rule evaluate:
         # physical scales, so resolutions can be compared on the same scales (findings claim 10).
         bias_sizes=" ".join(map(str, BIAS_SIZES)),
     threads: config["threads"]["evaluate"]
+    priority: 1  # a finished run is scored as soon as it can be, not all runs at the end
     log:
         f"{OUT}/logs/evaluate/{{family}}/{{run}}.log",
     conda:

@@ -19,6 +19,9 @@ rule feature_train:
         seed=lambda w: FEATURE_TRAIN[w.fnet]["seed"],
         test_fraction=config["data"]["test_fraction"],
     threads: config["threads"]["train"]
+    # Every evaluate job waits for the solar networks' real features: these before the GAN
+    # trainings (priority 1, train.smk), so evaluations interleave with training on few cores.
+    priority: 2
     resources:
         runtime=config["runtime_min"]["train"],
         nodes=lambda w: FEATURE_TRAIN[w.fnet]["nodes"],

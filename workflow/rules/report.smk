@@ -41,6 +41,7 @@ rule results_ci:
         features=" ".join(f"{k}={p}" for k, p in REAL_FEATURES.items()),
         resamples=EV["bootstrap_resamples"],
         seed=config["seed"],
+    priority: 1  # the longest report job first; the tables and plots fill the other cores
     log:
         f"{OUT}/logs/results_ci.log",
     conda:

@@ -20,6 +20,7 @@ rule sample:
         batch=config["evaluation"]["sample_batch_size"],
         seed=lambda w: ALL_RUNS[w.run]["seed"],  # seed replicates have their own
     threads: config["threads"]["sample"]
+    priority: lambda w: ALL_RUNS[w.run]["sampling_steps"]  # the long samplings first (train.smk)
     resources:
         runtime=config["runtime_min"]["sample"],
     log:

@@ -27,6 +27,10 @@ rule train:
         flip="--east-west-flip" if config["data"]["augment"]["east_west_flip"] else "",
         check=training_check_args(),
     threads: config["threads"]["train"]
+    # Longest chains first: a model whose runs sample iteratively (diffusion: a network call per
+    # step per image) trains before the one-call GANs, so on few cores its sampling and
+    # evaluation do not end the workflow alone on one core.
+    priority: lambda w: max((r["sampling_steps"] for r in ALL_RUNS.values() if r["model"] == w.model), default=0)
     resources:
         runtime=config["runtime_min"]["train"],
         # Data-parallel training: `mpi` launches the ranks. On a cluster it is srun (one task per

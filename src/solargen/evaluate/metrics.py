@@ -16,8 +16,6 @@ from ..io import InputError, atomic_path, image_files, load_npz, read_json, writ
 from .bootstrap import save_generated
 from .crops import CropMode, crop_images, protocol_fields, stored_protocol
 from .distances import MIN_SAMPLES, frechet_distance, kernel_distance, precision_recall
-from .features import FeatureNetUnavailable, describe, folder_features, load_features
-from .features import save_features  # noqa: F401  (re-exported: `solargen.cli` imports it from here)
 from .images import load_images
 from .pixel import pixel_metrics
 from .registry import PROFILE_TOLERANCE  # defined torch-free: the report's tables read it too
@@ -155,6 +153,10 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
     be compared on the same scales. A run drawing smaller images than the real set (an integer
     factor) is scored on its own band (`match_resolution`).
     """
+    # Here, not at the top: the feature networks need torch (~3 s to import), and the real
+    # spectrum jobs (`save_spectrum`) import this module without needing any network.
+    from .features import FeatureNetUnavailable, describe, folder_features, load_features
+
     rows, not_run, methods = [], [], {}
     kept_feats, kept_power = {}, {}
     fake_files = image_files(samples)
