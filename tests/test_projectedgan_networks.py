@@ -146,6 +146,19 @@ def test_mini_discriminator_sizing():
         MiniDiscriminator(64, 96)
 
 
+@pytest.mark.parametrize("side", [2, 4, 8, 13, 14, 16, 56])
+def test_actual_sizing_keeps_a_normalised_block(side):
+    """Upstream's mini-Ds all have ≥ 1 conv-BN-LeakyReLU block before the logit conv; at
+    ``disc_sizing: actual`` a map too small to halve (the demo's 8- and 4-px CSM levels) must
+    keep one too, else the logits are a linear read-out of raw features (±10 in 2 steps)."""
+    d = MiniDiscriminator(64, 32, separable=True, width=0.25, map_side=side)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    out = d(torch.randn(3, 64, side, side))
+    assert min(out.shape[-2:]) >= 4
+    if side < 14:  # no room to halve: the one block keeps the side, the logits are as before
+        assert out.shape[-1] == {2: 5, 4: 5, 8: 5, 13: 10}[side]
+
+
 def test_projected_discriminator_is_frozen_but_passes_gradients(nets):
     torch.manual_seed(0)
     d = ProjectedDiscriminator(nets[2], num_discs=4, separable=True, width=0.25)
