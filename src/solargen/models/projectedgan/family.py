@@ -24,7 +24,8 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
 - ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
   cfg) and a multiplier on their channel widths (small CPU configs).
 - ``disc_sizing`` (``nominal``, upstream): mini-D depth from a nominal 256-px input; ``actual``
-  sizes it from the real feature maps so the logits stay ≥ 4×4 below 224 px (the demo).
+  sizes it from the real feature maps so the logits stay ≥ 4×4 below 224 px (the demo), each mini-D
+  keeping ≥ 1 conv-BN-LeakyReLU block as upstream's.
 - ``lr`` (0.002), ``betas`` ([0, 0.99]), ``batch_size``: Adam for G and D. D's lr and betas get
   upstream's lazy-regularisation factor 16/17 although D has no regulariser (a quirk of the
   original code, kept so the recipe is the study's).
