@@ -178,3 +178,27 @@ def test_projected_discriminator_is_frozen_but_passes_gradients(nets):
     d.diffaug_policy = ""
     with torch.no_grad():
         assert torch.equal(d(x), d(x))
+
+
+def test_forward_pair_is_two_separate_passes(nets):
+    """D's step shares F's forward between reals and fakes; the logits, the gradients and the
+    mini-Ds' batch statistics must be those of two separate passes (upstream's Dreal/Dgen)."""
+    import copy
+
+    fn = FeatureNetwork("lite0", proj_type=2, interp_size=64)
+    fn.load_state_dict(nets[2].state_dict())
+    torch.manual_seed(0)
+    d1 = ProjectedDiscriminator(fn, num_discs=4, width=0.25, sizing="actual", image_size=64)
+    d2 = copy.deepcopy(d1)
+    d1.train(), d2.train()
+    a, b = torch.rand(4, 1, 64, 64) * 2 - 1, torch.rand(4, 1, 64, 64) * 2 - 1
+    b[:2] -= 1  # a different batch: separate BatchNorm statistics matter
+    g = torch.Generator().manual_seed(5)
+    ra, rb = d1(a, g), d1(b, g)
+    pa, pb = d2.forward_pair(a, b, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(pa, ra, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pb, rb, atol=1e-4, rtol=1e-4)
+    (ra.mean() - rb.mean()).backward()
+    (pa.mean() - pb.mean()).backward()
+    for p1, p2 in zip(d1.discriminator.parameters(), d2.discriminator.parameters()):
+        torch.testing.assert_close(p2.grad, p1.grad, atol=1e-4, rtol=1e-3)

@@ -184,11 +184,22 @@ class ProjectedGANTrainer:
         blur_sigma(cfg, 0)  # a bad blur setting fails here, before any step
         self.d_size = disc_input_side(cfg, image_size)
 
-    def _D(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
+    def _D_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         x = blur(x, sigma)
         if x.shape[-1] != self.d_size:  # area average: every pixel counts, no aliasing
             x = torch.nn.functional.interpolate(x, size=self.d_size, mode="area")
-        return self.D(x, generator)
+        return x
+
+    def _D(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
+        return self.D(self._D_input(x, sigma), generator)
+
+    def _D_real_fake(self, real, fake, generator, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits on reals and fakes as two separate passes (separate mini-D batch statistics),
+        sharing the frozen feature network's forward where D has one."""
+        real, fake = self._D_input(real, sigma), self._D_input(fake, sigma)
+        if hasattr(self.D, "forward_pair"):
+            return self.D.forward_pair(real, fake, generator)
+        return self.D(real, generator), self.D(fake, generator)  # pixel D: minibatch-std is per batch
 
     def _z(self, b: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn((b, self.G.z_dim), generator=generator).to(self.device)
@@ -214,7 +225,7 @@ class ProjectedGANTrainer:
             p.requires_grad_(True)
         with torch.no_grad():
             fake = self.G(self._z(b, generator), generator=generator)
-        real_logits, fake_logits = self._D(x, generator, sigma), self._D(fake, generator, sigma)
+        real_logits, fake_logits = self._D_real_fake(x, fake, generator, sigma)
         loss_D_real = torch.relu(1 - real_logits).mean()
         loss_D_fake = torch.relu(1 + fake_logits).mean()
         self.optimizers["D"].zero_grad(set_to_none=True)
