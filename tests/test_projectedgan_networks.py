@@ -146,6 +146,19 @@ def test_mini_discriminator_sizing():
         MiniDiscriminator(64, 96)
 
 
+@pytest.mark.parametrize("side", [2, 4, 8, 13, 14, 16, 56])
+def test_actual_sizing_keeps_a_normalised_block(side):
+    """Upstream's mini-Ds all have ≥ 1 conv-BN-LeakyReLU block before the logit conv; at
+    ``disc_sizing: actual`` a map too small to halve (the demo's 8- and 4-px CSM levels) must
+    keep one too, else the logits are a linear read-out of raw features (±10 in 2 steps)."""
+    d = MiniDiscriminator(64, 32, separable=True, width=0.25, map_side=side)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    out = d(torch.randn(3, 64, side, side))
+    assert min(out.shape[-2:]) >= 4
+    if side < 14:  # no room to halve: the one block keeps the side, the logits are as before
+        assert out.shape[-1] == {2: 5, 4: 5, 8: 5, 13: 10}[side]
+
+
 def test_projected_discriminator_is_frozen_but_passes_gradients(nets):
     torch.manual_seed(0)
     d = ProjectedDiscriminator(nets[2], num_discs=4, separable=True, width=0.25)
@@ -165,3 +178,27 @@ def test_projected_discriminator_is_frozen_but_passes_gradients(nets):
     d.diffaug_policy = ""
     with torch.no_grad():
         assert torch.equal(d(x), d(x))
+
+
+def test_forward_pair_is_two_separate_passes(nets):
+    """D's step shares F's forward between reals and fakes; the logits, the gradients and the
+    mini-Ds' batch statistics must be those of two separate passes (upstream's Dreal/Dgen)."""
+    import copy
+
+    fn = FeatureNetwork("lite0", proj_type=2, interp_size=64)
+    fn.load_state_dict(nets[2].state_dict())
+    torch.manual_seed(0)
+    d1 = ProjectedDiscriminator(fn, num_discs=4, width=0.25, sizing="actual", image_size=64)
+    d2 = copy.deepcopy(d1)
+    d1.train(), d2.train()
+    a, b = torch.rand(4, 1, 64, 64) * 2 - 1, torch.rand(4, 1, 64, 64) * 2 - 1
+    b[:2] -= 1  # a different batch: separate BatchNorm statistics matter
+    g = torch.Generator().manual_seed(5)
+    ra, rb = d1(a, g), d1(b, g)
+    pa, pb = d2.forward_pair(a, b, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(pa, ra, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(pb, rb, atol=1e-4, rtol=1e-4)
+    (ra.mean() - rb.mean()).backward()
+    (pa.mean() - pb.mean()).backward()
+    for p1, p2 in zip(d1.discriminator.parameters(), d2.discriminator.parameters()):
+        torch.testing.assert_close(p2.grad, p1.grad, atol=1e-4, rtol=1e-3)

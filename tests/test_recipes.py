@@ -237,6 +237,13 @@ def _what_d_sees(cfg: dict, size: int):
     tr = ProjectedGANTrainer(cfg, size)
     inputs = []
     tr.D.register_forward_pre_hook(lambda m, a: inputs.append(a[0].detach().clone()))
+    pair = tr.D.forward_pair  # the D step's real and fake passes (one shared feature-network call)
+
+    def record(a, b, generator=None):
+        inputs.extend([a.detach().clone(), b.detach().clone()])
+        return pair(a, b, generator)
+
+    tr.D.forward_pair = record
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 1, size, size, generator=g) * 2 - 1
     return x, inputs, tr.training_step(x, 0, g)

@@ -24,7 +24,8 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
 - ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
   cfg) and a multiplier on their channel widths (small CPU configs).
 - ``disc_sizing`` (``nominal``, upstream): mini-D depth from a nominal 256-px input; ``actual``
-  sizes it from the real feature maps so the logits stay ≥ 4×4 below 224 px (the demo).
+  sizes it from the real feature maps so the logits stay ≥ 4×4 below 224 px (the demo), each mini-D
+  keeping ≥ 1 conv-BN-LeakyReLU block as upstream's.
 - ``lr`` (0.002), ``betas`` ([0, 0.99]), ``batch_size``: Adam for G and D. D's lr and betas get
   upstream's lazy-regularisation factor 16/17 although D has no regulariser (a quirk of the
   original code, kept so the recipe is the study's).
@@ -183,11 +184,22 @@ class ProjectedGANTrainer:
         blur_sigma(cfg, 0)  # a bad blur setting fails here, before any step
         self.d_size = disc_input_side(cfg, image_size)
 
-    def _D(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
+    def _D_input(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
         x = blur(x, sigma)
         if x.shape[-1] != self.d_size:  # area average: every pixel counts, no aliasing
             x = torch.nn.functional.interpolate(x, size=self.d_size, mode="area")
-        return self.D(x, generator)
+        return x
+
+    def _D(self, x: torch.Tensor, generator: torch.Generator, sigma: float) -> torch.Tensor:
+        return self.D(self._D_input(x, sigma), generator)
+
+    def _D_real_fake(self, real, fake, generator, sigma) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits on reals and fakes as two separate passes (separate mini-D batch statistics),
+        sharing the frozen feature network's forward where D has one."""
+        real, fake = self._D_input(real, sigma), self._D_input(fake, sigma)
+        if hasattr(self.D, "forward_pair"):
+            return self.D.forward_pair(real, fake, generator)
+        return self.D(real, generator), self.D(fake, generator)  # pixel D: minibatch-std is per batch
 
     def _z(self, b: int, generator: torch.Generator) -> torch.Tensor:
         return torch.randn((b, self.G.z_dim), generator=generator).to(self.device)
@@ -213,7 +225,7 @@ class ProjectedGANTrainer:
             p.requires_grad_(True)
         with torch.no_grad():
             fake = self.G(self._z(b, generator), generator=generator)
-        real_logits, fake_logits = self._D(x, generator, sigma), self._D(fake, generator, sigma)
+        real_logits, fake_logits = self._D_real_fake(x, fake, generator, sigma)
         loss_D_real = torch.relu(1 - real_logits).mean()
         loss_D_fake = torch.relu(1 + fake_logits).mean()
         self.optimizers["D"].zero_grad(set_to_none=True)
