@@ -28,7 +28,7 @@ def test_lazy_regularisers_run_at_their_intervals_with_compensated_adam():
 
 
 def test_pl_weight_zero_skips_the_path_length_phase_and_its_adam_compensation():
-    # A config switch (config F keeps pl_weight 2; config/small.yaml turns it off): no Greg step, so G's Adam is not compensated.
+    # The demo's switch (config F keeps pl_weight 2): no Greg step, so G's Adam is not compensated.
     t = StyleGAN2Trainer({**TINY, "pl_weight": 0.0}, 16)
     g = torch.Generator().manual_seed(0)
     logs = [t.training_step(_x(), s, g) for s in range(3)]
