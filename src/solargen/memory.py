@@ -1,4 +1,4 @@
-"""The C allocator's settings for the steps that run networks on the CPU (features, sampling)."""
+"""The C allocator's settings for the steps that run networks on the CPU (training, features, sampling)."""
 
 from __future__ import annotations
 
