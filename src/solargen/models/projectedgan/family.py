@@ -151,8 +151,8 @@ class ProjectedGANTrainer:
         self.device = torch.device(device)
         self.G = build_generator(cfg, image_size).to(self.device)
         self.D = build_discriminator(cfg, image_size).to(self.device)
-        # On the CPU oneDNN convolves channels-last maps without reordering them each layer: −34 % CPU
-        # per demo training step in the projected arms, −5 % in the pixel-D arm (1 thread, measured).
+        # On the CPU oneDNN convolves channels-last maps without reordering them each layer: −31 % CPU
+        # per demo training step in the projected arms, −5 % in the pixel-D arm (benchmarks/train_step.py).
         if self.device.type == "cpu":
             self.D.to(memory_format=torch.channels_last)
         if cfg["discriminator"] == "projected":
