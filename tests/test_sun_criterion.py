@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from solargen.evaluate.sun_criterion import RUN_FRACTION, main, radial_profiles, real_threshold, sun_criterion
+from solargen.evaluate.sun_criterion import (RUN_FRACTION, fraction_interval, main, radial_profiles, real_threshold,
+                                             sun_criterion)
 
 
 def _suns(n, rng, size=64, radius=0.62, jitter=0.03):
@@ -31,6 +32,23 @@ def test_threshold_is_the_largest_leave_one_out_distance():
     assert real_threshold(prof) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="at least 2"):
         real_threshold(prof[:1])
+
+
+def test_fraction_interval_is_clopper_pearson_and_covers():
+    from scipy.stats import beta
+
+    # the exact interval's closed form: beta quantiles at α/2 and 1 − α/2
+    for k, n in [(26, 32), (29, 32), (230, 256), (1, 8)]:
+        lo, hi = fraction_interval(k, n)
+        assert lo == pytest.approx(beta.ppf(0.025, k, n - k + 1)) and hi == pytest.approx(beta.ppf(0.975, k + 1, n - k))
+    assert fraction_interval(0, 10)[0] == 0 and fraction_interval(10, 10)[1] == 1
+    # it covers a true rate at the verdict's bar at least 95 % of the time at the demo's 32 samples
+    rng = np.random.default_rng(3)
+    draws = rng.binomial(32, RUN_FRACTION, size=2000)
+    cover = np.mean([lo <= RUN_FRACTION <= hi for lo, hi in (fraction_interval(int(k), 32) for k in draws)])
+    assert cover >= 0.94, cover
+    with pytest.raises(ValueError, match="33 passed of 32"):
+        fraction_interval(33, 32)
 
 
 def test_new_suns_pass_and_blobs_blanks_and_noise_fail():
@@ -122,6 +140,8 @@ def test_evaluation_records_the_criterion_as_the_command_computes_it(tmp_path):
     collect(files, tmp_path / "results.csv", out_meta=tmp_path / "meta.csv")
     meta = pd.read_csv(tmp_path / "meta.csv", dtype={"sun_pass": str}).set_index("fake")
     assert meta.loc["half", "sun_fraction"] == pytest.approx(0.7) and meta.loc["half", "sun_pass"] == "no"
+    assert (meta.loc["half", "sun_fraction_lo"], meta.loc["half", "sun_fraction_hi"]) == pytest.approx(fraction_interval(7, 10))
+    assert (meta["sun_fraction_lo"] <= meta["sun_fraction"]).all() and (meta["sun_fraction"] <= meta["sun_fraction_hi"]).all()
     assert meta.loc["full", "sun_pass"] == ("yes" if json.loads(files[0].read_text())["sun_pass"] else "no")
     # A real spectrum made before the criterion: no verdict, an empty cell, nothing else lost.
     with np.load(tmp_path / "s.npz") as z:
@@ -130,4 +150,5 @@ def test_evaluation_records_the_criterion_as_the_command_computes_it(tmp_path):
                      real_name="R", fake_name="full")
     assert m["sun_fraction"] is None and m["sun_pass"] is None and m["rows"]
     collect([tmp_path / "old.json"], tmp_path / "r2.csv", out_meta=tmp_path / "meta2.csv")
-    assert pd.read_csv(tmp_path / "meta2.csv", keep_default_na=False).loc[0, "sun_pass"] == ""
+    old_meta = pd.read_csv(tmp_path / "meta2.csv", keep_default_na=False).loc[0]
+    assert old_meta["sun_pass"] == "" and old_meta["sun_fraction_lo"] == old_meta["sun_fraction_hi"] == ""

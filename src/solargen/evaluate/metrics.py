@@ -257,6 +257,7 @@ def evaluate_run(samples: str | Path, real_features: dict[str, str], real_spectr
               # Unconditional runs: the share of samples that draw the Sun and whether the run does
               # (`sun_criterion`); None for conditional runs, which copy the Sun from their input.
               "sun_fraction": sun["fraction"] if sun else None, "sun_pass": sun["draws_the_sun"] if sun else None,
+              "sun_fraction_ci": sun["fraction_ci"] if sun else None,
               "sun_criterion": sun, "rows": rows, "not_run": not_run,
               "n_expected": n_expected, "warnings": [count_note] if count_note else [],
               "nets": {n: describe(n) for n in {k.partition("-")[0] for k in real_features}}, "fid_method": methods}

@@ -10,9 +10,10 @@ from ..io import InputError, atomic_path, read_json
 
 COLUMNS = ["metric", "value", "real", "fake", "net"]
 #: results_meta.csv: what every run's numbers rest on, the convergence check's outcome, and the
-#: "draws the Sun" criterion's (`evaluate.sun_criterion`: share of samples passing, run passes).
+#: "draws the Sun" criterion's (`evaluate.sun_criterion`: share of samples passing with its 95 %
+#: binomial interval, run passes).
 META_COLUMNS = ["fake", "n_samples", "n_real", "sampling_seeds", "checkpoint", "radial_profile_error", "converged",
-                "sun_fraction", "sun_pass"]
+                "sun_fraction", "sun_fraction_lo", "sun_fraction_hi", "sun_pass"]
 
 
 def not_converged(meta_csv: str | Path) -> dict[str, str]:
@@ -53,6 +54,8 @@ def collect(metrics_files: list[str | Path], out_csv: str | Path, out_not_run: s
                      "converged": {True: "yes", False: "no"}.get(conv.get("converged"), ""),
                      # Empty for conditional runs and where the real spectrum lacks the profiles.
                      "sun_fraction": m.get("sun_fraction") if m.get("sun_fraction") is not None else float("nan"),
+                     # metrics.json files written before the interval: empty, the run's share still shown.
+                     **dict(zip(("sun_fraction_lo", "sun_fraction_hi"), m.get("sun_fraction_ci") or (float("nan"),) * 2)),
                      "sun_pass": {True: "yes", False: "no"}.get(m.get("sun_pass"), "")})
     if out_meta:
         with atomic_path(out_meta) as tmp:
