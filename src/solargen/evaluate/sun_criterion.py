@@ -73,13 +73,16 @@ def real_threshold(real_profiles: np.ndarray) -> float:
 def fraction_interval(passed: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
     """Exact (Clopper–Pearson) interval for a share of ``passed`` of ``n`` samples: it covers the
     model's own rate with at least ``level`` probability whatever the rate, where a normal
-    approximation undercovers near 0 and 1 (where these shares sit)."""
-    from scipy.stats import binomtest
+    approximation undercovers near 0 and 1 (where these shares sit). Beta quantiles, from
+    scipy.special (scipy.stats would add ~0.7 s of import to every evaluate job)."""
+    from scipy.special import betaincinv
 
     if n < 1 or not 0 <= passed <= n:
         raise ValueError(f"{passed} passed of {n} samples")
-    ci = binomtest(passed, n).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
+    alpha = 1 - level
+    lo = float(betaincinv(passed, n - passed + 1, alpha / 2)) if passed > 0 else 0.0
+    hi = float(betaincinv(passed + 1, n - passed, 1 - alpha / 2)) if passed < n else 1.0
+    return lo, hi
 
 
 def sun_criterion(real: np.ndarray, samples: np.ndarray) -> dict:
