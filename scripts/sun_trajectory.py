@@ -1,7 +1,7 @@
 """How soon does a recipe draw the Sun? Train one model entry in-process and score its EMA samples
 with the per-sample criterion (`solargen.evaluate.sun_criterion`) every ``--every`` steps.
 
-The tuning tool behind README's "Training recipes" tables (issue #22): the family's own trainer
+The tuning tool behind the tables of docs/training_recipes.md (issue #22): the family's own trainer
 and sampler, batches drawn uniformly from ``dataset.h5`` (not `solargen.train.fit`'s loader, so
 the trajectory is not the workflow job's step for step), ``--n`` samples at sampling seed 0
 quantised to 8 bits as the sample rule's PNGs, against every frame of the data set. One thread.

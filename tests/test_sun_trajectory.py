@@ -1,4 +1,4 @@
-"""scripts/sun_trajectory.py, the recipe-tuning tool behind README's "Training recipes" tables:
+"""scripts/sun_trajectory.py, the recipe-tuning tool behind the tables of docs/training_recipes.md:
 it trains a config's model entry with its overrides and scores each check with the committed
 criterion, reproducibly."""
 
