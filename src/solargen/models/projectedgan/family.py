@@ -19,8 +19,8 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
   feature network (upstream's ``interp224``); ``null`` never resizes.
 - ``disc_input_size`` (unset: the data's size, upstream): a power of two ≥ 32 to which every image D
   sees is area-downsampled first (the pixel-D arm's D is then built at that size); with
-  ``interp_size`` ≤ it the feature network runs at the smaller size. A demo experiment (README,
-  "Training recipes"); no shipped config sets it.
+  ``interp_size`` ≤ it the feature network runs at the smaller size. A demo experiment
+  (docs/training_recipes.md); no shipped config sets it.
 - ``separable`` (true), ``disc_width`` (1.0): mini-D blocks (depthwise-separable, the stylegan2
   cfg) and a multiplier on their channel widths (small CPU configs).
 - ``disc_sizing`` (``nominal``, upstream): mini-D depth from a nominal 256-px input; ``actual``
@@ -38,7 +38,7 @@ The ablations are switches resolved by `ablations.resolve`. Config keys (``model
   (``ProjectedGANLoss``) that blurs every image D sees (real and fake, both phases) with a Gaussian
   of σ = ``blur_init_sigma`` px fading linearly to 0 over ``blur_fade_kimg`` thousand images. It
   hides the fine structure on which the frozen features separate reals from fakes at once; on the
-  demo it helps the four-mini-D arms and slows the others (README, "Training recipes"), so no
+  demo it helps the four-mini-D arms and slows the others (docs/training_recipes.md), so no
   shipped config sets it. As upstream, the blur needs ``blur_fade_kimg`` > 1 (upstream silently
   ignores it otherwise; here that is an error).
 - ``ema_kimg`` (batch·10/32), ``ema_rampup`` (0.05): G EMA half-life in thousands of images,
